@@ -1,0 +1,308 @@
+"""The hot path: one consumed message, one transaction — inbox, instance, history, outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from ._activities import run_activities
+from ._clock import Clock
+from ._consumer import Consumer
+from ._context import BehaviorContext, ConsumeContext, Outgoing, PublishRoutes
+from ._envelope import SCHEDULE_TOKEN, Envelope
+from ._errors import ConcurrencyError, SagaNotFoundError, UnhandledEventError
+from ._events import Event, EventKind, MissingInstance
+from ._model import Concurrency, SagaModel, Unhandled
+from ._saga import Saga
+from ._states import SagaState
+from .persistence import HistoryRecord, InstanceRecord, OutboxRow, SagaStore, StoreTransaction
+
+log = logging.getLogger("core_saga")
+
+
+@dataclass(slots=True)
+class Work:
+    """What handling one message produced, before commit."""
+
+    outgoing: list[Outgoing] = field(default_factory=list)
+    history: list[HistoryRecord] = field(default_factory=list)
+    unscheduled: list[str] = field(default_factory=list)
+
+
+class Handler(Protocol):
+    """Something an endpoint feeds messages to: a saga or a consumer."""
+
+    name: str
+
+    def message_types(self) -> frozenset[str]: ...
+
+    def subscriptions(self) -> frozenset[str]:
+        """The published types it wants (timers and responses come by send)."""
+        ...
+
+    async def handle(self, tx: StoreTransaction, envelope: Envelope, work: Work,
+                     endpoint: str, clock: Clock, routes: PublishRoutes) -> None: ...
+
+
+class ConsumerHandler:
+    """Runs a Consumer for its message type."""
+
+    def __init__(self, consumer: Consumer[Any]) -> None:
+        self.consumer = consumer
+        self.name = type(consumer).__name__
+        self._types = frozenset({consumer.message_type.message_urn})
+
+    def message_types(self) -> frozenset[str]:
+        return self._types
+
+    def subscriptions(self) -> frozenset[str]:
+        return self._types
+
+    async def handle(self, tx: StoreTransaction, envelope: Envelope, work: Work,
+                     endpoint: str, clock: Clock, routes: PublishRoutes) -> None:
+        ctx: ConsumeContext[Any] = ConsumeContext(envelope, endpoint=endpoint, clock=clock,
+                                                  routes=routes, outgoing=work.outgoing)
+        ctx.transaction = tx
+        await self.consumer.consume(ctx)
+
+
+class SagaHandler:
+    """Applies events to the instances of one saga."""
+
+    def __init__(self, saga: Saga[Any]) -> None:
+        self.saga = saga
+        self.model: SagaModel = type(saga).model
+        self.name = self.model.name
+        self._lock = self.model.concurrency is Concurrency.PESSIMISTIC
+
+    def message_types(self) -> frozenset[str]:
+        return self.model.message_types
+
+    def subscriptions(self) -> frozenset[str]:
+        return frozenset(e.message_type.message_urn for e in self.model.events.values()
+                         if e.kind is EventKind.EVENT)
+
+    async def _correlate(self, tx: StoreTransaction, event: Event[Any],
+                         envelope: Envelope) -> str | None:
+        message = envelope.message
+        if event.by_envelope:
+            return envelope.correlation_id
+        if event.correlate_by is not None:
+            value = event.correlate_by(message)
+            return None if value is None else str(value)
+        if event.query is not None:
+            wanted = event.query.value(message)
+            found = await tx.find(self.name, event.query.name, str(wanted))
+            if len(found) > 1:
+                raise SagaNotFoundError(self.name, f"query {event.query.name}={wanted!r} "
+                                        f"matched {len(found)} instances", event=event.name,
+                                        message_id=envelope.message_id)
+            return found[0] if found else None
+        value = getattr(message, "correlation_id", None)
+        return None if value is None else str(value)
+
+    async def handle(self, tx: StoreTransaction, envelope: Envelope, work: Work,
+                     endpoint: str, clock: Clock, routes: PublishRoutes) -> None:
+        model = self.model
+        event = model.event_for(envelope.message_type, envelope.message)
+        if event is None:
+            return
+        correlation_id = await self._correlate(tx, event, envelope)
+        record = None
+        if correlation_id is not None:
+            record = await tx.load(model.name, correlation_id, lock=self._lock)
+        if record is None:
+            if event.name not in model.initial_events:
+                await self._missing(event, envelope, work, endpoint, clock, routes,
+                                    correlation_id)
+                return
+            if correlation_id is None:
+                correlation_id = envelope.correlation_id or envelope.message_id
+            instance = model.state_type(correlation_id=correlation_id)
+        else:
+            instance = model.state_type.model_validate(
+                {**record.data, "correlation_id": record.correlation_id,
+                 "current_state": record.state})
+        if not self._accepts(event, instance, envelope, work):
+            return
+        before = instance.current_state
+        behaviors = model.lookup(before, event.name)
+        if behaviors is None:
+            if event.kind is EventKind.SCHEDULE or model.unhandled is Unhandled.IGNORE:
+                log.info("saga %s %s: %s ignored in state %s", model.name, correlation_id,
+                         event.name, before)
+                return
+            raise UnhandledEventError(model.name, "no behavior for this event in this state",
+                                      state=before, event=event.name,
+                                      message_id=envelope.message_id,
+                                      correlation_id=correlation_id)
+        ctx: BehaviorContext[Any, Any] = BehaviorContext(
+            envelope, saga=instance, machine=self.saga, event_name=event.name,
+            endpoint=endpoint, clock=clock, routes=routes, outgoing=work.outgoing)
+        ctx.transaction = tx
+        ran = False
+        for behavior in behaviors:
+            if behavior.filter is not None and not behavior.filter(ctx):
+                continue
+            ran = True
+            if behavior.ignore:
+                break
+            await run_activities(behavior.activities, ctx)
+        work.unscheduled.extend(ctx.unscheduled)
+        if not ran or all(b.ignore for b in behaviors):
+            return
+        await self._persist(tx, record, instance, clock)
+        work.history.append(HistoryRecord(
+            saga_type=model.name, correlation_id=instance.correlation_id, event=event.name,
+            from_state=before, to_state=instance.current_state,
+            message_id=envelope.message_id, message_type=envelope.message_type,
+            at=clock.now(),
+            detail={"transitions": [list(t) for t in ctx.transitions]}
+            if len(ctx.transitions) > 1 else None,
+        ))
+
+    def _accepts(self, event: Event[Any], instance: SagaState, envelope: Envelope,
+                 work: Work) -> bool:
+        """Recognise stale timers and responses, and consume the fresh ones."""
+        owner: Any = event.owner_object
+        if event.kind is EventKind.SCHEDULE:
+            token = envelope.headers.get(SCHEDULE_TOKEN)
+            if not token or getattr(instance, owner.token_field) != token:
+                log.info("saga %s %s: stale timer %s ignored", self.name,
+                         instance.correlation_id, event.name)
+                return False
+            setattr(instance, owner.token_field, None)
+        elif event.kind in (EventKind.REQUEST_COMPLETED, EventKind.REQUEST_FAULTED,
+                            EventKind.REQUEST_TIMEOUT):
+            pending = getattr(instance, owner.request_id_field)
+            if not pending or pending != envelope.request_id:
+                log.info("saga %s %s: stale %s ignored", self.name,
+                         instance.correlation_id, event.name)
+                return False
+            setattr(instance, owner.request_id_field, None)
+            if event.kind is not EventKind.REQUEST_TIMEOUT:
+                work.unscheduled.append(pending)  # the timeout timer carries the request id
+        return True
+
+    async def _persist(self, tx: StoreTransaction, record: InstanceRecord | None,
+                       instance: SagaState, clock: Clock) -> None:
+        model = self.model
+        now = clock.now()
+        if model.is_completed(instance):
+            if record is not None:
+                await tx.delete(model.name, instance.correlation_id, record.version)
+            return
+        new = InstanceRecord(
+            saga_type=model.name, correlation_id=instance.correlation_id,
+            state=instance.current_state, version=1 if record is None else record.version + 1,
+            data=instance.data(), created_at=now if record is None else record.created_at,
+            updated_at=now,
+        )
+        if record is None:
+            await tx.insert(new)
+        else:
+            await tx.update(new, record.version)
+        if model.indexed:
+            await tx.set_index(model.name, instance.correlation_id,
+                               {k: str(getattr(instance, k)) for k in model.indexed
+                                if getattr(instance, k) is not None})
+
+    async def _missing(self, event: Event[Any], envelope: Envelope, work: Work,
+                       endpoint: str, clock: Clock, routes: PublishRoutes,
+                       correlation_id: str | None) -> None:
+        policy = event.on_missing
+        if event.kind is not EventKind.EVENT:
+            log.info("saga %s: %s for missing instance %s ignored", self.name, event.name,
+                     correlation_id)
+            return
+        if policy is MissingInstance.DISCARD:
+            log.info("saga %s: %s for missing instance %s discarded", self.name, event.name,
+                     correlation_id)
+            return
+        if policy is MissingInstance.FAULT:
+            raise SagaNotFoundError(self.name, "no instance for this event, and the event "
+                                    "does not start one", event=event.name,
+                                    message_id=envelope.message_id,
+                                    correlation_id=correlation_id)
+        ctx: ConsumeContext[Any] = ConsumeContext(envelope, endpoint=endpoint, clock=clock,
+                                                  routes=routes, outgoing=work.outgoing)
+        await policy(ctx)
+
+
+@dataclass(slots=True)
+class Processed:
+    """The outcome of one message: `duplicate` when the inbox had it already."""
+
+    duplicate: bool
+    rows: list[OutboxRow]
+    work: Work
+
+
+class Endpoint:
+    """A receive endpoint (one queue) and the handlers behind it.
+
+    :meth:`process` handles one message in one transaction: it claims the message id
+    in the inbox, runs every handler for the type, writes instances, history and the
+    outbox, and commits. On an optimistic-concurrency conflict it rolls back and runs
+    the message again from a fresh read.
+    """
+
+    def __init__(self, name: str, handlers: Sequence[Handler], *, store: SagaStore,
+                 clock: Clock, routes: PublishRoutes, max_conflict_retries: int = 25,
+                 lease: timedelta = timedelta(seconds=60),
+                 on_committed: Callable[[Envelope, Work], None] | None = None) -> None:
+        self.name = name
+        self.on_committed = on_committed
+        self.handlers = list(handlers)
+        self.store = store
+        self.clock = clock
+        self.routes = routes
+        self.max_conflict_retries = max_conflict_retries
+        self.lease = lease
+        self._by_type: dict[str, list[Handler]] = {}
+        for handler in self.handlers:
+            for urn in handler.message_types():
+                self._by_type.setdefault(urn, []).append(handler)
+
+    def message_types(self) -> frozenset[str]:
+        """Every message type some handler here consumes."""
+        return frozenset(self._by_type)
+
+    def subscriptions(self) -> frozenset[str]:
+        """Every published type some handler here wants."""
+        return frozenset(urn for h in self.handlers for urn in h.subscriptions())
+
+    def handles(self, urn: str) -> bool:
+        return urn in self._by_type
+
+    async def process(self, envelope: Envelope) -> Processed:
+        """Handle `envelope` exactly once in effect. Exceptions from handlers propagate
+        (after rollback) for the caller's retry and dead-letter policy."""
+        handlers = self._by_type.get(envelope.message_type, [])
+        for attempt in range(self.max_conflict_retries + 1):
+            work = Work()
+            try:
+                async with self.store.transaction() as tx:
+                    now = self.clock.now()
+                    if not await tx.inbox_claim(self.name, envelope.message_id, now):
+                        return Processed(True, [], work)
+                    for handler in handlers:
+                        await handler.handle(tx, envelope, work, self.name, self.clock,
+                                             self.routes)
+                    if work.unscheduled:
+                        await tx.cancel_timers(work.unscheduled)
+                    await tx.add_history(work.history)
+                    rows = await tx.add_outbox(work.outgoing, now, now + self.lease)
+                if self.on_committed is not None:
+                    self.on_committed(envelope, work)
+                return Processed(False, rows, work)
+            except ConcurrencyError:
+                if attempt == self.max_conflict_retries:
+                    raise
+                await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))
+        raise AssertionError("unreachable")

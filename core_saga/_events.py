@@ -1,0 +1,186 @@
+"""Events, schedules and requests: what a saga reacts to, and how it finds its instance."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ._messages import Fault, Message, RequestTimeoutExpired
+from ._states import State, pascal_case
+
+if TYPE_CHECKING:
+    from ._context import BehaviorContext, ConsumeContext
+
+M = TypeVar("M", bound=Message)
+R = TypeVar("R", bound=Message)
+
+
+class MissingInstance(enum.Enum):
+    """What happens when an event finds no instance and cannot create one."""
+
+    FAULT = "fault"
+    """The message faults with SagaNotFoundError (the default)."""
+    DISCARD = "discard"
+    """The message is consumed and dropped."""
+
+
+MissingHandler = Callable[["ConsumeContext[Any]"], Awaitable[None]]
+"""A custom missing-instance handler: it may respond, publish or send."""
+
+
+@dataclass(frozen=True, slots=True)
+class Query(Generic[M]):
+    """Correlate by a saga property instead of the id: the instance whose indexed
+    property `name` equals `value(message)`. Declare the property in the saga's
+    ``indexed`` tuple so the repository keeps it searchable."""
+
+    name: str
+    value: Callable[[M], object]
+
+
+class EventKind(enum.Enum):
+    EVENT = "event"
+    SCHEDULE = "schedule"
+    REQUEST_COMPLETED = "request_completed"
+    REQUEST_FAULTED = "request_faulted"
+    REQUEST_TIMEOUT = "request_timeout"
+
+
+class Event(Generic[M]):
+    """An event a saga reacts to, bound to a message type.
+
+    Correlate it in one of three ways: ``correlate_by`` (an expression over the
+    message giving the saga's correlation id), ``query`` (a :class:`Query` over an
+    indexed saga property), or nothing when the message has a ``correlation_id``
+    field. ``select_id`` gives the id of a new instance when an initial event's
+    correlation would find none (defaults to the correlation value).
+    """
+
+    def __init__(
+        self,
+        message_type: type[M],
+        *,
+        correlate_by: Callable[[M], object] | None = None,
+        query: Query[M] | None = None,
+        on_missing: MissingInstance | MissingHandler = MissingInstance.FAULT,
+        name: str | None = None,
+    ) -> None:
+        if correlate_by is not None and query is not None:
+            raise ValueError("give correlate_by or query, not both")
+        self.message_type = message_type
+        self.correlate_by = correlate_by
+        self.query = query
+        self.on_missing = on_missing
+        self.name = name or ""
+        self.kind = EventKind.EVENT
+        self.by_envelope = False
+        # A discriminator for events sharing one message type (faults, timeouts).
+        self.discriminator: Callable[[Message], bool] | None = None
+        self.owner_object: Schedule[Any] | Request[Any, Any] | None = None
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if not self.name:
+            self.name = pascal_case(name)
+
+    def __repr__(self) -> str:
+        return f"Event({self.name!r}, {self.message_type.__name__})"
+
+    @property
+    def has_correlation(self) -> bool:
+        return (
+            self.by_envelope
+            or self.correlate_by is not None
+            or self.query is not None
+            or "correlation_id" in self.message_type.model_fields
+        )
+
+
+class Schedule(Generic[M]):
+    """A durable timer: ``schedule`` sends `message_type` back to the saga after
+    `delay`; the timer's token is kept in the instance field `token_field` so
+    ``unschedule`` can cancel it and a stale timer is recognised and ignored.
+
+    ``received`` is the event the saga handles when the timer fires.
+    """
+
+    def __init__(
+        self,
+        message_type: type[M],
+        *,
+        token_field: str,
+        delay: timedelta | Callable[[BehaviorContext[Any, Any]], timedelta],
+    ) -> None:
+        self.message_type = message_type
+        self.token_field = token_field
+        self.delay = delay
+        self.name = ""
+        self.received: Event[M] = Event(message_type)
+        self.received.kind = EventKind.SCHEDULE
+        self.received.by_envelope = True
+        self.received.owner_object = self
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = pascal_case(name)
+        self.received.name = f"{self.name}.Received"
+
+    def delay_for(self, ctx: BehaviorContext[Any, Any]) -> timedelta:
+        return self.delay(ctx) if callable(self.delay) else self.delay
+
+    def __repr__(self) -> str:
+        return f"Schedule({self.name!r}, {self.message_type.__name__})"
+
+
+class Request(Generic[M, R]):
+    """A request the saga sends and waits on, with completed, faulted and timeout
+    events and a ``pending`` state, as MassTransit's ``Request<,,>``.
+
+    The pending request id is kept in the instance field `request_id_field`;
+    responses whose request id no longer matches are ignored as stale.
+    """
+
+    def __init__(
+        self,
+        request_type: type[M],
+        response_type: type[R],
+        *,
+        destination: str,
+        request_id_field: str,
+        timeout: timedelta | None = timedelta(seconds=30),
+    ) -> None:
+        self.request_type = request_type
+        self.response_type = response_type
+        self.destination = destination
+        self.request_id_field = request_id_field
+        self.timeout = timeout if timeout and timeout > timedelta(0) else None
+        self.name = ""
+        self.pending = State()
+        self.completed: Event[R] = Event(response_type)
+        self.completed.kind = EventKind.REQUEST_COMPLETED
+        self.faulted: Event[Fault] = Event(Fault)
+        self.faulted.kind = EventKind.REQUEST_FAULTED
+        self.timeout_expired: Event[RequestTimeoutExpired] = Event(RequestTimeoutExpired)
+        self.timeout_expired.kind = EventKind.REQUEST_TIMEOUT
+        urn = request_type.message_urn
+        self.faulted.discriminator = (
+            lambda m: isinstance(m, Fault) and m.faulted_message_type == urn
+        )
+        self.timeout_expired.discriminator = (
+            lambda m: isinstance(m, RequestTimeoutExpired) and m.request_type == urn
+        )
+        for event in (self.completed, self.faulted, self.timeout_expired):
+            event.by_envelope = True
+            event.owner_object = self
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = pascal_case(name)
+        self.pending.name = f"{self.name}.Pending"
+        self.pending.owner = owner.__name__
+        self.completed.name = f"{self.name}.Completed"
+        self.faulted.name = f"{self.name}.Faulted"
+        self.timeout_expired.name = f"{self.name}.TimeoutExpired"
+
+    def __repr__(self) -> str:
+        return f"Request({self.name!r}, {self.request_type.__name__})"

@@ -1,0 +1,112 @@
+"""The compiled model of a saga: built once from the class, read by the engine, the
+static checks and the graph renderers. Nothing here is re-derived per message."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._activities import Activity
+from ._events import Event, Request, Schedule
+from ._states import FINAL, INITIAL, SagaState
+
+
+class Unhandled(enum.Enum):
+    """What happens to an event that arrives in a state with no behavior for it."""
+
+    FAULT = "fault"
+    """The message faults with UnhandledEventError (the default, as MassTransit)."""
+    IGNORE = "ignore"
+    """The message is consumed and dropped, with a log line."""
+
+
+class Concurrency(enum.Enum):
+    """How two messages for one instance are kept from overwriting each other."""
+
+    OPTIMISTIC = "optimistic"
+    """A version column; on conflict the message is reloaded and re-run."""
+    PESSIMISTIC = "pessimistic"
+    """The row is locked while the behavior runs (SELECT … FOR UPDATE)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BehaviorModel:
+    """The activities for one event in one state."""
+
+    state: str
+    event: str
+    activities: tuple[Activity, ...]
+    filter: Callable[[Any], bool] | None = None
+    ignore: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionModel:
+    """An edge of the state graph: `source` --event--> `target`."""
+
+    source: str
+    event: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class SagaModel:
+    """A saga class compiled into states, events, behaviors and transitions."""
+
+    name: str
+    state_type: type[SagaState]
+    states: tuple[str, ...]
+    terminal_states: frozenset[str]
+    events: Mapping[str, Event[Any]]
+    events_by_urn: Mapping[str, tuple[Event[Any], ...]]
+    behaviors: Mapping[tuple[str, str], tuple[BehaviorModel, ...]]
+    initial_events: frozenset[str]
+    transitions: tuple[TransitionModel, ...]
+    schedules: tuple[Schedule[Any], ...]
+    requests: tuple[Request[Any, Any], ...]
+    indexed: tuple[str, ...]
+    completed_when_finalized: bool
+    completed_predicate: Callable[[Any], bool] | None
+    unhandled: Unhandled
+    concurrency: Concurrency
+    message_types: frozenset[str] = field(default=frozenset())
+
+    def lookup(self, state: str, event: str) -> tuple[BehaviorModel, ...] | None:
+        """The behaviors for `event` in `state`, or None when the state has none."""
+        return self.behaviors.get((state, event))
+
+    def is_completed(self, instance: SagaState) -> bool:
+        """Whether `instance` is complete and is to be removed from the repository."""
+        if self.completed_when_finalized and instance.current_state == FINAL.name:
+            return True
+        return self.completed_predicate is not None and bool(self.completed_predicate(instance))
+
+    def event_for(self, urn: str, message: Any) -> Event[Any] | None:
+        """The event a message of type `urn` is, or None when the saga has none."""
+        candidates = self.events_by_urn.get(urn)
+        if not candidates:
+            return None
+        for event in candidates:
+            if event.discriminator is None or event.discriminator(message):
+                return event
+        return None
+
+    def walk(self) -> Iterator[tuple[BehaviorModel, Activity]]:
+        """Every activity of every behavior, branches included."""
+        for behaviors in self.behaviors.values():
+            for behavior in behaviors:
+                for activity in iter_activities(behavior.activities):
+                    yield behavior, activity
+
+
+def iter_activities(activities: Sequence[Activity]) -> Iterator[Activity]:
+    """`activities` and everything nested in them, depth first."""
+    for activity in activities:
+        yield activity
+        for branch in activity.branches():
+            yield from iter_activities(branch)
+
+
+BUILTIN_STATES = (INITIAL.name, FINAL.name)

@@ -1,0 +1,128 @@
+"""From a received message to an outcome: decode, process, dispatch, or dead-letter."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import traceback
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ._clock import Clock
+from ._context import SEND, ConsumeContext
+from ._engine import Endpoint
+from ._envelope import Envelope, decode_envelope, new_id
+from ._errors import MessageError
+from ._messages import ExceptionInfo, Fault, MessageRegistry, registry
+from ._outbox import OutboxDispatcher
+from .persistence import ErrorRecord
+from .transports import ReceivedMessage
+
+log = logging.getLogger("core_saga.receive")
+
+
+class Outcome(enum.Enum):
+    """What became of a received message."""
+
+    ACK = "ack"
+    """Handled (or a duplicate): delete it."""
+    RETRY = "retry"
+    """Failed; it was released to come back after a backoff."""
+    DEAD = "dead"
+    """Kept in the error store and moved to the dead-letter queue."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedeliveryPolicy:
+    """How a failing message comes back before it is dead-lettered."""
+
+    max_deliveries: int = 5
+    """Deliveries before the message is dead-lettered (the first one included)."""
+    base_delay: timedelta = timedelta(seconds=1)
+    """Visibility delay after the first failure; it doubles each time."""
+    max_delay: timedelta = timedelta(minutes=5)
+
+    def delay(self, receive_count: int) -> int:
+        seconds = self.base_delay.total_seconds() * 2 ** max(0, receive_count - 1)
+        return int(min(seconds, self.max_delay.total_seconds()))
+
+
+class ReceivePipeline:
+    """Handles received messages for one endpoint; the worker and the harness share it."""
+
+    def __init__(self, endpoint: Endpoint, dispatcher: OutboxDispatcher, clock: Clock, *,
+                 redelivery: RedeliveryPolicy | None = None,
+                 types: MessageRegistry = registry) -> None:
+        self.endpoint = endpoint
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.redelivery = redelivery or RedeliveryPolicy()
+        self.types = types
+        self.store = endpoint.store
+
+    async def handle(self, received: ReceivedMessage) -> tuple[Outcome, str | None]:
+        """Process one message; the outcome and, when not ACK, the reason."""
+        try:
+            envelope = decode_envelope(received.body, types=self.types)
+        except MessageError as exc:
+            await self._record(received.body, exc, None)
+            return Outcome.DEAD, exc.reason
+        if not self.endpoint.handles(envelope.message_type):
+            reason = (f"skipped: endpoint {self.endpoint.name!r} has no consumer for "
+                      f"{envelope.message_type}")
+            await self._record(received.body, LookupError(reason), envelope)
+            return Outcome.DEAD, reason
+        try:
+            processed = await self.endpoint.process(envelope)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if received.receive_count < self.redelivery.max_deliveries:
+                log.warning("%s: message %s failed (delivery %d), will retry: %s",
+                            self.endpoint.name, envelope.message_id, received.receive_count,
+                            reason)
+                return Outcome.RETRY, reason
+            log.error("%s: message %s failed %d times, dead-lettered: %s",
+                      self.endpoint.name, envelope.message_id, received.receive_count, reason)
+            await self._record(received.body, exc, envelope)
+            return Outcome.DEAD, reason
+        if processed.rows:
+            try:
+                await self.dispatcher.deliver(processed.rows)
+            except Exception:
+                # Committed rows are safe: the poller sends them once their lease ends.
+                log.exception("%s: immediate dispatch failed", self.endpoint.name)
+        return Outcome.ACK, None
+
+    async def _record(self, body: bytes, exc: BaseException, envelope: Envelope | None) -> None:
+        """Keep the message in the error store and, for a request, send its Fault."""
+        now = self.clock.now()
+        reason = exc.reason if isinstance(exc, MessageError) else f"{type(exc).__name__}: {exc}"
+        record = ErrorRecord(
+            endpoint=self.endpoint.name, error_type=type(exc).__name__, reason=reason,
+            body=body.decode(errors="replace"), at=now,
+            message_id=envelope.message_id if envelope else getattr(exc, "message_id", None),
+            message_type=envelope.message_type if envelope else None,
+            correlation_id=envelope.correlation_id if envelope else None,
+            headers=dict(envelope.headers) if envelope else {},
+        )
+        async with self.store.transaction() as tx:
+            await tx.add_error(record)
+            rows = []
+            if envelope is not None and envelope.fault_address:
+                ctx: ConsumeContext[Fault] = ConsumeContext(
+                    envelope, endpoint=self.endpoint.name, clock=self.clock,
+                    routes=lambda _urn: ())
+                fault = Fault(
+                    fault_id=new_id(), faulted_message_id=envelope.message_id,
+                    faulted_message_type=envelope.message_type,
+                    exceptions=[ExceptionInfo(
+                        exception_type=type(exc).__name__,
+                        message="".join(traceback.format_exception_only(exc)).strip())],
+                    message=envelope.message.to_wire(),
+                )
+                out = ctx.make_envelope(fault, correlation_id=envelope.correlation_id)
+                out.request_id = envelope.request_id
+                ctx.add(SEND, envelope.fault_address, out)
+                rows = await tx.add_outbox(ctx.outgoing, now, now + self.endpoint.lease)
+        if rows:
+            await self.dispatcher.deliver(rows)

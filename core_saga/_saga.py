@@ -1,0 +1,182 @@
+"""The Saga base class: declare states, events and behaviors on a subclass; it is
+compiled into a SagaModel once, when the class is built."""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, TypeVar
+
+from ._binder import EventActivityBinder, IgnoreBinder
+from ._context import BehaviorContext
+from ._errors import SagaDefinitionError
+from ._events import Event, Request, Schedule
+from ._messages import Message
+from ._model import Concurrency, SagaModel, Unhandled
+from ._states import FINAL, INITIAL, SagaState, State
+
+S = TypeVar("S", bound=SagaState)
+M = TypeVar("M", bound=Message)
+
+BehaviorSpec = EventActivityBinder[Any, Any] | IgnoreBinder[Any]
+
+
+class _Definition:
+    """What `define` declared, before compilation."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[tuple[State, ...] | None, tuple[BehaviorSpec, ...]]] = []
+        self.completed_when_finalized = False
+        self.completed_predicate: Callable[[Any], bool] | None = None
+
+
+class Saga(Generic[S]):
+    """Base class of a saga state machine.
+
+    Declare states (``State()``), events (``Event(MessageType, correlate_by=...)``),
+    schedules and requests as class attributes, and write the behaviors in
+    :meth:`define`::
+
+        class OrderSaga(Saga[OrderState]):
+            paid = State()
+            submitted = Event(OrderSubmitted, correlate_by=lambda m: m.order_id)
+
+            def define(self) -> None:
+                self.initially(self.when(self.submitted).transition_to(self.paid))
+
+    The class is compiled once into :attr:`model`; a definition error raises
+    :class:`SagaDefinitionError` naming the saga, the state and the event.
+    Create an instance with runtime settings (``OrderSaga(settings)``) to host it.
+    """
+
+    model: ClassVar[SagaModel]
+    state_type: ClassVar[type[SagaState]]
+    saga_name: ClassVar[str] = ""
+    """The saga type stored with each instance; defaults to the class name."""
+    unhandled: ClassVar[Unhandled] = Unhandled.FAULT
+    """What an event in a state with no behavior for it does."""
+    concurrency: ClassVar[Concurrency] = Concurrency.OPTIMISTIC
+    indexed: ClassVar[tuple[str, ...]] = ()
+    """Instance fields kept searchable for `Query` correlation."""
+    checks: ClassVar[bool] = True
+    """Run the static checks when the class is built and raise on findings."""
+
+    _definition: _Definition
+
+    def __init__(self, settings: Any = None) -> None:
+        self.settings = settings
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "define" not in cls.__dict__:
+            return  # an abstract intermediate class
+        cls.state_type = _state_type_of(cls)
+        if not cls.__dict__.get("saga_name"):
+            cls.saga_name = cls.__name__
+        builder = cls.__new__(cls)
+        builder._definition = _Definition()
+        builder.define()
+        from ._compile import compile_saga
+
+        cls.model = compile_saga(cls, builder._definition)
+        if cls.checks:
+            from ._checks import check_model
+
+            findings = check_model(cls.model)
+            if findings:
+                raise SagaDefinitionError(
+                    cls.saga_name,
+                    "static checks failed:\n  " + "\n  ".join(str(f) for f in findings),
+                )
+
+    def define(self) -> None:
+        """Declare the behaviors with `initially`, `during` and `during_any`."""
+        raise NotImplementedError
+
+    # -- the definition DSL, used inside define() --------------------------------
+
+    def when(self, event: Event[M],
+             filter: Callable[[BehaviorContext[S, M]], bool] | None = None
+             ) -> EventActivityBinder[S, M]:
+        """Start a behavior for `event`; `filter` narrows which messages it applies to."""
+        return EventActivityBinder(event, filter)
+
+    def ignore(self, event: Event[M], filter: Callable[[Any], bool] | None = None
+               ) -> IgnoreBinder[M]:
+        """Consume `event` without effect in the enclosing states."""
+        return IgnoreBinder(event, filter)
+
+    def initially(self, *behaviors: BehaviorSpec) -> None:
+        """Behaviors for events that find no instance: they create one."""
+        self._definition.blocks.append(((INITIAL,), behaviors))
+
+    def during(self, *items: State | BehaviorSpec) -> None:
+        """Behaviors in the given states: ``during(s1, s2, when(...), when(...))``."""
+        states = tuple(i for i in items if isinstance(i, State))
+        behaviors = tuple(i for i in items if not isinstance(i, State))
+        if not states:
+            raise SagaDefinitionError(type(self).__name__, "during() needs at least one state")
+        if any(isinstance(i, State) for i in items[len(states):]):
+            raise SagaDefinitionError(type(self).__name__,
+                                      "during() takes the states first, then the behaviors")
+        self._definition.blocks.append((states, behaviors))
+
+    def during_any(self, *behaviors: BehaviorSpec) -> None:
+        """Behaviors in every declared state but Initial and Final."""
+        self._definition.blocks.append((None, behaviors))
+
+    def set_completed_when_finalized(self) -> None:
+        """Remove an instance from the repository when it reaches Final."""
+        self._definition.completed_when_finalized = True
+
+    def set_completed(self, predicate: Callable[[S], bool]) -> None:
+        """Remove an instance from the repository when `predicate` holds for it."""
+        self._definition.completed_predicate = predicate
+
+    # -- declared members ---------------------------------------------------------
+
+    @classmethod
+    def declared(cls) -> tuple[list[State], list[Event[Any]], list[Schedule[Any]],
+                               list[Request[Any, Any]]]:
+        """The states, events, schedules and requests declared on the class."""
+        states: list[State] = []
+        events: list[Event[Any]] = []
+        schedules: list[Schedule[Any]] = []
+        requests: list[Request[Any, Any]] = []
+        seen: set[str] = set()
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                if name in seen and not isinstance(value, State | Event | Schedule | Request):
+                    continue
+                if isinstance(value, State):
+                    states.append(value)
+                elif isinstance(value, Event):
+                    events.append(value)
+                elif isinstance(value, Schedule):
+                    schedules.append(value)
+                    events.append(value.received)
+                elif isinstance(value, Request):
+                    requests.append(value)
+                    states.append(value.pending)
+                    events.extend((value.completed, value.faulted, value.timeout_expired))
+                seen.add(name)
+        return states, events, schedules, requests
+
+    @classmethod
+    def builtin_states(cls) -> tuple[State, State]:
+        return INITIAL, FINAL
+
+
+def _state_type_of(cls: type) -> type[SagaState]:
+    for base in getattr(cls, "__orig_bases__", ()):
+        origin = typing.get_origin(base)
+        if isinstance(origin, type) and issubclass(origin, Saga):
+            args = typing.get_args(base)
+            if args and isinstance(args[0], type) and issubclass(args[0], SagaState):
+                return args[0]
+    for klass in cls.__mro__[1:]:
+        found = klass.__dict__.get("state_type")
+        if isinstance(found, type) and issubclass(found, SagaState):
+            return found
+    raise SagaDefinitionError(cls.__name__,
+                              "declare the instance type: class MySaga(Saga[MyState])")

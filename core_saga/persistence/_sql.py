@@ -1,0 +1,372 @@
+"""The SQLAlchemy store: SQLite (aiosqlite, WAL) embedded, PostgreSQL (asyncpg) in production."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from .._context import Outgoing
+from .._errors import ConcurrencyError
+from ._schema import errors, inbox, metadata, outbox, saga_history, saga_index, saga_instances
+from ._store import (
+    ErrorRecord,
+    HistoryRecord,
+    InstanceRecord,
+    OutboxRow,
+    SagaStore,
+    StoreTransaction,
+)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _row_to_outbox(row: Any) -> OutboxRow:
+    return OutboxRow(
+        id=row.id, message_id=row.message_id, kind=row.kind, destination=row.destination,
+        message_type=row.message_type, correlation_id=row.correlation_id,
+        body=row.body.encode(), deliver_at=row.deliver_at, attempts=row.attempts,
+        created_at=row.created_at, dispatched_at=row.dispatched_at,
+        last_error=row.last_error, failed=row.failed,
+    )
+
+
+def _row_to_instance(row: Any) -> InstanceRecord:
+    return InstanceRecord(row.saga_type, row.correlation_id, row.state, row.version,
+                          orjson.loads(row.data), row.created_at, row.updated_at)
+
+
+class SqlTransaction(StoreTransaction):
+    """A StoreTransaction on one SQLAlchemy connection."""
+
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+
+    def _insert(self, table: Any) -> Any:
+        return pg_insert(table) if self.dialect == "postgresql" else sqlite_insert(table)
+
+    async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
+        stmt = self._insert(inbox).values(
+            consumer=consumer, message_id=message_id, processed_at=now
+        ).on_conflict_do_nothing()
+        result = await self.conn.execute(stmt)
+        return bool(result.rowcount)
+
+    async def load(self, saga_type: str, correlation_id: str, *, lock: bool
+                   ) -> InstanceRecord | None:
+        stmt = select(saga_instances).where(
+            saga_instances.c.saga_type == saga_type,
+            saga_instances.c.correlation_id == correlation_id,
+        )
+        if lock and self.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        row = (await self.conn.execute(stmt)).first()
+        return None if row is None else _row_to_instance(row)
+
+    async def find(self, saga_type: str, name: str, value: str) -> list[str]:
+        stmt = select(saga_index.c.correlation_id).where(
+            saga_index.c.saga_type == saga_type, saga_index.c.name == name,
+            saga_index.c.value == value,
+        )
+        return [r[0] for r in await self.conn.execute(stmt)]
+
+    async def insert(self, record: InstanceRecord) -> None:
+        try:
+            async with self.conn.begin_nested() if self.dialect == "postgresql" \
+                    else _null_context():
+                await self.conn.execute(insert(saga_instances).values(
+                    saga_type=record.saga_type, correlation_id=record.correlation_id,
+                    state=record.state, version=record.version, data=_dumps(record.data),
+                    created_at=record.created_at, updated_at=record.updated_at,
+                ))
+        except IntegrityError as exc:
+            raise ConcurrencyError(
+                f"{record.saga_type} {record.correlation_id} was created concurrently"
+            ) from exc
+
+    async def update(self, record: InstanceRecord, expected_version: int) -> None:
+        result = await self.conn.execute(
+            update(saga_instances)
+            .where(saga_instances.c.saga_type == record.saga_type,
+                   saga_instances.c.correlation_id == record.correlation_id,
+                   saga_instances.c.version == expected_version)
+            .values(state=record.state, version=record.version, data=_dumps(record.data),
+                    updated_at=record.updated_at)
+        )
+        if result.rowcount != 1:
+            raise ConcurrencyError(
+                f"{record.saga_type} {record.correlation_id} changed since version "
+                f"{expected_version}"
+            )
+
+    async def delete(self, saga_type: str, correlation_id: str, expected_version: int) -> None:
+        result = await self.conn.execute(
+            delete(saga_instances).where(
+                saga_instances.c.saga_type == saga_type,
+                saga_instances.c.correlation_id == correlation_id,
+                saga_instances.c.version == expected_version,
+            )
+        )
+        if result.rowcount != 1:
+            raise ConcurrencyError(f"{saga_type} {correlation_id} changed before removal")
+        await self.conn.execute(delete(saga_index).where(
+            saga_index.c.saga_type == saga_type, saga_index.c.correlation_id == correlation_id))
+
+    async def set_index(self, saga_type: str, correlation_id: str,
+                        values: dict[str, str]) -> None:
+        await self.conn.execute(delete(saga_index).where(
+            saga_index.c.saga_type == saga_type, saga_index.c.correlation_id == correlation_id))
+        if values:
+            await self.conn.execute(insert(saga_index), [
+                {"saga_type": saga_type, "name": k, "value": v, "correlation_id": correlation_id}
+                for k, v in values.items()
+            ])
+
+    async def add_history(self, records: Sequence[HistoryRecord]) -> None:
+        if not records:
+            return
+        await self.conn.execute(insert(saga_history), [
+            {"saga_type": r.saga_type, "correlation_id": r.correlation_id, "event": r.event,
+             "from_state": r.from_state, "to_state": r.to_state, "message_id": r.message_id,
+             "message_type": r.message_type, "at": r.at,
+             "detail": None if r.detail is None else _dumps(r.detail)}
+            for r in records
+        ])
+
+    async def add_outbox(self, items: Sequence[Outgoing], now: datetime,
+                         lease_until: datetime | None) -> list[OutboxRow]:
+        if not items:
+            return []
+        params = []
+        for o in items:
+            deliver_at = o.deliver_at or now
+            params.append({
+                "message_id": o.message_id, "kind": o.kind, "destination": o.destination,
+                "message_type": o.message_type, "correlation_id": o.correlation_id,
+                "body": o.body.decode(), "created_at": now, "deliver_at": deliver_at,
+                "locked_until": lease_until if deliver_at <= now else None,
+                "schedule_token": o.schedule_token,
+            })
+        result = await self.conn.execute(
+            insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True), params
+        )
+        ids = [r[0] for r in result]
+        return [
+            OutboxRow(id=i, message_id=o.message_id, kind=o.kind, destination=o.destination,
+                      message_type=o.message_type, correlation_id=o.correlation_id,
+                      body=o.body, deliver_at=p["deliver_at"], created_at=now)
+            for i, o, p in zip(ids, items, params, strict=True)
+        ]
+
+    async def cancel_timers(self, tokens: Sequence[str]) -> int:
+        if not tokens:
+            return 0
+        result = await self.conn.execute(delete(outbox).where(
+            outbox.c.schedule_token.in_(list(tokens)), outbox.c.dispatched_at.is_(None)))
+        return int(result.rowcount or 0)
+
+    async def add_error(self, record: ErrorRecord) -> None:
+        await self.conn.execute(insert(errors).values(
+            endpoint=record.endpoint, message_id=record.message_id,
+            message_type=record.message_type, correlation_id=record.correlation_id,
+            error_type=record.error_type, reason=record.reason, body=record.body,
+            headers=_dumps(record.headers), at=record.at,
+        ))
+
+
+@asynccontextmanager
+async def _null_context() -> AsyncIterator[None]:
+    yield None
+
+
+class SqlStore(SagaStore):
+    """A SagaStore on SQLAlchemy 2 (async). Build it with :meth:`from_url`."""
+
+    def __init__(self, engine: AsyncEngine, *, schema: str | None = None) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.schema = schema
+
+    @classmethod
+    def from_url(cls, url: str, *, pool_size: int = 20, schema: str | None = None,
+                 echo: bool = False) -> SqlStore:
+        """A store for `url`: ``sqlite+aiosqlite:///path.db`` or
+        ``postgresql+asyncpg://user@host/db``. SQLite gets WAL, a busy timeout and
+        ``BEGIN IMMEDIATE`` so that writers queue instead of failing. On PostgreSQL,
+        `schema` puts the tables in their own schema (via the search path)."""
+        if url.startswith("sqlite"):
+            if schema is not None:
+                raise ValueError("schema= is for PostgreSQL; SQLite keeps one file per store")
+            engine = create_async_engine(url, echo=echo, poolclass=NullPool)
+            _configure_sqlite(engine)
+        elif url.startswith("postgresql"):
+            connect_args: dict[str, Any] = {}
+            if schema is not None:
+                if not schema.replace("_", "").isalnum():
+                    raise ValueError(f"schema name {schema!r} must be letters, digits and _")
+                connect_args["server_settings"] = {"search_path": schema}
+            engine = create_async_engine(url, echo=echo, pool_size=pool_size,
+                                         max_overflow=pool_size, pool_pre_ping=True,
+                                         connect_args=connect_args)
+        else:
+            raise ValueError(f"unsupported database URL {url!r}: use sqlite+aiosqlite:// "
+                             "or postgresql+asyncpg://")
+        return cls(engine, schema=schema)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlTransaction]:
+        async with self.engine.begin() as conn:
+            yield SqlTransaction(conn, self.dialect)
+
+    async def create_schema(self) -> None:
+        async with self.engine.begin() as conn:
+            if self.schema is not None:
+                await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await conn.run_sync(metadata.create_all)
+
+    async def drop_schema(self) -> None:
+        """Drop every table, and the schema if the store has one (tests)."""
+        async with self.engine.begin() as conn:
+            if self.schema is not None:
+                await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+            else:
+                await conn.run_sync(metadata.drop_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def claim_due(self, now: datetime, lease_until: datetime, limit: int
+                        ) -> list[OutboxRow]:
+        due = (
+            select(outbox.c.id)
+            .where(outbox.c.dispatched_at.is_(None), outbox.c.failed.is_(False),
+                   outbox.c.deliver_at <= now,
+                   (outbox.c.locked_until.is_(None)) | (outbox.c.locked_until < now))
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(outbox).where(outbox.c.id.in_(due.scalar_subquery()))
+                .values(locked_until=lease_until).returning(*outbox.c)
+            )
+            rows = [_row_to_outbox(r) for r in result]
+        rows.sort(key=lambda r: r.id)
+        return rows
+
+    async def mark_dispatched(self, ids: Sequence[int], now: datetime) -> None:
+        if not ids:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(update(outbox).where(outbox.c.id.in_(list(ids)))
+                               .values(dispatched_at=now, locked_until=None))
+
+    async def mark_attempt_failed(self, row_id: int, error: str, retry_at: datetime | None,
+                                  now: datetime) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(outbox).where(outbox.c.id == row_id).values(
+                    attempts=outbox.c.attempts + 1, last_error=error[:4000],
+                    locked_until=retry_at, failed=retry_at is None,
+                )
+            )
+
+    async def get_instance(self, saga_type: str, correlation_id: str) -> InstanceRecord | None:
+        async with self.engine.connect() as conn:
+            return await SqlTransaction(conn, self.dialect).load(saga_type, correlation_id,
+                                                                  lock=False)
+
+    async def list_instances(self, saga_type: str, *, state: str | None = None,
+                             updated_before: datetime | None = None,
+                             limit: int = 100, offset: int = 0) -> list[InstanceRecord]:
+        stmt = select(saga_instances).where(saga_instances.c.saga_type == saga_type)
+        if state is not None:
+            stmt = stmt.where(saga_instances.c.state == state)
+        if updated_before is not None:
+            stmt = stmt.where(saga_instances.c.updated_at < updated_before)
+        stmt = stmt.order_by(saga_instances.c.updated_at.desc(),
+                             saga_instances.c.correlation_id).limit(limit).offset(offset)
+        async with self.engine.connect() as conn:
+            return [_row_to_instance(r) for r in await conn.execute(stmt)]
+
+    async def count_instances(self, saga_type: str) -> dict[str, int]:
+        stmt = (select(saga_instances.c.state, func.count())
+                .where(saga_instances.c.saga_type == saga_type)
+                .group_by(saga_instances.c.state))
+        async with self.engine.connect() as conn:
+            return {r[0]: int(r[1]) for r in await conn.execute(stmt)}
+
+    async def history(self, saga_type: str, correlation_id: str) -> list[HistoryRecord]:
+        stmt = select(saga_history).where(
+            saga_history.c.saga_type == saga_type,
+            saga_history.c.correlation_id == correlation_id,
+        ).order_by(saga_history.c.id)
+        async with self.engine.connect() as conn:
+            return [
+                HistoryRecord(r.saga_type, r.correlation_id, r.event, r.from_state, r.to_state,
+                              r.message_id, r.message_type, r.at,
+                              None if r.detail is None else orjson.loads(r.detail), r.id)
+                for r in await conn.execute(stmt)
+            ]
+
+    async def outbox_for(self, correlation_id: str) -> list[OutboxRow]:
+        stmt = select(outbox).where(outbox.c.correlation_id == correlation_id) \
+            .order_by(outbox.c.id)
+        async with self.engine.connect() as conn:
+            return [_row_to_outbox(r) for r in await conn.execute(stmt)]
+
+    async def pending_outbox(self) -> list[OutboxRow]:
+        stmt = select(outbox).where(outbox.c.dispatched_at.is_(None)).order_by(outbox.c.id)
+        async with self.engine.connect() as conn:
+            return [_row_to_outbox(r) for r in await conn.execute(stmt)]
+
+    async def list_errors(self, *, endpoint: str | None = None,
+                          limit: int = 100) -> list[ErrorRecord]:
+        stmt = select(errors).order_by(errors.c.id.desc()).limit(limit)
+        if endpoint is not None:
+            stmt = stmt.where(errors.c.endpoint == endpoint)
+        async with self.engine.connect() as conn:
+            return [
+                ErrorRecord(r.endpoint, r.error_type, r.reason, r.body, r.at, r.message_id,
+                            r.message_type, r.correlation_id,
+                            orjson.loads(r.headers) if r.headers else {}, r.id)
+                for r in await conn.execute(stmt)
+            ]
+
+    async def purge(self, *, inbox_before: datetime, outbox_before: datetime
+                    ) -> tuple[int, int]:
+        async with self.engine.begin() as conn:
+            a = await conn.execute(delete(inbox).where(inbox.c.processed_at < inbox_before))
+            b = await conn.execute(delete(outbox).where(
+                outbox.c.dispatched_at.is_not(None), outbox.c.dispatched_at < outbox_before))
+            return int(a.rowcount or 0), int(b.rowcount or 0)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, open transactions, so BEGIN IMMEDIATE sticks.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,211 @@
+"""What the engine needs from a database, as two abstract classes and their records."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .._context import Outgoing
+
+
+@dataclass(slots=True)
+class InstanceRecord:
+    """A saga instance as stored."""
+
+    saga_type: str
+    correlation_id: str
+    state: str
+    version: int
+    data: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(slots=True)
+class HistoryRecord:
+    """One event applied to an instance: the state before and after."""
+
+    saga_type: str
+    correlation_id: str
+    event: str
+    from_state: str
+    to_state: str
+    message_id: str
+    message_type: str
+    at: datetime
+    detail: dict[str, Any] | None = None
+    id: int | None = None
+
+
+@dataclass(slots=True)
+class OutboxRow:
+    """A committed outgoing message, waiting for (or done with) dispatch."""
+
+    id: int
+    message_id: str
+    kind: str
+    destination: str
+    message_type: str
+    correlation_id: str | None
+    body: bytes
+    deliver_at: datetime
+    attempts: int = 0
+    created_at: datetime | None = None
+    dispatched_at: datetime | None = None
+    last_error: str | None = None
+    failed: bool = False
+
+
+@dataclass(slots=True)
+class ErrorRecord:
+    """A message that could not be handled, with the reason and the original body."""
+
+    endpoint: str
+    error_type: str
+    reason: str
+    body: str
+    at: datetime
+    message_id: str | None = None
+    message_type: str | None = None
+    correlation_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    id: int | None = None
+
+
+class StoreTransaction(abc.ABC):
+    """The operations of one consumed message, all in one database transaction."""
+
+    @abc.abstractmethod
+    async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
+        """Record the message as processed by `consumer`; False if it already was."""
+
+    @abc.abstractmethod
+    async def load(self, saga_type: str, correlation_id: str, *, lock: bool) -> (
+            InstanceRecord | None):
+        """The instance, or None. `lock` holds a row lock until commit (PostgreSQL)."""
+
+    @abc.abstractmethod
+    async def find(self, saga_type: str, name: str, value: str) -> list[str]:
+        """Correlation ids of the instances whose indexed property `name` is `value`."""
+
+    @abc.abstractmethod
+    async def insert(self, record: InstanceRecord) -> None:
+        """Insert a new instance; ConcurrencyError if another writer did first."""
+
+    @abc.abstractmethod
+    async def update(self, record: InstanceRecord, expected_version: int) -> None:
+        """Write `record` if the stored version is `expected_version`, else ConcurrencyError."""
+
+    @abc.abstractmethod
+    async def delete(self, saga_type: str, correlation_id: str, expected_version: int) -> None:
+        """Remove a completed instance, with the same version check as `update`."""
+
+    @abc.abstractmethod
+    async def set_index(self, saga_type: str, correlation_id: str,
+                        values: dict[str, str]) -> None:
+        """Replace the instance's indexed properties."""
+
+    @abc.abstractmethod
+    async def add_history(self, records: Sequence[HistoryRecord]) -> None:
+        """Append to the instances' history."""
+
+    @abc.abstractmethod
+    async def add_outbox(self, items: Sequence[Outgoing], now: datetime,
+                         lease_until: datetime | None) -> list[OutboxRow]:
+        """Write outgoing messages. Rows due now are leased until `lease_until` so the
+        process that committed them can send them at once without a poller racing it."""
+
+    @abc.abstractmethod
+    async def cancel_timers(self, tokens: Sequence[str]) -> int:
+        """Delete undispatched scheduled messages with these tokens; how many went."""
+
+    @abc.abstractmethod
+    async def add_error(self, record: ErrorRecord) -> None:
+        """Keep a message that could not be handled."""
+
+
+class SagaStore(abc.ABC):
+    """A database that keeps saga instances, inbox, outbox, history and errors."""
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
+        """One transaction; it commits when the block ends and rolls back on error."""
+
+    @abc.abstractmethod
+    async def create_schema(self) -> None:
+        """Create the tables if missing (embedded use and tests; production runs Alembic)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+    # -- outbox dispatch ------------------------------------------------------------
+    @abc.abstractmethod
+    async def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[OutboxRow]:
+        """Lease up to `limit` due, undispatched rows nobody else holds."""
+
+    @abc.abstractmethod
+    async def mark_dispatched(self, ids: Sequence[int], now: datetime) -> None:
+        """Mark rows as sent."""
+
+    @abc.abstractmethod
+    async def mark_attempt_failed(self, row_id: int, error: str, retry_at: datetime | None,
+                                  now: datetime) -> None:
+        """Count a failed send; `retry_at` None means it failed for good."""
+
+    async def add_error(self, record: ErrorRecord) -> None:
+        """Keep a message that could not be handled (in a transaction of its own)."""
+        async with self.transaction() as tx:
+            await tx.add_error(record)
+
+    # -- reading (console, harness, tests) -------------------------------------------
+    @abc.abstractmethod
+    async def get_instance(self, saga_type: str, correlation_id: str) -> InstanceRecord | None:
+        """An instance by id."""
+
+    @abc.abstractmethod
+    async def list_instances(self, saga_type: str, *, state: str | None = None,
+                             updated_before: datetime | None = None,
+                             limit: int = 100, offset: int = 0) -> list[InstanceRecord]:
+        """Instances, newest first, optionally in one state or idle since a time."""
+
+    @abc.abstractmethod
+    async def count_instances(self, saga_type: str) -> dict[str, int]:
+        """How many instances are in each state."""
+
+    @abc.abstractmethod
+    async def history(self, saga_type: str, correlation_id: str) -> list[HistoryRecord]:
+        """An instance's history, oldest first."""
+
+    @abc.abstractmethod
+    async def outbox_for(self, correlation_id: str) -> list[OutboxRow]:
+        """Every outbox row of a conversation, oldest first."""
+
+    @abc.abstractmethod
+    async def pending_outbox(self) -> list[OutboxRow]:
+        """Rows not dispatched yet (timers included), oldest first."""
+
+    @abc.abstractmethod
+    async def list_errors(self, *, endpoint: str | None = None,
+                          limit: int = 100) -> list[ErrorRecord]:
+        """The error store, newest first."""
+
+    @abc.abstractmethod
+    async def purge(self, *, inbox_before: datetime, outbox_before: datetime) -> tuple[int, int]:
+        """Drop inbox entries and dispatched outbox rows older than the given times."""
+
+    async def stream_instances(self, saga_type: str, *, batch: int = 500
+                               ) -> AsyncIterator[InstanceRecord]:
+        """Every instance of a saga type, in pages."""
+        offset = 0
+        while True:
+            page = await self.list_instances(saga_type, limit=batch, offset=offset)
+            for record in page:
+                yield record
+            if len(page) < batch:
+                return
+            offset += batch

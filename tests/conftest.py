@@ -1,0 +1,83 @@
+"""Shared fixtures: stores on every backend, the PostgreSQL probe, the AWS emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from core_saga.persistence import MemoryStore, SagaStore, SqlStore
+
+try:  # the emulator plugin needs moto (the dev extra)
+    import core_saga.emulator.pytest_plugin  # noqa: F401
+
+    pytest_plugins = ["core_saga.emulator.pytest_plugin"]
+except ImportError:  # pragma: no cover
+    pytest_plugins = []
+
+PG_URL = os.environ.get("STEPSAGA_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_answers() -> str | None:
+    """None when the test server answers, else why not."""
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(PG_URL.replace("+asyncpg", ""), timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        return f"no PostgreSQL server answers at {PG_URL}: {exc}"
+    return None
+
+
+_PG_PROBLEM = _postgres_answers()
+requires_postgres = pytest.mark.skipif(_PG_PROBLEM is not None, reason=_PG_PROBLEM or "")
+
+
+def pg_store(pool_size: int = 20) -> SqlStore:
+    """A store in a fresh schema of the test database."""
+    return SqlStore.from_url(PG_URL, schema=f"t_{uuid.uuid4().hex[:12]}", pool_size=pool_size)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=[
+    pytest.mark.postgres, requires_postgres])])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SagaStore]:
+    """A fresh store on each backend."""
+    made: SagaStore
+    if request.param == "memory":
+        made = MemoryStore()
+    elif request.param == "sqlite":
+        made = SqlStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'saga.db'}")
+    else:
+        made = pg_store()
+    await made.create_schema()
+    yield made
+    if isinstance(made, SqlStore):
+        await made.drop_schema()
+    await made.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[
+    pytest.mark.postgres, requires_postgres])])
+async def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    """A fresh SQL store: SQLite file and PostgreSQL."""
+    made = (SqlStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'saga.db'}")
+            if request.param == "sqlite" else pg_store())
+    await made.create_schema()
+    yield made
+    await made.drop_schema()
+    await made.close()
+
+
+@pytest.fixture
+def make_pg_store() -> Callable[..., SqlStore]:
+    if _PG_PROBLEM is not None:
+        pytest.skip(_PG_PROBLEM)
+    return pg_store

@@ -1,0 +1,249 @@
+"""What the store guarantees: one transaction per message, no lost update under
+concurrency, duplicates absorbed, committed messages never lost."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from article_saga import ArticleOrderSaga, ChargePayment, OrderSubmitted
+
+from core_saga import (
+    SEND_KIND,
+    Concurrency,
+    Endpoint,
+    Envelope,
+    Event,
+    Message,
+    OutboxDispatcher,
+    Saga,
+    SagaHandler,
+    SagaState,
+    State,
+    Topology,
+    TransportSink,
+    VirtualClock,
+)
+from core_saga.persistence import OutboxRow, SagaStore, SqlStore
+from core_saga.transports import InMemoryTransport
+
+
+class Open(Message):
+    message_namespace = "t.persist"
+    id: str
+
+
+class Add(Message):
+    message_namespace = "t.persist"
+    id: str
+    n: int
+
+
+class Counter(SagaState):
+    total: int = 0
+    seen: list[int] = []
+
+
+class OptimisticCounter(Saga[Counter]):
+    counting = State(terminal=True)
+    open = Event(Open, correlate_by=lambda m: m.id)
+    add = Event(Add, correlate_by=lambda m: m.id)
+
+    def define(self) -> None:
+        self.initially(self.when(self.open).transition_to(self.counting))
+        self.during(self.counting, self.when(self.add).then(self._add))
+
+    @staticmethod
+    def _add(ctx) -> None:  # type: ignore[no-untyped-def]
+        ctx.saga.total += ctx.message.n
+        ctx.saga.seen = [*ctx.saga.seen, ctx.message.n]
+
+
+class PessimisticCounter(OptimisticCounter):
+    concurrency = Concurrency.PESSIMISTIC
+
+    def define(self) -> None:
+        super().define()
+
+
+def endpoint(store: SagaStore, saga: Saga[Counter], clock: VirtualClock | None = None
+             ) -> Endpoint:
+    return Endpoint("counter", [SagaHandler(saga)], store=store, clock=clock or VirtualClock(),
+                    routes=Topology().routes)
+
+
+@pytest.mark.parametrize("saga_type", [OptimisticCounter, PessimisticCounter])
+async def test_fifty_concurrent_events_for_one_saga_are_all_applied_once(
+        make_pg_store: Callable[..., SqlStore], saga_type: type[OptimisticCounter]) -> None:
+    store = make_pg_store(pool_size=25)
+    await store.create_schema()
+    try:
+        ep = endpoint(store, saga_type())
+        await ep.process(Envelope(Open(id="c")))
+        adds = [Envelope(Add(id="c", n=i)) for i in range(1, 51)]
+        await asyncio.gather(*(ep.process(e) for e in adds))
+        record = await store.get_instance(saga_type.model.name, "c")
+        assert record is not None
+        assert record.data["total"] == sum(range(1, 51))
+        assert sorted(record.data["seen"]) == list(range(1, 51))
+        assert record.version == 51
+        assert len(await store.history(saga_type.model.name, "c")) == 51
+    finally:
+        await store.drop_schema()
+        await store.close()
+
+
+async def test_the_same_message_delivered_concurrently_is_applied_once(
+        sql_store: SqlStore) -> None:
+    ep = endpoint(sql_store, OptimisticCounter())
+    await ep.process(Envelope(Open(id="d")))
+    duplicate = Envelope(Add(id="d", n=5))
+    results = await asyncio.gather(*(ep.process(duplicate) for _ in range(8)))
+    assert sorted(r.duplicate for r in results) == [False] + [True] * 7
+    record = await sql_store.get_instance("OptimisticCounter", "d")
+    assert record is not None and record.data["total"] == 5
+
+
+async def test_a_failed_handler_leaves_nothing_behind(store: SagaStore) -> None:
+    class Boom(Exception):
+        pass
+
+    class Exploding(Saga[Counter]):
+        counting = State(terminal=True)
+        open = Event(Open, correlate_by=lambda m: m.id)
+
+        def define(self) -> None:
+            self.initially(self.when(self.open)
+                           .send("elsewhere", lambda c: Add(id="x", n=1))
+                           .then(self._boom).transition_to(self.counting))
+
+        @staticmethod
+        def _boom(ctx) -> None:  # type: ignore[no-untyped-def]
+            raise Boom("no")
+
+    ep = Endpoint("e", [SagaHandler(Exploding())], store=store, clock=VirtualClock(),
+                  routes=Topology().routes)
+    message = Envelope(Open(id="z"))
+    with pytest.raises(Boom):
+        await ep.process(message)
+    assert await store.get_instance("Exploding", "z") is None
+    assert await store.pending_outbox() == []
+    # The inbox entry rolled back too, so a redelivery is processed again.
+    with pytest.raises(Boom):
+        await ep.process(message)
+
+
+CRASHING_WORKER = """
+import asyncio, os, signal, sys
+sys.path.insert(0, {tests!r})
+from decimal import Decimal
+from article_saga import ArticleOrderSaga, OrderSubmitted
+from core_saga import Endpoint, Envelope, SagaHandler, SystemClock, Topology
+from core_saga.persistence import SqlStore
+
+async def main():
+    store = SqlStore.from_url({url!r}, schema={schema!r})
+    endpoint = Endpoint("article-order-saga", [SagaHandler(ArticleOrderSaga())], store=store,
+                        clock=SystemClock(), routes=Topology().routes)
+    await endpoint.process(Envelope(OrderSubmitted(order_id="k-1", amount=Decimal(5)),
+                                    message_id="crash-1"))
+    os.kill(os.getpid(), signal.SIGKILL)  # committed; dies before dispatching
+
+asyncio.run(main())
+"""
+
+
+async def test_a_dispatcher_killed_between_commit_and_send_sends_later(
+        sql_store: SqlStore) -> None:
+    url = sql_store.engine.url.render_as_string(hide_password=False)
+    script = CRASHING_WORKER.format(tests=str(Path(__file__).parent), url=url,
+                                    schema=sql_store.schema)
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], timeout=60,
+                          capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    [row] = await sql_store.pending_outbox()
+    assert row.message_type == ChargePayment.message_urn
+
+    transport = InMemoryTransport()
+    clock = VirtualClock()
+    clock.advance(timedelta(days=365 * 10))  # well past the dead process's lease
+    dispatcher = OutboxDispatcher(sql_store, {SEND_KIND: TransportSink(transport)}, clock)
+    assert await dispatcher.run_due() == 1
+    assert await dispatcher.run_due() == 0  # sent once
+    [body] = transport.peek("charge-payment")
+    assert b'"orderId":"k-1"' in body
+    assert await sql_store.pending_outbox() == []
+
+
+async def test_rows_leased_by_a_live_process_are_not_sent_twice(store: SagaStore) -> None:
+    clock = VirtualClock()
+    ep = Endpoint("article-order-saga", [SagaHandler(ArticleOrderSaga())], store=store,
+                  clock=clock, routes=Topology().routes)
+    processed = await ep.process(Envelope(OrderSubmitted(order_id="l-1", amount=1)))
+    transport = InMemoryTransport()
+    poller = OutboxDispatcher(store, {SEND_KIND: TransportSink(transport)}, clock)
+    assert await poller.run_due() == 0  # the committing process holds the lease
+    await poller.deliver(processed.rows)  # ...and delivers them itself
+    clock.advance(timedelta(minutes=5))
+    assert await poller.run_due() == 0
+    assert transport.depth("charge-payment") == 1
+
+
+class FlakySink:
+    batch_size = 10
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.delivered: list[str] = []
+
+    async def deliver(self, destination: str, rows: Sequence[OutboxRow]) -> dict[int, str]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("broker unreachable")
+        self.delivered.extend(r.message_id for r in rows)
+        return {}
+
+
+async def test_outbox_retries_with_backoff_then_keeps_a_permanent_failure(
+        store: SagaStore) -> None:
+    clock = VirtualClock()
+    ep = Endpoint("article-order-saga", [SagaHandler(ArticleOrderSaga())], store=store,
+                  clock=clock, routes=Topology().routes)
+    processed = await ep.process(Envelope(OrderSubmitted(order_id="m-1", amount=1)))
+    sink = FlakySink(failures=2)
+    dispatcher = OutboxDispatcher(store, {SEND_KIND: sink}, clock, max_attempts=5)
+    await dispatcher.deliver(processed.rows)
+    assert sink.delivered == []
+    for _ in range(3):
+        clock.advance(timedelta(minutes=10))
+        await dispatcher.run_due()
+    assert sink.delivered == [processed.rows[0].message_id]
+
+    processed = await ep.process(Envelope(OrderSubmitted(order_id="m-2", amount=1)))
+    doomed = OutboxDispatcher(store, {SEND_KIND: FlakySink(failures=99)}, clock,
+                              max_attempts=3)
+    await doomed.deliver(processed.rows)
+    for _ in range(5):
+        clock.advance(timedelta(hours=1))
+        await doomed.run_due()
+    [error] = await store.list_errors()
+    assert error.error_type == "DeliveryFailed" and "broker unreachable" in error.reason
+    assert error.endpoint == "outbox:send:charge-payment"
+    assert [r.message_id for r in await store.pending_outbox()] == [
+        processed.rows[0].message_id]  # kept, marked failed, never silently dropped
+
+
+async def test_inbox_and_outbox_retention_purge(store: SagaStore) -> None:
+    clock = VirtualClock()
+    ep = Endpoint("article-order-saga", [SagaHandler(ArticleOrderSaga())], store=store,
+                  clock=clock, routes=Topology().routes)
+    processed = await ep.process(Envelope(OrderSubmitted(order_id="p-1", amount=1)))
+    await store.mark_dispatched([r.id for r in processed.rows], clock.now())
+    later = clock.now() + timedelta(days=8)
+    assert await store.purge(inbox_before=later, outbox_before=later) == (1, 1)
