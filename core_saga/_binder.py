@@ -1,4 +1,5 @@
-"""The fluent, typed way a behavior is written: ``self.when(event).then(...).transition_to(...)``."""
+"""The fluent, typed way to write a behavior:
+``self.when(event).then(...).transition_to(...)``."""
 
 from __future__ import annotations
 

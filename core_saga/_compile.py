@@ -92,25 +92,25 @@ def compile_saga(cls: type[Saga[Any]], definition: _Definition) -> SagaModel:
 
     # during_any applies to every state but Initial and Final, after the state's own.
     for behavior in any_blocks:
-        for state in state_names:
-            if state in (INITIAL.name, FINAL.name):
+        for state_name in state_names:
+            if state_name in (INITIAL.name, FINAL.name):
                 continue
-            collected[(state, behavior.event)].append(
-                BehaviorModel(state, behavior.event, behavior.activities, behavior.filter,
-                              behavior.ignore)
+            collected[(state_name, behavior.event)].append(
+                BehaviorModel(state_name, behavior.event, behavior.activities,
+                              behavior.filter, behavior.ignore)
             )
 
     transitions: list[TransitionModel] = []
     seen_edges: set[tuple[str, str, str]] = set()
-    for (state, event_name), behaviors in collected.items():
+    for (source_name, event_name), behaviors in collected.items():
         for behavior in behaviors:
             targets = [t.name for a in iter_activities(behavior.activities)
                        for t in a.target_states()]
-            for target in targets or ([] if behavior.ignore else [state]):
-                key = (state, event_name, target)
+            for target_name in targets or ([] if behavior.ignore else [source_name]):
+                key = (source_name, event_name, target_name)
                 if key not in seen_edges:
                     seen_edges.add(key)
-                    transitions.append(TransitionModel(state, event_name, target))
+                    transitions.append(TransitionModel(source_name, event_name, target_name))
 
     terminal = {FINAL.name} | {s.name for s in states if getattr(s, "terminal", False)}
     initial_events = frozenset(e for (s, e) in collected if s == INITIAL.name)

@@ -38,7 +38,8 @@ def to_mermaid(model: SagaModel, *, highlight: str | None = None) -> str:
 
 def to_dot(model: SagaModel, *, highlight: str | None = None) -> str:
     """A Graphviz ``digraph``; `highlight` fills the current state."""
-    lines = [f'digraph "{model.name}" {{', "    rankdir=LR;", '    node [shape=box, style=rounded];']
+    lines = [f'digraph "{model.name}" {{', "    rankdir=LR;",
+             "    node [shape=box, style=rounded];"]
     for state in _shown_states(model):
         attrs = []
         if state in (INITIAL.name, FINAL.name) or state in model.terminal_states:

@@ -1,6 +1,7 @@
 """Saga persistence: the store contract, SQLAlchemy (SQLite, PostgreSQL) and in-memory."""
 
 from ._memory import MemoryStore
+from ._migrate import alembic_config, downgrade_sync, upgrade, upgrade_sync
 from ._sql import SqlStore
 from ._store import (
     ErrorRecord,
@@ -20,4 +21,8 @@ __all__ = [
     "SagaStore",
     "SqlStore",
     "StoreTransaction",
+    "alembic_config",
+    "downgrade_sync",
+    "upgrade",
+    "upgrade_sync",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -34,16 +34,29 @@ class _Tables:
         self.next_id = 1
 
 
+_MISSING = object()
+
+
 class MemoryTransaction(StoreTransaction):
-    """Works on a private copy of the tables; the store swaps it in on commit."""
+    """Writes to the tables directly and keeps an undo log; the store replays it
+    backwards when the transaction fails."""
 
     def __init__(self, tables: _Tables) -> None:
         self.t = tables
+        self.undo: list[Callable[[], None]] = []
+
+    def _remember(self, table: dict[Any, Any], key: Any) -> None:
+        old = table.get(key, _MISSING)
+        if old is _MISSING:
+            self.undo.append(lambda: table.pop(key, None))
+        else:
+            self.undo.append(lambda: table.__setitem__(key, old))
 
     async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
         key = (consumer, message_id)
         if key in self.t.inbox:
             return False
+        self._remember(self.t.inbox, key)
         self.t.inbox[key] = now
         return True
 
@@ -60,6 +73,7 @@ class MemoryTransaction(StoreTransaction):
         key = (record.saga_type, record.correlation_id)
         if key in self.t.instances:
             raise ConcurrencyError(f"{key} was created concurrently")
+        self._remember(self.t.instances, key)
         self.t.instances[key] = record
 
     async def update(self, record: InstanceRecord, expected_version: int) -> None:
@@ -67,6 +81,7 @@ class MemoryTransaction(StoreTransaction):
         current = self.t.instances.get(key)
         if current is None or current.version != expected_version:
             raise ConcurrencyError(f"{key} changed since version {expected_version}")
+        self._remember(self.t.instances, key)
         self.t.instances[key] = record
 
     async def delete(self, saga_type: str, correlation_id: str, expected_version: int) -> None:
@@ -74,14 +89,19 @@ class MemoryTransaction(StoreTransaction):
         current = self.t.instances.get(key)
         if current is None or current.version != expected_version:
             raise ConcurrencyError(f"{key} changed before removal")
+        self._remember(self.t.instances, key)
+        self._remember(self.t.index, key)
         del self.t.instances[key]
         self.t.index.pop(key, None)
 
     async def set_index(self, saga_type: str, correlation_id: str,
                         values: dict[str, str]) -> None:
+        self._remember(self.t.index, (saga_type, correlation_id))
         self.t.index[(saga_type, correlation_id)] = dict(values)
 
     async def add_history(self, records: Sequence[HistoryRecord]) -> None:
+        mark = len(self.t.history)
+        self.undo.append(lambda: self.t.history.__delitem__(slice(mark, None)))
         for record in records:
             record.id = len(self.t.history) + 1
             self.t.history.append(record)
@@ -95,7 +115,9 @@ class MemoryTransaction(StoreTransaction):
                             correlation_id=item.correlation_id, body=item.body,
                             deliver_at=item.deliver_at or now, created_at=now)
             self.t.next_id += 1
-            self.t.outbox[row.id] = row
+            self._remember(self.t.outbox, row.id)
+            self._remember(self.t.outbox_extra, row.id)
+            self.t.outbox[row.id] = replace(row)
             self.t.outbox_extra[row.id] = {
                 "token": item.schedule_token,
                 "locked_until": lease_until if row.deliver_at <= now else None,
@@ -108,11 +130,15 @@ class MemoryTransaction(StoreTransaction):
         gone = [i for i, extra in self.t.outbox_extra.items()
                 if extra["token"] in wanted and self.t.outbox[i].dispatched_at is None]
         for i in gone:
+            self._remember(self.t.outbox, i)
+            self._remember(self.t.outbox_extra, i)
             del self.t.outbox[i]
             del self.t.outbox_extra[i]
         return len(gone)
 
     async def add_error(self, record: ErrorRecord) -> None:
+        mark = len(self.t.errors)
+        self.undo.append(lambda: self.t.errors.__delitem__(slice(mark, None)))
         record.id = len(self.t.errors) + 1
         self.t.errors.append(record)
 
@@ -128,9 +154,13 @@ class MemoryStore(SagaStore):
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MemoryTransaction]:
         async with self._lock:
-            working = copy.deepcopy(self._tables)
-            yield MemoryTransaction(working)
-            self._tables = working
+            tx = MemoryTransaction(self._tables)
+            try:
+                yield tx
+            except BaseException:
+                for undo in reversed(tx.undo):
+                    undo()
+                raise
 
     async def create_schema(self) -> None:
         return None

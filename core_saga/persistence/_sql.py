@@ -13,7 +13,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from .._context import Outgoing
 from .._errors import ConcurrencyError
@@ -149,9 +148,11 @@ class SqlTransaction(StoreTransaction):
                          lease_until: datetime | None) -> list[OutboxRow]:
         if not items:
             return []
-        params = []
+        params: list[dict[str, Any]] = []
+        deliver_times: list[datetime] = []
         for o in items:
             deliver_at = o.deliver_at or now
+            deliver_times.append(deliver_at)
             params.append({
                 "message_id": o.message_id, "kind": o.kind, "destination": o.destination,
                 "message_type": o.message_type, "correlation_id": o.correlation_id,
@@ -166,8 +167,8 @@ class SqlTransaction(StoreTransaction):
         return [
             OutboxRow(id=i, message_id=o.message_id, kind=o.kind, destination=o.destination,
                       message_type=o.message_type, correlation_id=o.correlation_id,
-                      body=o.body, deliver_at=p["deliver_at"], created_at=now)
-            for i, o, p in zip(ids, items, params, strict=True)
+                      body=o.body, deliver_at=at, created_at=now)
+            for i, o, at in zip(ids, items, deliver_times, strict=True)
         ]
 
     async def cancel_timers(self, tokens: Sequence[str]) -> int:
@@ -209,7 +210,9 @@ class SqlStore(SagaStore):
         if url.startswith("sqlite"):
             if schema is not None:
                 raise ValueError("schema= is for PostgreSQL; SQLite keeps one file per store")
-            engine = create_async_engine(url, echo=echo, poolclass=NullPool)
+            # A small pool: aiosqlite runs a thread per connection, costly to open, and
+            # BEGIN IMMEDIATE serialises writers anyway.
+            engine = create_async_engine(url, echo=echo, pool_size=4, max_overflow=4)
             _configure_sqlite(engine)
         elif url.startswith("postgresql"):
             connect_args: dict[str, Any] = {}

@@ -8,12 +8,17 @@ from ._base import (
     TransportMessage,
 )
 from ._memory import InMemoryTransport
+from ._sqs import DEAD_LETTER_REASON, SqsConfig, SqsTransport, sqs_transport
 
 __all__ = [
+    "DEAD_LETTER_REASON",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "InMemoryTransport",
     "ReceivedMessage",
     "SendFailure",
+    "SqsConfig",
+    "SqsTransport",
     "Transport",
     "TransportMessage",
+    "sqs_transport",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Sequence
@@ -93,14 +94,13 @@ class InMemoryTransport:
                 if len(taken) >= max_messages:
                     break
             if taken or now >= deadline:
+                await asyncio.sleep(0)  # a receive is always a suspension point
                 return taken
             q.changed.clear()
             soonest = min((e.visible_at for e in q.entries.values()), default=deadline)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(q.changed.wait(),
                                        timeout=max(0.0, min(deadline, soonest) - now))
-            except TimeoutError:
-                pass
 
     async def delete_batch(self, queue: str, messages: Sequence[ReceivedMessage]) -> None:
         self.calls += 1

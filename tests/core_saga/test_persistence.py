@@ -164,8 +164,9 @@ async def test_a_dispatcher_killed_between_commit_and_send_sends_later(
     url = sql_store.engine.url.render_as_string(hide_password=False)
     script = CRASHING_WORKER.format(tests=str(Path(__file__).parent), url=url,
                                     schema=sql_store.schema)
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], timeout=60,
-                          capture_output=True, text=True)
+    proc = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", textwrap.dedent(script)], timeout=60,
+        capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr
     [row] = await sql_store.pending_outbox()
     assert row.message_type == ChargePayment.message_urn

@@ -1,0 +1,213 @@
+"""Saga transitions per second: in-memory store, SQLite and PostgreSQL, beside the
+ceiling of a plain asyncpg loop doing the same commits (one UPDATE of a state row plus
+one INSERT of an outbox row per transition), all measured in the same run.
+
+    .venv/bin/python benchmarks/engine.py [--sagas 200] [--events 10] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import describe, summary
+
+from core_saga import (
+    BehaviorContext,
+    Endpoint,
+    Envelope,
+    Event,
+    Message,
+    Saga,
+    SagaHandler,
+    SagaState,
+    State,
+    SystemClock,
+    Topology,
+)
+from core_saga.persistence import MemoryStore, SagaStore, SqlStore
+
+PG = os.environ.get("STEPSAGA_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+class Begin(Message):
+    message_namespace = "bench"
+    id: str
+
+
+class Flip(Message):
+    message_namespace = "bench"
+    id: str
+    n: int
+
+
+class Notified(Message):
+    message_namespace = "bench"
+    id: str
+    n: int
+
+
+class Toggle(SagaState):
+    flips: int = 0
+
+
+def _count(ctx: BehaviorContext[Toggle, Flip]) -> None:
+    ctx.saga.flips += 1
+
+
+def _notify(ctx: BehaviorContext[Toggle, Flip]) -> Notified:
+    return Notified(id=ctx.saga.correlation_id, n=ctx.message.n)
+
+
+class ToggleSaga(Saga[Toggle]):
+    """Every Flip moves the instance between Up and Down and sends one command."""
+
+    up = State(terminal=True)
+    down = State(terminal=True)
+    begin = Event(Begin, correlate_by=lambda m: m.id)
+    flip = Event(Flip, correlate_by=lambda m: m.id)
+
+    def define(self) -> None:
+        self.initially(self.when(self.begin).transition_to(self.up))
+        self.during(self.up, self.when(self.flip).then(_count)
+                    .send("sink", _notify).transition_to(self.down))
+        self.during(self.down, self.when(self.flip).then(_count)
+                    .send("sink", _notify).transition_to(self.up))
+
+
+async def run_engine(store: SagaStore, sagas: int, events: int, concurrency: int) -> float:
+    """Transitions per second: `sagas` instances, `events` flips each, `concurrency`
+    instances processed at once (each instance's events in order)."""
+    endpoint = Endpoint("toggle", [SagaHandler(ToggleSaga())], store=store,
+                        clock=SystemClock(), routes=Topology().routes)
+    ids = [uuid.uuid4().hex for _ in range(sagas)]
+    for cid in ids:
+        await endpoint.process(Envelope(Begin(id=cid)))
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for cid in ids:
+        queue.put_nowait(cid)
+
+    async def worker() -> None:
+        while not queue.empty():
+            cid = queue.get_nowait()
+            for n in range(events):
+                await endpoint.process(Envelope(Flip(id=cid, n=n)))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return sagas * events / (time.perf_counter() - started)
+
+
+async def run_ceiling(sagas: int, events: int, concurrency: int) -> float:
+    """The same commits by hand: UPDATE the state row, INSERT an outbox row."""
+    schema = f"ceil_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(PG)
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    await admin.execute(f"CREATE TABLE {schema}.state (id text PRIMARY KEY, state text, "
+                        "version int, data text)")
+    await admin.execute(f"CREATE TABLE {schema}.outbox (id bigserial PRIMARY KEY, "
+                        "message_id text, destination text, body text, created_at timestamptz)")
+    ids = [uuid.uuid4().hex for _ in range(sagas)]
+    await admin.executemany(f"INSERT INTO {schema}.state VALUES ($1, 'Up', 1, '{{}}')",
+                            [(i,) for i in ids])
+    pool = await asyncpg.create_pool(PG, min_size=concurrency, max_size=concurrency)
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for cid in ids:
+        queue.put_nowait(cid)
+
+    async def worker() -> None:
+        async with pool.acquire() as conn:
+            while not queue.empty():
+                cid = queue.get_nowait()
+                for n in range(events):
+                    async with conn.transaction():
+                        await conn.execute(
+                            f"UPDATE {schema}.state SET state = $2, version = version + 1, "
+                            "data = $3 WHERE id = $1",
+                            cid, "Down" if n % 2 == 0 else "Up", f'{{"flips": {n + 1}}}')
+                        await conn.execute(
+                            f"INSERT INTO {schema}.outbox (message_id, destination, body, "
+                            "created_at) VALUES ($1, 'sink', $2, now())",
+                            uuid.uuid4().hex, f'{{"id": "{cid}", "n": {n}}}')
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    await pool.close()
+    await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    await admin.close()
+    return sagas * events / elapsed
+
+
+async def _fresh_pg(concurrency: int) -> SqlStore:
+    store = SqlStore.from_url(PG.replace("postgresql://", "postgresql+asyncpg://"),
+                              schema=f"bench_{uuid.uuid4().hex[:8]}", pool_size=concurrency)
+    await store.create_schema()
+    return store
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sagas", type=int, default=200)
+    parser.add_argument("--events", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(describe())
+    print(f"parameters: {args.sagas} sagas x {args.events} transitions, "
+          f"concurrency {args.concurrency}, {args.repeats} repeats\n")
+
+    async def memory() -> float:
+        return await run_engine(MemoryStore(), args.sagas, args.events, args.concurrency)
+
+    async def sqlite() -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = SqlStore.from_url(f"sqlite+aiosqlite:///{tmp}/bench.db")
+            await store.create_schema()
+            try:
+                return await run_engine(store, args.sagas, args.events, args.concurrency)
+            finally:
+                await store.close()
+
+    async def postgres() -> float:
+        store = await _fresh_pg(args.concurrency)
+        try:
+            return await run_engine(store, args.sagas, args.events, args.concurrency)
+        finally:
+            await store.drop_schema()
+            await store.close()
+
+    async def ceiling() -> float:
+        return await run_ceiling(args.sagas, args.events, args.concurrency)
+
+    runs: dict[str, Callable[[], Awaitable[float]]] = {
+        "engine, in-memory store": memory, "engine, SQLite (WAL)": sqlite,
+        "engine, PostgreSQL": postgres, "asyncpg loop (ceiling)": ceiling,
+    }
+    results: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.repeats):  # interleaved, so load drifts hit every variant
+        for name, run in runs.items():
+            results[name].append(await run())
+    print("transitions per second")
+    for name, values in results.items():
+        print(f"  {name:28s} {summary(values)}")
+    ratio = (statistics.median(results["engine, PostgreSQL"])
+             / statistics.median(results["asyncpg loop (ceiling)"]))
+    print(f"\nPostgreSQL engine / asyncpg ceiling = {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""Alembic migrations for the stepsaga tables, shipped inside the package."""
