@@ -1,0 +1,107 @@
+"""The ``stepsaga`` command line. Core commands live here; packages add their own
+(``demo``, ``console``, ``contracts``…) through the ``stepsaga.cli`` entry-point group:
+each entry point names a function that takes the Typer app and registers commands."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from importlib.metadata import entry_points
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ._graph import to_dot, to_mermaid
+from ._saga import Saga
+
+app = typer.Typer(name="stepsaga", no_args_is_help=True, add_completion=False,
+                  help="stepsaga: code-first sagas on SQS, Step Functions for the slow cases.")
+console = Console(stderr=True)
+
+
+def load_object(path: str) -> Any:
+    """Import ``package.module:attribute``; BadParameter naming what was missing."""
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise typer.BadParameter(f"{path!r} is not of the form package.module:Name")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise typer.BadParameter(f"cannot import {module_name!r}: {exc}") from exc
+    try:
+        return getattr(module, attribute)
+    except AttributeError as exc:
+        raise typer.BadParameter(f"{module_name!r} has no {attribute!r}") from exc
+
+
+@app.command()
+def graph(
+    saga: Annotated[str, typer.Argument(help="The saga class, as package.module:ClassName")],
+    format: Annotated[str, typer.Option("--format", "-f", help="mermaid or dot")] = "mermaid",
+    highlight: Annotated[str | None, typer.Option(help="A state to highlight")] = None,
+) -> None:
+    """Print a saga's state graph as Mermaid or Graphviz DOT."""
+    cls = load_object(saga)
+    if not (isinstance(cls, type) and issubclass(cls, Saga) and hasattr(cls, "model")):
+        raise typer.BadParameter(f"{saga!r} is not a saga class")
+    if format not in ("mermaid", "dot"):
+        raise typer.BadParameter(f"--format must be mermaid or dot, not {format!r}")
+    render = to_mermaid if format == "mermaid" else to_dot
+    typer.echo(render(cls.model, highlight=highlight), nl=False)
+
+
+@app.command()
+def migrate(
+    database_url: Annotated[str, typer.Option(envvar="STEPSAGA_DATABASE_URL",
+                                              help="The database to migrate")],
+    schema: Annotated[str | None, typer.Option(help="PostgreSQL schema")] = None,
+    revision: Annotated[str, typer.Option(help="Target revision")] = "head",
+) -> None:
+    """Run the packaged Alembic migrations."""
+    from .persistence import upgrade_sync
+
+    url = database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    upgrade_sync(url, schema=schema, revision=revision)
+    console.print(f"migrated {url.split('@')[-1]} to {revision}")
+
+
+@app.command()
+def worker(
+    factory: Annotated[str, typer.Argument(
+        help="An async function package.module:build that takes WorkerSettings and "
+             "returns a started-but-not-running Worker")],
+    log_level: Annotated[str, typer.Option(help="Python log level")] = "INFO",
+) -> None:
+    """Run a worker process until SIGTERM/SIGINT (settings from STEPSAGA_* variables)."""
+    from ._settings import WorkerSettings
+
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    build = load_object(factory)
+    try:
+        settings = WorkerSettings()
+    except ValueError as exc:
+        raise typer.BadParameter(f"bad worker settings: {exc}") from exc
+
+    async def run() -> None:
+        built = await build(settings)
+        await built.run()
+
+    asyncio.run(run())
+
+
+def _load_plugins() -> None:
+    for entry in entry_points(group="stepsaga.cli"):
+        try:
+            entry.load()(app)
+        except Exception as exc:  # a broken plugin must not take the core commands down
+            console.print(f"[yellow]stepsaga: command plugin {entry.name!r} failed to load: "
+                          f"{exc}[/yellow]")
+
+
+def main() -> None:
+    """Entry point of the ``stepsaga`` script."""
+    _load_plugins()
+    app()
