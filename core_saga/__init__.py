@@ -45,7 +45,9 @@ from ._receive import Outcome, ReceivePipeline, RedeliveryPolicy
 from ._retry import RetryPolicy
 from ._saga import Saga
 from ._states import FINAL, INITIAL, SagaState, State
+from ._settings import WorkerSettings
 from ._topology import Topology
+from ._worker import Worker
 
 __all__ = [
     # Defining sagas
@@ -109,6 +111,8 @@ __all__ = [
     "UnhandledEventError",
     "UnknownMessageTypeError",
     "VirtualClock",
+    "Worker",
+    "WorkerSettings",
     "check_model",
     "decode_envelope",
     "new_id",
