@@ -44,8 +44,8 @@ from ._outbox import SEND_KIND, OutboxDispatcher, OutboxSink, TransportSink
 from ._receive import Outcome, ReceivePipeline, RedeliveryPolicy
 from ._retry import RetryPolicy
 from ._saga import Saga
-from ._states import FINAL, INITIAL, SagaState, State
 from ._settings import WorkerSettings
+from ._states import FINAL, INITIAL, SagaState, State
 from ._topology import Topology
 from ._worker import Worker
 

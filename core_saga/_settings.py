@@ -16,6 +16,8 @@ class WorkerSettings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///stepsaga.db"
     """Where saga state, inbox and outbox live. Default: an embedded SQLite file."""
+    database_schema: str | None = None
+    """PostgreSQL schema for the tables (None: the connection's default)."""
     aws_region: str = "us-east-1"
     aws_endpoint_url: str | None = None
     """An AWS endpoint to use instead of the real one (the local emulator)."""

@@ -105,3 +105,7 @@ def main() -> None:
     """Entry point of the ``stepsaga`` script."""
     _load_plugins()
     app()
+
+
+if __name__ == "__main__":
+    main()

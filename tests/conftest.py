@@ -12,12 +12,7 @@ import pytest
 
 from core_saga.persistence import MemoryStore, SagaStore, SqlStore
 
-try:  # the emulator plugin needs moto (the dev extra)
-    import core_saga.emulator.pytest_plugin  # noqa: F401
-
-    pytest_plugins = ["core_saga.emulator.pytest_plugin"]
-except ImportError:  # pragma: no cover
-    pytest_plugins = []
+pytest_plugins = ["core_saga.emulator.pytest_plugin"]
 
 PG_URL = os.environ.get("STEPSAGA_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 

@@ -1,0 +1,14 @@
+"""The local AWS emulator: moto 5.2.5 in server mode on 127.0.0.1, with Step Functions
+execution switched on and our extensions applied. Tests and the demo use it; nothing
+here reaches AWS.
+
+    from core_saga.emulator import start_emulator
+
+    with start_emulator() as aws:
+        queue = aws.create_queue("payment")          # and payment-dlq, with redrive
+        sqs = aws.boto3_client("sqs")
+"""
+
+from ._emulator import ENDPOINT_ENV, Emulator, QueueInfo, free_port, start_emulator
+
+__all__ = ["ENDPOINT_ENV", "Emulator", "QueueInfo", "free_port", "start_emulator"]
