@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from article_saga import (
+from core_saga.persistence import SagaStore
+from core_saga.testing import SagaTestHarness
+from examples.quickstart.article_saga import (
     AllocateInventory,
     ArticleOrderSaga,
     ChargePayment,
@@ -18,9 +20,6 @@ from article_saga import (
     RefundPayment,
     ShipmentCreated,
 )
-
-from core_saga.persistence import SagaStore
-from core_saga.testing import SagaTestHarness
 
 S = ArticleOrderSaga
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from article_saga import ArticleOrderSaga, RefundPayment
 
 from core_saga import (
     Event,
@@ -20,6 +19,7 @@ from core_saga import (
     to_mermaid,
 )
 from core_saga.testing import check_saga
+from examples.quickstart.article_saga import ArticleOrderSaga, RefundPayment
 
 
 class Go(Message):

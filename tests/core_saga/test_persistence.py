@@ -12,7 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from article_saga import ArticleOrderSaga, ChargePayment, OrderSubmitted
 
 from core_saga import (
     SEND_KIND,
@@ -32,6 +31,7 @@ from core_saga import (
 )
 from core_saga.persistence import OutboxRow, SagaStore, SqlStore
 from core_saga.transports import InMemoryTransport
+from examples.quickstart.article_saga import ArticleOrderSaga, ChargePayment, OrderSubmitted
 
 
 class Open(Message):
@@ -141,9 +141,8 @@ async def test_a_failed_handler_leaves_nothing_behind(store: SagaStore) -> None:
 
 CRASHING_WORKER = """
 import asyncio, os, signal, sys
-sys.path.insert(0, {tests!r})
 from decimal import Decimal
-from article_saga import ArticleOrderSaga, OrderSubmitted
+from examples.quickstart.article_saga import ArticleOrderSaga, OrderSubmitted
 from core_saga import Endpoint, Envelope, SagaHandler, SystemClock, Topology
 from core_saga.persistence import SqlStore
 

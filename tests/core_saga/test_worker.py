@@ -9,13 +9,18 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from article_saga import ArticleOrderSaga, ChargePayment, OrderSubmitted, PaymentSucceeded
 
 from core_saga import ConsumeContext, Consumer, Envelope, Message
 from core_saga._settings import WorkerSettings
 from core_saga._worker import Worker
 from core_saga.persistence import SagaStore
 from core_saga.transports import InMemoryTransport, TransportMessage
+from examples.quickstart.article_saga import (
+    ArticleOrderSaga,
+    ChargePayment,
+    OrderSubmitted,
+    PaymentSucceeded,
+)
 
 
 class Always(Message):

@@ -19,12 +19,10 @@ from sqlalchemy import func, select
 from core_saga import Envelope
 from core_saga.emulator import Emulator
 from core_saga.persistence import SqlStore
+from examples.quickstart.article_saga import OrderSubmitted
+from examples.quickstart.services import QUEUES, ledger, metadata
 
 from ..conftest import PG_URL, requires_postgres
-from .e2e_app import QUEUES, effects, metadata
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "core_saga"))
-from article_saga import OrderSubmitted
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,8 +80,8 @@ async def _states(store: SqlStore) -> dict[str, int]:
 
 async def _effect_counts(store: SqlStore) -> list[tuple[str, str, int]]:
     async with store.engine.connect() as conn:
-        rows = await conn.execute(select(effects.c.order_id, effects.c.kind, func.count())
-                                  .group_by(effects.c.order_id, effects.c.kind))
+        rows = await conn.execute(select(ledger.c.order_id, ledger.c.kind, func.count())
+                                  .group_by(ledger.c.order_id, ledger.c.kind))
         return [(r[0], r[1], int(r[2])) for r in rows]
 
 

@@ -1,9 +1,11 @@
 """The Order-to-Cash saga exactly as the reference article sketches it (section 3),
 written with the DSL: PaymentPending → InventoryPending → ShippingPending → Completed,
-Failed with a refund on InventoryUnavailable and on ShipmentTimeout after one hour."""
+Failed with a refund on InventoryUnavailable and on ShipmentTimeout after one hour
+(`ArticleSettings.shipment_timeout`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
@@ -70,6 +72,17 @@ class ShipmentTimeout(Message):
     order_id: str
 
 
+@dataclass(frozen=True)
+class ArticleSettings:
+    """Runtime settings of the saga."""
+
+    shipment_timeout: timedelta = timedelta(hours=1)
+    """How long shipping may take before the order is refunded and failed."""
+
+
+DEFAULT_SETTINGS = ArticleSettings()
+
+
 class OrderState(SagaState):
     amount: Decimal = Decimal(0)
     tracking_id: str | None = None
@@ -106,8 +119,9 @@ class ArticleOrderSaga(Saga[OrderState]):
     inventory_allocated = Event(InventoryAllocated, correlate_by=_by_order)
     inventory_unavailable = Event(InventoryUnavailable, correlate_by=_by_order)
     shipment_created = Event(ShipmentCreated, correlate_by=_by_order)
-    shipment_timeout = Schedule(ShipmentTimeout, token_field="shipment_timeout_token",
-                                delay=timedelta(hours=1))
+    shipment_timeout = Schedule(
+        ShipmentTimeout, token_field="shipment_timeout_token",
+        delay=lambda ctx: (ctx.machine.settings or DEFAULT_SETTINGS).shipment_timeout)
 
     def define(self) -> None:
         self.initially(

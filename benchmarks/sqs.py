@@ -1,0 +1,102 @@
+"""Messages handled per second and SQS API calls per message handled, over the local
+emulator, at 1 and 2 workers. Calls are what the workers make (receives, batched
+deletes, outbox sends), counted by the transport; the load generator is not counted.
+
+The emulator's SQS carries only a few hundred messages a second and slows as a queue
+fills, so the rate measures moto, not stepsaga; the calls per message do not depend on it.
+
+    .venv/bin/python benchmarks/sqs.py [--orders 200] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _machine import describe, summary  # noqa: E402
+
+from core_saga import Envelope, Worker, WorkerSettings  # noqa: E402
+from core_saga.emulator import Emulator, start_emulator  # noqa: E402
+from core_saga.persistence import SqlStore  # noqa: E402
+from core_saga.transports import SqsTransport  # noqa: E402
+from examples.quickstart.article_saga import ArticleOrderSaga, OrderSubmitted  # noqa: E402
+from examples.quickstart.services import QUEUES, host_services  # noqa: E402
+
+MESSAGES_PER_ORDER = 7  # submit, charge, paid, allocate, allocated, ship, shipped
+
+
+async def run(emulator: Emulator, workers: int, orders: int, db: str) -> tuple[float, float]:
+    prefix = f"b{uuid.uuid4().hex[:5]}-"
+    for queue in QUEUES:
+        emulator.create_queue(prefix + queue)
+    settings = WorkerSettings(database_url=db, aws_endpoint_url=emulator.endpoint_url,
+                              queue_prefix=prefix, wait_time_seconds=1, concurrency=32,
+                              outbox_poll_seconds=0.5)
+    store = SqlStore.from_url(db)
+    await store.create_schema()
+    hosts = []
+    for _ in range(workers):
+        transport = await SqsTransport.connect(settings.sqs())
+        worker = Worker(settings, store=store, transport=transport)
+        host_services(worker)
+        hosts.append((worker, transport))
+    tasks = [asyncio.create_task(w.run(install_signal_handlers=False)) for w, _ in hosts]
+    sqs = emulator.boto3_client("sqs")
+    url = sqs.get_queue_url(QueueName=prefix + "article-order-saga")["QueueUrl"]
+    started = time.perf_counter()
+    for start in range(0, orders, 10):
+        entries = [{"Id": str(i), "MessageBody": Envelope(OrderSubmitted(
+            order_id=f"{prefix}{start + i}", amount=Decimal("10.00"))).encode().decode()}
+            for i in range(min(10, orders - start))]
+        await asyncio.to_thread(sqs.send_message_batch, QueueUrl=url, Entries=entries)
+        await asyncio.sleep(0.05)  # paced: moto slows as a queue fills
+    while (await store.count_instances(ArticleOrderSaga.model.name)).get("Completed", 0) \
+            < orders:
+        await asyncio.sleep(0.2)
+    elapsed = time.perf_counter() - started
+    for worker, _ in hosts:
+        worker.request_stop()
+    await asyncio.gather(*tasks)
+    calls = sum(t.total_calls for _, t in hosts)
+    handled = sum(w.handled for w, _ in hosts)
+    for _, transport in hosts:
+        await transport.close()
+    await store.close()
+    assert handled >= orders * MESSAGES_PER_ORDER, handled
+    return handled / elapsed, calls / handled
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(describe(("moto", "aiobotocore", "sqlalchemy", "aiosqlite")))
+    print(f"parameters: {args.orders} orders x {MESSAGES_PER_ORDER} messages, SQLite store, "
+          f"{args.repeats} repeats; workers in one process, each with its own SQS client\n")
+    with start_emulator() as emulator, tempfile.TemporaryDirectory() as tmp:
+        for workers in (1, 2):
+            rates, costs = [], []
+            for n in range(args.repeats):
+                db = f"sqlite+aiosqlite:///{tmp}/w{workers}-{n}.db"
+                rate, cost = await run(emulator, workers, args.orders, db)
+                rates.append(rate)
+                costs.append(cost)
+            print(f"{workers} worker(s): messages handled/s {summary(rates)}")
+            print(f"{workers} worker(s): SQS calls per message  median "
+                  f"{statistics.median(costs):.3f}  spread {min(costs):.3f}–{max(costs):.3f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
