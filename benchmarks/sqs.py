@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from core_saga.emulator import Emulator, start_emulator  # noqa: E402
 from core_saga.persistence import SqlStore  # noqa: E402
 from core_saga.transports import SqsTransport  # noqa: E402
 from examples.quickstart.article_saga import ArticleOrderSaga, OrderSubmitted  # noqa: E402
-from examples.quickstart.services import QUEUES, host_services  # noqa: E402
+from examples.quickstart.services import QUEUES, host_services, metadata  # noqa: E402
 
 MESSAGES_PER_ORDER = 7  # submit, charge, paid, allocate, allocated, ship, shipped
 
@@ -45,6 +46,8 @@ async def run(emulator: Emulator, workers: int, orders: int, db: str) -> tuple[f
                               outbox_poll_seconds=0.5)
     store = SqlStore.from_url(db)
     await store.create_schema()
+    async with store.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
     hosts = []
     for _ in range(workers):
         transport = await SqsTransport.connect(settings.sqs())
@@ -86,6 +89,7 @@ async def main() -> None:
     print(f"parameters: {args.orders} orders x {MESSAGES_PER_ORDER} messages, SQLite store, "
           f"{args.repeats} repeats; workers in one process, each with its own SQS client\n")
     with start_emulator() as emulator, tempfile.TemporaryDirectory() as tmp:
+        os.environ.update(emulator.env())
         for workers in (1, 2):
             rates, costs = [], []
             for n in range(args.repeats):
