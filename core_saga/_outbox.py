@@ -78,6 +78,11 @@ class OutboxDispatcher:
         self.max_backoff = max_backoff
         self._wake = asyncio.Event()
         self.sent = 0
+        self._buffer: list[OutboxRow] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
+        self.linger = 0.01
+        """Seconds :meth:`deliver_soon` waits to fill a batch."""
 
     def add_sink(self, kind: str, sink: OutboxSink) -> None:
         """Register the sink for rows of `kind`."""
@@ -86,6 +91,39 @@ class OutboxDispatcher:
     def notify(self) -> None:
         """Wake the loop (a timer may be due sooner than the next poll)."""
         self._wake.set()
+
+    def deliver_soon(self, rows: Sequence[OutboxRow]) -> None:
+        """Send committed `rows` within `linger` seconds, batched with rows other
+        messages commit meanwhile (fewer API calls at load). Safe to lose on a crash:
+        the rows are committed and leased, and the poller sends them when the lease ends."""
+        self._buffer.extend(rows)
+        if len(self._buffer) >= 10:
+            self._flush_buffer()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.linger,
+                                                                self._flush_buffer)
+
+    def _flush_buffer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        rows, self._buffer = self._buffer, []
+        if rows:
+            task = asyncio.create_task(self._deliver_logged(rows))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def _deliver_logged(self, rows: list[OutboxRow]) -> None:
+        try:
+            await self.deliver(rows)
+        except Exception:
+            log.exception("outbox: batched dispatch failed; the poller will retry")
+
+    async def drain(self) -> None:
+        """Send what :meth:`deliver_soon` holds, and wait for sends under way."""
+        self._flush_buffer()
+        if self._flushing:
+            await asyncio.gather(*self._flushing)
 
     async def deliver(self, rows: Sequence[OutboxRow]) -> None:
         """Send `rows` now, grouped by sink and destination, and record the results."""

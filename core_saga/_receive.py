@@ -52,8 +52,9 @@ class ReceivePipeline:
 
     def __init__(self, endpoint: Endpoint, dispatcher: OutboxDispatcher, clock: Clock, *,
                  redelivery: RedeliveryPolicy | None = None,
-                 types: MessageRegistry = registry) -> None:
+                 types: MessageRegistry = registry, batch_sends: bool = False) -> None:
         self.endpoint = endpoint
+        self.batch_sends = batch_sends
         self.dispatcher = dispatcher
         self.clock = clock
         self.redelivery = redelivery or RedeliveryPolicy()
@@ -85,7 +86,9 @@ class ReceivePipeline:
                       self.endpoint.name, envelope.message_id, received.receive_count, reason)
             await self._record(received.body, exc, envelope)
             return Outcome.DEAD, reason
-        if processed.rows:
+        if processed.rows and self.batch_sends:
+            self.dispatcher.deliver_soon(processed.rows)
+        elif processed.rows:
             try:
                 await self.dispatcher.deliver(processed.rows)
             except Exception:

@@ -35,6 +35,12 @@ class WorkerSettings(BaseSettings):
     """First redelivery delay; it doubles on each failure."""
     outbox_poll_seconds: float = Field(1.0, gt=0)
     """How often due timers and left-over outbox rows are looked for."""
+    delete_linger_seconds: float = Field(0.2, ge=0, le=5)
+    """How long handled messages wait to be deleted in a batch of up to 10. Deleting
+    late is harmless (the message stays invisible); it saves SQS calls."""
+    send_linger_seconds: float = Field(0.05, ge=0, le=5)
+    """How long committed outgoing messages wait to be sent in a batch of up to 10.
+    It adds at most this much latency per hop and saves SQS calls at load."""
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024)
     health_port: int | None = Field(None, ge=0, le=65535)
     """Port of the /health and /ready endpoint; None (the default) turns it off, 0 picks

@@ -93,6 +93,7 @@ class Worker:
         self.clock = clock or SystemClock()
         self.topology = topology or Topology()
         self.dispatcher = OutboxDispatcher(store, {SEND: TransportSink(transport)}, self.clock)
+        self.dispatcher.linger = settings.send_linger_seconds
         self.redelivery = RedeliveryPolicy(
             max_deliveries=settings.max_deliveries,
             base_delay=timedelta(seconds=settings.redelivery_base_seconds))
@@ -126,7 +127,7 @@ class Worker:
                             routes=self.topology.routes,
                             lease=timedelta(seconds=self.settings.visibility_timeout * 2))
         self._pipelines[queue] = ReceivePipeline(endpoint, self.dispatcher, self.clock,
-                                                 redelivery=self.redelivery)
+                                                 redelivery=self.redelivery, batch_sends=True)
         self.topology.subscribe_all(handler.subscriptions(), queue)
         return self
 
@@ -166,7 +167,8 @@ class Worker:
                                        alive=lambda: not self._stop.is_set(),
                                        ready=self._ready_checks)
             await self.health.start()
-        deleters = {q: _Deleter(self.transport, q) for q in self._pipelines}
+        deleters = {q: _Deleter(self.transport, q, linger=self.settings.delete_linger_seconds)
+                    for q in self._pipelines}
         outbox = asyncio.create_task(self.dispatcher.run(
             self._stop, poll_interval=self.settings.outbox_poll_seconds))
         receivers = [asyncio.create_task(self._receive_loop(q, p, deleters[q]))
@@ -185,6 +187,8 @@ class Worker:
             for deleter in deleters.values():
                 await deleter.drain()
             await outbox
+            with contextlib.suppress(Exception):
+                await self.dispatcher.drain()
             with contextlib.suppress(Exception):
                 await self.dispatcher.run_due()  # flush what is due before leaving
             if self.health is not None:

@@ -101,8 +101,9 @@ async def run_demo(*, workdir: Path = Path(".stepsaga"), happy: int = 12,
             while True:
                 counts = await store.count_instances(ArticleOrderSaga.model.name)
                 live.update(_table(counts, len(orders), time.monotonic() - started))
-                if sum(counts.get(s, 0) for s in TERMINAL) == len(orders):
-                    break
+                if (sum(counts.get(s, 0) for s in TERMINAL) == len(orders)
+                        and await _settled(store, orders)):
+                    break  # every saga ended and every compensation has landed
                 if time.monotonic() - started > timeout:
                     break
                 await asyncio.sleep(0.25)
@@ -114,7 +115,8 @@ async def run_demo(*, workdir: Path = Path(".stepsaga"), happy: int = 12,
     return ok
 
 
-async def _report(console: Console, store: SqlStore, orders: list[DemoOrder]) -> bool:
+async def _net_charges(store: SqlStore) -> dict[str, Decimal]:
+    """Charged minus refunded, per order, from the payment service's ledger."""
     async with store.engine.connect() as conn:
         rows = (await conn.execute(select(ledger.c.order_id, ledger.c.kind,
                                           ledger.c.amount))).all()
@@ -124,6 +126,21 @@ async def _report(console: Console, store: SqlStore, orders: list[DemoOrder]) ->
             money[order_id] = money.get(order_id, Decimal(0)) + amount
         elif kind == "refund":
             money[order_id] = money.get(order_id, Decimal(0)) - amount
+    return money
+
+
+async def _settled(store: SqlStore, orders: list[DemoOrder]) -> bool:
+    """No failed order still holds money (its refund may trail its Failed state)."""
+    money = await _net_charges(store)
+    for order in orders:
+        instance = await store.get_instance(ArticleOrderSaga.model.name, order.order_id)
+        if instance is not None and instance.state == "Failed" and money.get(order.order_id):
+            return False
+    return True
+
+
+async def _report(console: Console, store: SqlStore, orders: list[DemoOrder]) -> bool:
+    money = await _net_charges(store)
     table = Table(title="Outcomes")
     for column in ("order", "path", "state", "transitions", "charged − refunded", "check"):
         table.add_column(column)
