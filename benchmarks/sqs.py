@@ -100,8 +100,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--send-linger", type=float, default=SEND_LINGER)
-    parser.add_argument("--delete-linger", type=float, default=DELETE_LINGER)
+    parser.add_argument("--send-linger", type=float, default=0.05)
+    parser.add_argument("--delete-linger", type=float, default=0.2)
     args = parser.parse_args()
     global SEND_LINGER, DELETE_LINGER
     SEND_LINGER, DELETE_LINGER = args.send_linger, args.delete_linger
