@@ -41,6 +41,12 @@ class WorkerSettings(BaseSettings):
     send_linger_seconds: float = Field(0.05, ge=0, le=5)
     """How long committed outgoing messages wait to be sent in a batch of up to 10.
     It adds at most this much latency per hop and saves SQS calls at load."""
+    inbox_retention_hours: float = Field(7 * 24, gt=0)
+    """How long processed message ids are kept for dedupe (longer than any redelivery)."""
+    outbox_retention_hours: float = Field(7 * 24, gt=0)
+    """How long dispatched outbox rows are kept (the order timeline reads them)."""
+    purge_interval_seconds: float = Field(3600, gt=0)
+    """How often old inbox and outbox rows are purged."""
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024)
     health_port: int | None = Field(None, ge=0, le=65535)
     """Port of the /health and /ready endpoint; None (the default) turns it off, 0 picks

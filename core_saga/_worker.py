@@ -173,6 +173,7 @@ class Worker:
             self._stop, poll_interval=self.settings.outbox_poll_seconds))
         receivers = [asyncio.create_task(self._receive_loop(q, p, deleters[q]))
                      for q, p in self._pipelines.items()]
+        receivers.append(asyncio.create_task(self._purge_loop()))
         self._started.set()
         log.info("worker started on %s", ", ".join(self._pipelines))
         try:
@@ -246,6 +247,23 @@ class Worker:
         finally:
             keeper.cancel()
             self._in_flight -= 1
+
+    async def purge(self) -> tuple[int, int]:
+        """Drop inbox entries and dispatched outbox rows past their retention."""
+        now = self.clock.now()
+        return await self.store.purge(
+            inbox_before=now - timedelta(hours=self.settings.inbox_retention_hours),
+            outbox_before=now - timedelta(hours=self.settings.outbox_retention_hours))
+
+    async def _purge_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                removed = await self.purge()
+                if any(removed):
+                    log.info("purged %d inbox entries and %d outbox rows", *removed)
+            except Exception:
+                log.exception("retention purge failed")
+            await asyncio.sleep(self.settings.purge_interval_seconds)
 
     async def _keep_invisible(self, queue: str, message: ReceivedMessage) -> None:
         """Extend the visibility of a message whose handler runs long."""

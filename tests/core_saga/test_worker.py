@@ -209,3 +209,44 @@ async def test_publish_reaches_subscribers_across_queues(
     await until(charged)
     worker.request_stop()
     await task
+
+
+async def test_a_slow_handler_keeps_its_message_invisible(store: SagaStore) -> None:
+    transport = InMemoryTransport(visibility_timeout=2, max_receive_count=10)
+    slow_calls: list[int] = []
+
+    class VerySlow(Consumer[Slow]):
+        async def consume(self, ctx: ConsumeContext[Slow]) -> None:
+            slow_calls.append(ctx.message.n)
+            await asyncio.sleep(3.5)  # longer than the visibility timeout
+
+    worker = Worker(settings(visibility_timeout=2), store=store, transport=transport)
+    worker.add_consumer(VerySlow(), queue="slow")
+    await put(transport, "slow", Envelope(Slow(n=1)).encode())
+    task = asyncio.create_task(worker.run(install_signal_handlers=False))
+
+    async def handled() -> bool:
+        return worker.handled == 1
+
+    await until(handled)
+    worker.request_stop()
+    await task
+    assert slow_calls == [1]  # extended while it ran: never handed to another receive
+
+
+async def test_retention_purges_old_inbox_and_outbox_rows(store: SagaStore) -> None:
+    from datetime import timedelta
+
+    from core_saga import VirtualClock
+
+    clock = VirtualClock()
+    transport = InMemoryTransport()
+    worker = Worker(settings(inbox_retention_hours=1, outbox_retention_hours=1),
+                    store=store, transport=transport, clock=clock)
+    worker.add_saga(ArticleOrderSaga(), queue="order-saga")
+    endpoint = worker._pipelines["order-saga"].endpoint
+    processed = await endpoint.process(Envelope(OrderSubmitted(order_id="r", amount=1)))
+    await worker.dispatcher.deliver(processed.rows)
+    assert await worker.purge() == (0, 0)
+    clock.advance(timedelta(hours=2))
+    assert await worker.purge() == (1, 1)
