@@ -5,7 +5,7 @@ deletes, outbox sends), counted by the transport; the load generator is not coun
 The emulator's SQS carries only a few hundred messages a second and slows as a queue
 fills, so the rate measures moto, not stepsaga; the calls per message do not depend on it.
 
-    .venv/bin/python benchmarks/sqs.py [--orders 200] [--repeats 3]
+    .venv/bin/python benchmarks/sqs.py [--orders 200] [--repeats 3] [--database postgres]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from examples.quickstart.services import QUEUES, host_services, metadata  # noqa
 
 SEND_LINGER = 0.05
 DELETE_LINGER = 0.2
+PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 MESSAGES_PER_ORDER = 7  # submit, charge, paid, allocate, allocated, ship, shipped
 
 
@@ -48,7 +49,8 @@ async def run(emulator: Emulator, workers: int, orders: int, db: str, *,
                               queue_prefix=prefix, wait_time_seconds=20, concurrency=32,
                               outbox_poll_seconds=0.5, send_linger_seconds=SEND_LINGER,
                               delete_linger_seconds=DELETE_LINGER)
-    store = SqlStore.from_url(db)
+    schema = f"sqsb_{uuid.uuid4().hex[:8]}" if db.startswith("postgresql") else None
+    store = SqlStore.from_url(db, schema=schema)
     await store.create_schema()
     async with store.engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
@@ -91,6 +93,8 @@ async def run(emulator: Emulator, workers: int, orders: int, db: str, *,
     handled = sum(w.handled for w, _ in hosts)
     for _, transport in hosts:
         await transport.close()
+    if schema:
+        await store.drop_schema()
     await store.close()
     assert handled >= orders * MESSAGES_PER_ORDER, handled
     return handled / elapsed, calls / handled
@@ -100,13 +104,16 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="postgres",
+                        help="the store (postgres: 127.0.0.1:5432, database test)")
     parser.add_argument("--send-linger", type=float, default=0.05)
     parser.add_argument("--delete-linger", type=float, default=0.2)
     args = parser.parse_args()
     global SEND_LINGER, DELETE_LINGER
     SEND_LINGER, DELETE_LINGER = args.send_linger, args.delete_linger
     print(describe(("moto", "aiobotocore", "sqlalchemy", "aiosqlite")))
-    print(f"parameters: {args.orders} orders x {MESSAGES_PER_ORDER} messages, SQLite store, "
+    print(f"parameters: {args.orders} orders x {MESSAGES_PER_ORDER} messages, "
+          f"{args.database} store, "
           f"{args.repeats} repeats; workers in one process, each with its own SQS client; "
           f"send linger {SEND_LINGER} s, delete linger {DELETE_LINGER} s")
     with start_emulator() as emulator, tempfile.TemporaryDirectory() as tmp:
@@ -118,7 +125,8 @@ async def main() -> None:
             for workers in (1, 2):
                 rates, costs = [], []
                 for n in range(args.repeats):
-                    db = f"sqlite+aiosqlite:///{tmp}/w{workers}-{n}-{backlog}.db"
+                    db = (f"sqlite+aiosqlite:///{tmp}/w{workers}-{n}-{backlog}.db"
+                          if args.database == "sqlite" else PG)
                     rate, cost = await run(emulator, workers, args.orders, db,
                                            backlog=backlog)
                     rates.append(rate)
