@@ -7,8 +7,30 @@ here reaches AWS.
     with start_emulator() as aws:
         queue = aws.create_queue("payment")          # and payment-dlq, with redrive
         sqs = aws.boto3_client("sqs")
+        async with aws.aio_client("sqs") as client:  # aiobotocore
+            ...
+
+``STEPSAGA_AWS_ENDPOINT_URL`` points `start_emulator` at a server already running.
+pytest: ``pytest_plugins = ["core_saga.emulator.pytest_plugin"]`` gives the fixtures
+``emulator`` (session) and ``aws`` (per test, unique names). See docs/emulator.md.
 """
 
-from ._emulator import ENDPOINT_ENV, Emulator, QueueInfo, free_port, start_emulator
+from ._emulator import (
+    ENDPOINT_ENV,
+    FAKE_KEY,
+    FAKE_ROLE_ARN,
+    Emulator,
+    QueueInfo,
+    free_port,
+    start_emulator,
+)
 
-__all__ = ["ENDPOINT_ENV", "Emulator", "QueueInfo", "free_port", "start_emulator"]
+__all__ = [
+    "ENDPOINT_ENV",
+    "FAKE_KEY",
+    "FAKE_ROLE_ARN",
+    "Emulator",
+    "QueueInfo",
+    "free_port",
+    "start_emulator",
+]

@@ -9,8 +9,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,7 +22,14 @@ from types import TracebackType
 from typing import Any
 
 FAKE_KEY = "testing"
+FAKE_ROLE_ARN = "arn:aws:iam::123456789012:role/stepsaga-emulator"
 ENDPOINT_ENV = "STEPSAGA_AWS_ENDPOINT_URL"
+"""Set to ``http://127.0.0.1:PORT`` to use a server that is already running."""
+
+_LIVE: dict[int, subprocess.Popen[bytes]] = {}
+"""Servers started here and not yet stopped. Holding them keeps their stdin pipes open:
+a server exits when its pipe closes (when this process dies), not when an `Emulator`
+object is garbage-collected."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +51,14 @@ def free_port() -> int:
         return port
 
 
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""For the control calls: the server is on loopback, never behind a proxy."""
+
+
 def _post_json(url: str, body: dict[str, Any]) -> None:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with _DIRECT.open(request, timeout=10) as response:
         response.read()
 
 
@@ -58,10 +72,13 @@ class Emulator:
     def __init__(self, endpoint_url: str, *, region: str = "us-east-1",
                  process: subprocess.Popen[bytes] | None = None) -> None:
         self.endpoint_url = endpoint_url
-        self.port = int(endpoint_url.rsplit(":", 1)[-1].split("/")[0])
+        parts = urllib.parse.urlsplit(endpoint_url)
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.region = region
         self.process = process
         self.credentials = {"aws_access_key_id": FAKE_KEY, "aws_secret_access_key": FAKE_KEY}
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     def __enter__(self) -> Emulator:
         return self
@@ -72,13 +89,21 @@ class Emulator:
 
     def stop(self) -> None:
         """Stop the server this object started (a given one is left running)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+        process = self.process
+        if process is None:
+            return
+        _LIVE.pop(process.pid, None)
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()  # the server exits at end of file
+        for ending in (None, process.terminate, process.kill):
+            if ending is not None:
+                ending()
             try:
-                self.process.wait(timeout=10)
+                process.wait(timeout=5)
+                return
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                continue
 
     def configure(self) -> None:
         """Switch Step Functions execution on (real ASL runs)."""
@@ -103,10 +128,27 @@ class Emulator:
                 "STEPSAGA_AWS_REGION": self.region}
 
     def boto3_client(self, service: str) -> Any:
-        """A boto3 client for `service`."""
-        import boto3
+        """A boto3 client for `service` (one per service, made once; boto3 clients are
+        safe to share between threads)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                import boto3
 
-        return boto3.client(service, **self.client_kwargs())  # type: ignore[call-overload]
+                session = boto3.session.Session()
+                self._clients[service] = session.client(  # type: ignore[call-overload]
+                    service, **self.client_kwargs())
+            return self._clients[service]
+
+    def aio_session(self) -> Any:
+        """An aiobotocore session with the fake credentials and the region; create
+        clients with ``session.create_client(service, endpoint_url=emulator.endpoint_url)``
+        (or use :meth:`aio_client`)."""
+        from aiobotocore.session import get_session
+
+        session = get_session()
+        session.set_credentials(FAKE_KEY, FAKE_KEY)
+        session.set_config_variable("region", self.region)
+        return session
 
     @contextlib.asynccontextmanager
     async def aio_client(self, service: str) -> AsyncIterator[Any]:
@@ -145,21 +187,59 @@ class Emulator:
         arn: str = self.boto3_client("events").create_event_bus(Name=name)["EventBusArn"]
         return arn
 
+    def create_state_machine(self, name: str, definition: dict[str, Any] | str, *,
+                             role_arn: str = FAKE_ROLE_ARN) -> str:
+        """Create a Standard state machine from ASL (a dict or JSON text); its ARN."""
+        text = definition if isinstance(definition, str) else json.dumps(definition)
+        arn: str = self.boto3_client("stepfunctions").create_state_machine(
+            name=name, definition=text, roleArn=role_arn)["stateMachineArn"]
+        return arn
+
+    def wait_for_execution(self, execution_arn: str, *, timeout: float = 30.0,
+                           poll: float = 0.05) -> dict[str, Any]:
+        """DescribeExecution once the execution is no longer RUNNING (raises
+        TimeoutError after `timeout` seconds)."""
+        sfn = self.boto3_client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING":
+                return described
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{execution_arn} still RUNNING after {timeout} s")
+            time.sleep(poll)
+
+    def execution_history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """Every history event of an execution, oldest first."""
+        sfn = self.boto3_client("stepfunctions")
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+        while True:
+            page = sfn.get_execution_history(**kwargs)
+            events.extend(page["events"])
+            if not page.get("nextToken"):
+                return events
+            kwargs["nextToken"] = page["nextToken"]
+
+
+class _ExitedEarly(RuntimeError):
+    """The server process ended before it answered (e.g. its port was taken)."""
+
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes] | None, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the emulator exited at start with code {process.returncode}")
+            raise _ExitedEarly(f"the emulator exited at start with code {process.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/moto-api/", timeout=2) as response:
+            with _DIRECT.open(f"{url}/moto-api/", timeout=2) as response:
                 response.read()
                 return
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the emulator at {url} did not answer in {timeout} s"
                                    ) from exc
-            time.sleep(0.1)
+            time.sleep(0.05)
 
 
 def start_emulator(*, port: int | None = None, region: str = "us-east-1",
@@ -168,31 +248,56 @@ def start_emulator(*, port: int | None = None, region: str = "us-east-1",
     """Start moto's server on 127.0.0.1 (a free port unless given) as a subprocess, with
     our extensions and Step Functions execution on, and set ``MOTO_PORT`` here too.
 
-    With ``STEPSAGA_AWS_ENDPOINT_URL`` set, nothing is started: that server is used.
+    With ``STEPSAGA_AWS_ENDPOINT_URL`` set, nothing is started: that server is used (and
+    configured). ``extensions`` are extra modules the server imports before serving;
+    ``log_file`` (or ``STEPSAGA_EMULATOR_LOG``) keeps the server's output.
     """
     given = os.environ.get(ENDPOINT_ENV)
     if given:
         emulator = Emulator(given.rstrip("/"), region=region)
         _wait_until_up(emulator.endpoint_url, None, timeout)
         emulator.configure()
+        os.environ["MOTO_PORT"] = str(emulator.port)
         return emulator
-    port = port or free_port()
+    attempts = 1 if port else 3  # a free port can be taken before the server binds it
+    for attempt in range(attempts):
+        try:
+            emulator = _spawn(port or free_port(), region, extensions, log_file, timeout)
+            break
+        except _ExitedEarly:
+            if attempt == attempts - 1:
+                raise
+    os.environ["MOTO_PORT"] = str(emulator.port)
+    return emulator
+
+
+def _spawn(port: int, region: str, extensions: tuple[str, ...],
+           log_file: str | Path | None, timeout: float) -> Emulator:
     env = {**os.environ, "MOTO_PORT": str(port), "AWS_ACCESS_KEY_ID": FAKE_KEY,
            "AWS_SECRET_ACCESS_KEY": FAKE_KEY, "AWS_DEFAULT_REGION": region}
+    for name in ("NO_PROXY", "no_proxy"):  # the interpreter's calls to itself stay local
+        env[name] = ",".join(filter(None, [env.get(name), "127.0.0.1", "localhost"]))
     command = [sys.executable, "-m", "core_saga.emulator._server", "--port", str(port),
-               "--parent", str(os.getpid())]
+               "--parent", str(os.getpid()), "--watch-stdin"]
     for module in extensions:
         command += ["--extension", module]
     log_target = os.environ.get("STEPSAGA_EMULATOR_LOG") or log_file
-    output: Any = open(log_target, "ab") if log_target else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen(command, env=env, stdout=output, stderr=output,
-                               stdin=subprocess.DEVNULL)
-    emulator = Emulator(f"http://127.0.0.1:{port}", region=region, process=process)
-    try:
-        _wait_until_up(emulator.endpoint_url, process, timeout)
-        emulator.configure()
-    except BaseException:
-        emulator.stop()
-        raise
-    os.environ["MOTO_PORT"] = str(port)
+    # Without a log file the output goes to an unlinked temporary file, read if the
+    # server fails to start; this process lets go of it once the server answers.
+    output = open(log_target, "ab") if log_target else tempfile.TemporaryFile()  # noqa: SIM115
+    with output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=output,
+                                   stdin=subprocess.PIPE)
+        _LIVE[process.pid] = process
+        emulator = Emulator(f"http://127.0.0.1:{port}", region=region, process=process)
+        try:
+            _wait_until_up(emulator.endpoint_url, process, timeout)
+            emulator.configure()
+        except BaseException as exc:
+            emulator.stop()
+            if isinstance(exc, _ExitedEarly) and not log_target:
+                output.seek(0)
+                tail = output.read()[-3000:].decode(errors="replace")
+                raise _ExitedEarly(f"{exc}; its output ends:\n{tail}") from None
+            raise
     return emulator

@@ -1,48 +1,57 @@
 """The emulator's launcher: ``python -m core_saga.emulator._server --port N``.
 
 It runs inside the server process: it arranges to die with its parent, applies our
-extensions to moto (modules named in ``--extension`` or ``STEPSAGA_EMULATOR_EXTENSIONS``,
-plus the built-in ones), then runs moto's server on 127.0.0.1.
+extensions to moto (the built-in ones, then modules named in ``--extension`` or
+``STEPSAGA_EMULATOR_EXTENSIONS``), then runs moto's server on 127.0.0.1.
+
+Dying with the parent: ``start_emulator`` gives the server a pipe as stdin and passes
+``--watch-stdin``; when the parent dies, however it dies, the pipe reaches end of file
+and the server exits at once. As a second line, a thread polls the parent's pid
+(``--parent 0`` turns that off, for a server started by hand that should outlive its
+shell).
+(``PR_SET_PDEATHSIG`` is not used: it fires when the *thread* that started the child
+ends, which would kill a server started from a worker thread.)
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib
 import os
-import signal
 import sys
 import threading
 import time
 
-PR_SET_PDEATHSIG = 1
 
+def _die_with_parent(parent: int, watch_stdin: bool) -> None:
+    def watch_pipe() -> None:
+        while sys.stdin.buffer.read(4096):
+            pass
+        os._exit(0)
 
-def _die_with_parent(parent: int) -> None:
-    try:  # Linux: the kernel kills us when the parent goes.
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
-
-    def watch() -> None:  # elsewhere (and as a second line): poll the parent.
-        while True:
-            if os.getppid() != parent:
-                os._exit(0)
+    def watch_pid() -> None:
+        while os.getppid() == parent:
             time.sleep(0.5)
+        os._exit(0)
 
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    if watch_stdin:
+        threading.Thread(target=watch_pipe, name="parent-pipe", daemon=True).start()
+    if parent > 0:
+        threading.Thread(target=watch_pid, name="parent-pid", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Parse the arguments, apply the extensions and serve (does not return)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--parent", type=int, default=os.getppid())
+    parser.add_argument("--parent", type=int, default=os.getppid(),
+                        help="exit when this process ends (default: the parent; 0: never)")
+    parser.add_argument("--watch-stdin", action="store_true",
+                        help="exit when stdin reaches end of file (the parent's pipe)")
     parser.add_argument("--extension", action="append", default=[],
                         help="an extra module to import before serving (repeatable)")
     args = parser.parse_args(argv)
-    _die_with_parent(args.parent)
+    _die_with_parent(args.parent, args.watch_stdin)
     os.environ["MOTO_PORT"] = str(args.port)
     from . import _extensions
 

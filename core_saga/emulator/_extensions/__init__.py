@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import importlib
 
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = (
+    "events_sfn_target",        # EventBridge rule -> state machine (moto: HTTP 500)
+    "events_sqs_target_input",  # Input/InputPath/InputTransformer on SQS targets
+    "sfn_task_failure_cause",   # SendTaskFailure keeps its cause
+    "sfn_task_tokens",          # heartbeats while waiting; TaskTimedOut once ended
+    "sfn_retry_task_token",     # each Retry attempt of a token task gets a new token
+    "sfn_execution_name",       # StartExecution without a name gets a UUID
+    "sfn_context_times",        # $$.Execution.StartTime / $$.State.EnteredTime as AWS
+    "sfn_string_output",        # DescribeExecution: a string output as JSON
+    "asl_timestamps",           # Choice/Wait timestamps: fractions, offsets, UTC
+    "intrinsic_format",         # States.Format: \{ \} escapes, lone braces
+)
 """Modules (relative to this package) applied at server start, in order."""
 
 
