@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+CDK    := infra/node_modules/.bin/cdk
+CDKRUN := cd infra && ./node_modules/.bin/cdk
 
 .PHONY: demo test lint typecheck bench install install-bench infra-deps synth diff deploy clean
 
@@ -22,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/stepsaga demo
 
 ## The whole suite: lint, types, then every test (PostgreSQL tests skip only where no server answers).
-test: $(STAMP)
+test: $(STAMP) $(CDK)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
@@ -37,5 +39,23 @@ typecheck: $(STAMP)
 bench: install-bench
 	$(BIN)/python benchmarks/engine.py
 
+## The pinned CDK CLI (infra/package.json, npm ci from the lock file).
+infra-deps: $(CDK)
+
+$(CDK): infra/package.json infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## CDK: synthesize, diff, deploy the stack (STAGE=dev by default; pass CDK_ARGS for more).
+STAGE ?= dev
+synth: $(STAMP) $(CDK)
+	$(CDKRUN) synth -c stepsaga:stage=$(STAGE) $(CDK_ARGS)
+
+diff: $(STAMP) $(CDK)
+	$(CDKRUN) diff -c stepsaga:stage=$(STAGE) $(CDK_ARGS)
+
+deploy: $(STAMP) $(CDK)
+	$(CDKRUN) deploy -c stepsaga:stage=$(STAGE) $(CDK_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) infra/node_modules infra/cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,7 @@
-"""Saga transitions per second: in-memory store, SQLite and PostgreSQL, beside the
-ceiling of a plain asyncpg loop doing the same commits (one UPDATE of a state row plus
-one INSERT of an outbox row per transition), all measured in the same run.
+"""Saga transitions per second: in-memory store, SQLite and PostgreSQL (the SQLAlchemy
+store and the raw asyncpg store), beside the ceiling of a plain asyncpg loop doing the
+same commits (one UPDATE of a state row plus one INSERT of an outbox row per
+transition), all measured in the same run.
 
     .venv/bin/python benchmarks/engine.py [--sagas 200] [--events 10] [--concurrency 16]
 """
@@ -38,7 +39,7 @@ from core_saga import (
     SystemClock,
     Topology,
 )
-from core_saga.persistence import MemoryStore, SagaStore, SqlStore
+from core_saga.persistence import AsyncpgStore, MemoryStore, SagaStore, SqlStore
 
 PG = os.environ.get("STEPSAGA_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -159,6 +160,13 @@ async def _fresh_pg(concurrency: int) -> SqlStore:
     return store
 
 
+async def _fresh_pg_asyncpg(concurrency: int) -> AsyncpgStore:
+    store = AsyncpgStore.from_url(PG, schema=f"bench_{uuid.uuid4().hex[:8]}",
+                                  pool_size=concurrency)
+    await store.create_schema()
+    return store
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sagas", type=int, default=200)
@@ -190,12 +198,22 @@ async def main() -> None:
             await store.drop_schema()
             await store.close()
 
+    async def postgres_asyncpg() -> float:
+        store = await _fresh_pg_asyncpg(args.concurrency)
+        try:
+            return await run_engine(store, args.sagas, args.events, args.concurrency)
+        finally:
+            await store.drop_schema()
+            await store.close()
+
     async def ceiling() -> float:
         return await run_ceiling(args.sagas, args.events, args.concurrency)
 
     runs: dict[str, Callable[[], Awaitable[float]]] = {
         "engine, in-memory store": memory, "engine, SQLite (WAL)": sqlite,
-        "engine, PostgreSQL": postgres, "asyncpg loop (ceiling)": ceiling,
+        "engine, PostgreSQL (SQLAlchemy store)": postgres,
+        "engine, PostgreSQL (asyncpg store)": postgres_asyncpg,
+        "asyncpg loop (ceiling)": ceiling,
     }
     results: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.repeats):  # interleaved, so load drifts hit every variant
@@ -203,10 +221,12 @@ async def main() -> None:
             results[name].append(await run())
     print("transitions per second")
     for name, values in results.items():
-        print(f"  {name:28s} {summary(values)}")
-    ratio = (statistics.median(results["engine, PostgreSQL"])
-             / statistics.median(results["asyncpg loop (ceiling)"]))
-    print(f"\nPostgreSQL engine / asyncpg ceiling = {ratio:.2f}")
+        print(f"  {name:38s} {summary(values)}")
+    ceiling_median = statistics.median(results["asyncpg loop (ceiling)"])
+    print()
+    for store in ("SQLAlchemy store", "asyncpg store"):
+        ratio = statistics.median(results[f"engine, PostgreSQL ({store})"]) / ceiling_median
+        print(f"PostgreSQL engine ({store}) / asyncpg ceiling = {ratio:.2f}")
 
 
 if __name__ == "__main__":

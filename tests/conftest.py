@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core_saga.persistence import MemoryStore, SagaStore, SqlStore
+from core_saga.persistence import AsyncpgStore, MemoryStore, SagaStore, SqlStore
 
 pytest_plugins = ["core_saga.emulator.pytest_plugin"]
 
@@ -41,7 +41,14 @@ def pg_store(pool_size: int = 20) -> SqlStore:
     return SqlStore.from_url(PG_URL, schema=f"t_{uuid.uuid4().hex[:12]}", pool_size=pool_size)
 
 
+def pg_asyncpg_store(pool_size: int = 20) -> AsyncpgStore:
+    """A raw-asyncpg store in a fresh schema of the test database."""
+    return AsyncpgStore.from_url(PG_URL, schema=f"t_{uuid.uuid4().hex[:12]}",
+                                 pool_size=pool_size)
+
+
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=[
+    pytest.mark.postgres, requires_postgres]), pytest.param("postgres-asyncpg", marks=[
     pytest.mark.postgres, requires_postgres])])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SagaStore]:
     """A fresh store on each backend."""
@@ -50,21 +57,29 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         made = MemoryStore()
     elif request.param == "sqlite":
         made = SqlStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'saga.db'}")
+    elif request.param == "postgres-asyncpg":
+        made = pg_asyncpg_store()
     else:
         made = pg_store()
     await made.create_schema()
     yield made
-    if isinstance(made, SqlStore):
+    if isinstance(made, SqlStore | AsyncpgStore):
         await made.drop_schema()
     await made.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[
+    pytest.mark.postgres, requires_postgres]), pytest.param("postgres-asyncpg", marks=[
     pytest.mark.postgres, requires_postgres])])
-async def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    """A fresh SQL store: SQLite file and PostgreSQL."""
-    made = (SqlStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'saga.db'}")
-            if request.param == "sqlite" else pg_store())
+async def sql_store(request: pytest.FixtureRequest, tmp_path: Path
+                    ) -> AsyncIterator[SqlStore | AsyncpgStore]:
+    """A fresh SQL store: SQLite file and PostgreSQL (SQLAlchemy and raw asyncpg)."""
+    made: SqlStore | AsyncpgStore
+    if request.param == "postgres-asyncpg":
+        made = pg_asyncpg_store()
+    else:
+        made = (SqlStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'saga.db'}")
+                if request.param == "sqlite" else pg_store())
     await made.create_schema()
     yield made
     await made.drop_schema()
@@ -76,3 +91,10 @@ def make_pg_store() -> Callable[..., SqlStore]:
     if _PG_PROBLEM is not None:
         pytest.skip(_PG_PROBLEM)
     return pg_store
+
+
+@pytest.fixture
+def make_pg_asyncpg_store() -> Callable[..., AsyncpgStore]:
+    if _PG_PROBLEM is not None:
+        pytest.skip(_PG_PROBLEM)
+    return pg_asyncpg_store

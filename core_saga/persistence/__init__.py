@@ -1,5 +1,7 @@
 """Saga persistence: the store contract, SQLAlchemy (SQLite, PostgreSQL) and in-memory."""
 
+from ._asyncpg import AsyncpgStore
+from ._factory import store_from_url
 from ._memory import MemoryStore
 from ._migrate import alembic_config, downgrade_sync, upgrade, upgrade_sync
 from ._sql import SqlStore
@@ -13,6 +15,7 @@ from ._store import (
 )
 
 __all__ = [
+    "AsyncpgStore",
     "ErrorRecord",
     "HistoryRecord",
     "InstanceRecord",
@@ -23,6 +26,7 @@ __all__ = [
     "StoreTransaction",
     "alembic_config",
     "downgrade_sync",
+    "store_from_url",
     "upgrade",
     "upgrade_sync",
 ]

@@ -8,15 +8,33 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, event, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    bindparam,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .._context import Outgoing
 from .._errors import ConcurrencyError
-from ._schema import errors, inbox, metadata, outbox, saga_history, saga_index, saga_instances
+from ._schema import (
+    UTCDateTime,
+    errors,
+    inbox,
+    metadata,
+    outbox,
+    saga_history,
+    saga_index,
+    saga_instances,
+)
 from ._store import (
     ErrorRecord,
     HistoryRecord,
@@ -46,6 +64,58 @@ def _row_to_instance(row: Any) -> InstanceRecord:
                           orjson.loads(row.data), row.created_at, row.updated_at)
 
 
+# The per-message statements, built once. Each is executed with a parameter dict, so
+# SQLAlchemy finds its compiled form in the cache without rebuilding the construct or
+# its cache key. (Dialect inserts with ON CONFLICT are not cacheable in SQLAlchemy 2.0,
+# so those two are text, which SQLite and PostgreSQL both accept.)
+_INBOX_CLAIM = text(
+    "INSERT INTO inbox (consumer, message_id, processed_at) "
+    "VALUES (:consumer, :message_id, :processed_at) ON CONFLICT DO NOTHING"
+).bindparams(bindparam("consumer", type_=String()), bindparam("message_id", type_=String()),
+             bindparam("processed_at", type_=UTCDateTime()))
+_INSERT = text(
+    "INSERT INTO saga_instances "
+    "(saga_type, correlation_id, state, version, data, created_at, updated_at) "
+    "VALUES (:saga_type, :correlation_id, :state, :version, :data, :created_at, :updated_at) "
+    "ON CONFLICT DO NOTHING"
+).bindparams(bindparam("saga_type", type_=String()), bindparam("correlation_id", type_=String()),
+             bindparam("state", type_=String()), bindparam("version", type_=Integer()),
+             bindparam("data", type_=Text()), bindparam("created_at", type_=UTCDateTime()),
+             bindparam("updated_at", type_=UTCDateTime()))
+_LOAD = select(saga_instances).where(
+    saga_instances.c.saga_type == bindparam("saga_type"),
+    saga_instances.c.correlation_id == bindparam("correlation_id"),
+)
+_LOAD_LOCKED = _LOAD.with_for_update()
+_FIND = select(saga_index.c.correlation_id).where(
+    saga_index.c.saga_type == bindparam("saga_type"), saga_index.c.name == bindparam("name"),
+    saga_index.c.value == bindparam("value"),
+)
+# SET takes the column-named keys of the parameters; the WHERE binds are named apart.
+_UPDATE = update(saga_instances).where(
+    saga_instances.c.saga_type == bindparam("w_saga_type"),
+    saga_instances.c.correlation_id == bindparam("w_correlation_id"),
+    saga_instances.c.version == bindparam("w_version"),
+)
+_DELETE = delete(saga_instances).where(
+    saga_instances.c.saga_type == bindparam("saga_type"),
+    saga_instances.c.correlation_id == bindparam("correlation_id"),
+    saga_instances.c.version == bindparam("version"),
+)
+_DELETE_INDEX = delete(saga_index).where(
+    saga_index.c.saga_type == bindparam("saga_type"),
+    saga_index.c.correlation_id == bindparam("correlation_id"),
+)
+_INSERT_INDEX = insert(saga_index)
+_ADD_HISTORY = insert(saga_history)
+_ADD_OUTBOX = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
+_CANCEL_TIMERS = delete(outbox).where(
+    outbox.c.schedule_token.in_(bindparam("tokens", expanding=True)),
+    outbox.c.dispatched_at.is_(None),
+)
+_ADD_ERROR = insert(errors)
+
+
 class SqlTransaction(StoreTransaction):
     """A StoreTransaction on one SQLAlchemy connection."""
 
@@ -53,57 +123,41 @@ class SqlTransaction(StoreTransaction):
         self.conn = conn
         self.dialect = dialect
 
-    def _insert(self, table: Any) -> Any:
-        return pg_insert(table) if self.dialect == "postgresql" else sqlite_insert(table)
-
     async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
-        stmt = self._insert(inbox).values(
-            consumer=consumer, message_id=message_id, processed_at=now
-        ).on_conflict_do_nothing()
-        result = await self.conn.execute(stmt)
+        result = await self.conn.execute(
+            _INBOX_CLAIM, {"consumer": consumer, "message_id": message_id, "processed_at": now})
         return bool(result.rowcount)
 
     async def load(self, saga_type: str, correlation_id: str, *, lock: bool
                    ) -> InstanceRecord | None:
-        stmt = select(saga_instances).where(
-            saga_instances.c.saga_type == saga_type,
-            saga_instances.c.correlation_id == correlation_id,
-        )
-        if lock and self.dialect == "postgresql":
-            stmt = stmt.with_for_update()
-        row = (await self.conn.execute(stmt)).first()
+        stmt = _LOAD_LOCKED if lock and self.dialect == "postgresql" else _LOAD
+        row = (await self.conn.execute(
+            stmt, {"saga_type": saga_type, "correlation_id": correlation_id})).first()
         return None if row is None else _row_to_instance(row)
 
     async def find(self, saga_type: str, name: str, value: str) -> list[str]:
-        stmt = select(saga_index.c.correlation_id).where(
-            saga_index.c.saga_type == saga_type, saga_index.c.name == name,
-            saga_index.c.value == value,
-        )
-        return [r[0] for r in await self.conn.execute(stmt)]
+        result = await self.conn.execute(
+            _FIND, {"saga_type": saga_type, "name": name, "value": value})
+        return [r[0] for r in result]
 
     async def insert(self, record: InstanceRecord) -> None:
-        try:
-            async with self.conn.begin_nested() if self.dialect == "postgresql" \
-                    else _null_context():
-                await self.conn.execute(insert(saga_instances).values(
-                    saga_type=record.saga_type, correlation_id=record.correlation_id,
-                    state=record.state, version=record.version, data=_dumps(record.data),
-                    created_at=record.created_at, updated_at=record.updated_at,
-                ))
-        except IntegrityError as exc:
+        # ON CONFLICT DO NOTHING and the row count rather than an IntegrityError: the
+        # transaction stays usable without a savepoint.
+        result = await self.conn.execute(_INSERT, {
+            "saga_type": record.saga_type, "correlation_id": record.correlation_id,
+            "state": record.state, "version": record.version, "data": _dumps(record.data),
+            "created_at": record.created_at, "updated_at": record.updated_at,
+        })
+        if result.rowcount != 1:
             raise ConcurrencyError(
-                f"{record.saga_type} {record.correlation_id} was created concurrently"
-            ) from exc
+                f"{record.saga_type} {record.correlation_id} was created concurrently")
 
     async def update(self, record: InstanceRecord, expected_version: int) -> None:
-        result = await self.conn.execute(
-            update(saga_instances)
-            .where(saga_instances.c.saga_type == record.saga_type,
-                   saga_instances.c.correlation_id == record.correlation_id,
-                   saga_instances.c.version == expected_version)
-            .values(state=record.state, version=record.version, data=_dumps(record.data),
-                    updated_at=record.updated_at)
-        )
+        result = await self.conn.execute(_UPDATE, {
+            "w_saga_type": record.saga_type, "w_correlation_id": record.correlation_id,
+            "w_version": expected_version, "state": record.state, "version": record.version,
+            "data": _dumps(record.data), "updated_at": record.updated_at,
+        })
         if result.rowcount != 1:
             raise ConcurrencyError(
                 f"{record.saga_type} {record.correlation_id} changed since version "
@@ -111,24 +165,18 @@ class SqlTransaction(StoreTransaction):
             )
 
     async def delete(self, saga_type: str, correlation_id: str, expected_version: int) -> None:
-        result = await self.conn.execute(
-            delete(saga_instances).where(
-                saga_instances.c.saga_type == saga_type,
-                saga_instances.c.correlation_id == correlation_id,
-                saga_instances.c.version == expected_version,
-            )
-        )
+        key = {"saga_type": saga_type, "correlation_id": correlation_id}
+        result = await self.conn.execute(_DELETE, {**key, "version": expected_version})
         if result.rowcount != 1:
             raise ConcurrencyError(f"{saga_type} {correlation_id} changed before removal")
-        await self.conn.execute(delete(saga_index).where(
-            saga_index.c.saga_type == saga_type, saga_index.c.correlation_id == correlation_id))
+        await self.conn.execute(_DELETE_INDEX, key)
 
     async def set_index(self, saga_type: str, correlation_id: str,
                         values: dict[str, str]) -> None:
-        await self.conn.execute(delete(saga_index).where(
-            saga_index.c.saga_type == saga_type, saga_index.c.correlation_id == correlation_id))
+        await self.conn.execute(_DELETE_INDEX,
+                                {"saga_type": saga_type, "correlation_id": correlation_id})
         if values:
-            await self.conn.execute(insert(saga_index), [
+            await self.conn.execute(_INSERT_INDEX, [
                 {"saga_type": saga_type, "name": k, "value": v, "correlation_id": correlation_id}
                 for k, v in values.items()
             ])
@@ -136,7 +184,7 @@ class SqlTransaction(StoreTransaction):
     async def add_history(self, records: Sequence[HistoryRecord]) -> None:
         if not records:
             return
-        await self.conn.execute(insert(saga_history), [
+        await self.conn.execute(_ADD_HISTORY, [
             {"saga_type": r.saga_type, "correlation_id": r.correlation_id, "event": r.event,
              "from_state": r.from_state, "to_state": r.to_state, "message_id": r.message_id,
              "message_type": r.message_type, "at": r.at,
@@ -160,9 +208,7 @@ class SqlTransaction(StoreTransaction):
                 "locked_until": lease_until if deliver_at <= now else None,
                 "schedule_token": o.schedule_token,
             })
-        result = await self.conn.execute(
-            insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True), params
-        )
+        result = await self.conn.execute(_ADD_OUTBOX, params)
         ids = [r[0] for r in result]
         return [
             OutboxRow(id=i, message_id=o.message_id, kind=o.kind, destination=o.destination,
@@ -174,22 +220,16 @@ class SqlTransaction(StoreTransaction):
     async def cancel_timers(self, tokens: Sequence[str]) -> int:
         if not tokens:
             return 0
-        result = await self.conn.execute(delete(outbox).where(
-            outbox.c.schedule_token.in_(list(tokens)), outbox.c.dispatched_at.is_(None)))
+        result = await self.conn.execute(_CANCEL_TIMERS, {"tokens": list(tokens)})
         return int(result.rowcount or 0)
 
     async def add_error(self, record: ErrorRecord) -> None:
-        await self.conn.execute(insert(errors).values(
-            endpoint=record.endpoint, message_id=record.message_id,
-            message_type=record.message_type, correlation_id=record.correlation_id,
-            error_type=record.error_type, reason=record.reason, body=record.body,
-            headers=_dumps(record.headers), at=record.at,
-        ))
-
-
-@asynccontextmanager
-async def _null_context() -> AsyncIterator[None]:
-    yield None
+        await self.conn.execute(_ADD_ERROR, {
+            "endpoint": record.endpoint, "message_id": record.message_id,
+            "message_type": record.message_type, "correlation_id": record.correlation_id,
+            "error_type": record.error_type, "reason": record.reason, "body": record.body,
+            "headers": _dumps(record.headers), "at": record.at,
+        })
 
 
 class SqlStore(SagaStore):

@@ -1,0 +1,35 @@
+"""The production-shaped Order-to-Cash reference app: the :class:`OrderSaga` and its
+participant services, each a consumer on its own queue with its own tables.
+
+- ``messages`` — every contract; ``saga`` — the saga; ``settings`` — its settings;
+  ``supervision`` / ``supervision_double`` — the hand-off seam and its local stand-in
+  for the Step Functions bridge;
+- ``orders``, ``payment``, ``inventory``, ``shipping`` — the services;
+- ``outbox`` — write rows and publish in one transaction outside a consumer;
+- ``app`` — wiring and the runnable entry point (``python -m examples.order_to_cash``).
+
+docs/order_to_cash.md walks through every path.
+"""
+
+from .app import build_topology, build_worker, create_tables, host_services, order_service
+from .outbox import OutboxTransaction, TransactionalOutbox
+from .saga import OrderSaga
+from .settings import OrderSagaSettings
+from .state import OrderState
+from .supervision import Supervision
+from .supervision_double import LocalSupervisionDouble
+
+__all__ = [
+    "LocalSupervisionDouble",
+    "OrderSaga",
+    "OrderSagaSettings",
+    "OrderState",
+    "OutboxTransaction",
+    "Supervision",
+    "TransactionalOutbox",
+    "build_topology",
+    "build_worker",
+    "create_tables",
+    "host_services",
+    "order_service",
+]

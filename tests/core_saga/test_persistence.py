@@ -29,7 +29,7 @@ from core_saga import (
     TransportSink,
     VirtualClock,
 )
-from core_saga.persistence import OutboxRow, SagaStore, SqlStore
+from core_saga.persistence import AsyncpgStore, OutboxRow, SagaStore, SqlStore
 from core_saga.transports import InMemoryTransport
 from examples.quickstart.article_saga import ArticleOrderSaga, ChargePayment, OrderSubmitted
 
@@ -78,10 +78,13 @@ def endpoint(store: SagaStore, saga: Saga[Counter], clock: VirtualClock | None =
                     routes=Topology().routes)
 
 
+@pytest.mark.parametrize("maker", ["make_pg_store", "make_pg_asyncpg_store"])
 @pytest.mark.parametrize("saga_type", [OptimisticCounter, PessimisticCounter])
 async def test_fifty_concurrent_events_for_one_saga_are_all_applied_once(
-        make_pg_store: Callable[..., SqlStore], saga_type: type[OptimisticCounter]) -> None:
-    store = make_pg_store(pool_size=25)
+        request: pytest.FixtureRequest, maker: str,
+        saga_type: type[OptimisticCounter]) -> None:
+    make: Callable[..., SqlStore | AsyncpgStore] = request.getfixturevalue(maker)
+    store = make(pool_size=25)
     await store.create_schema()
     try:
         ep = endpoint(store, saga_type())
@@ -100,7 +103,7 @@ async def test_fifty_concurrent_events_for_one_saga_are_all_applied_once(
 
 
 async def test_the_same_message_delivered_concurrently_is_applied_once(
-        sql_store: SqlStore) -> None:
+        sql_store: SqlStore | AsyncpgStore) -> None:
     ep = endpoint(sql_store, OptimisticCounter())
     await ep.process(Envelope(Open(id="d")))
     duplicate = Envelope(Add(id="d", n=5))
@@ -144,10 +147,10 @@ import asyncio, os, signal, sys
 from decimal import Decimal
 from examples.quickstart.article_saga import ArticleOrderSaga, OrderSubmitted
 from core_saga import Endpoint, Envelope, SagaHandler, SystemClock, Topology
-from core_saga.persistence import SqlStore
+from core_saga.persistence import {store_class}
 
 async def main():
-    store = SqlStore.from_url({url!r}, schema={schema!r})
+    store = {store_class}.from_url({url!r}, schema={schema!r})
     endpoint = Endpoint("article-order-saga", [SagaHandler(ArticleOrderSaga())], store=store,
                         clock=SystemClock(), routes=Topology().routes)
     await endpoint.process(Envelope(OrderSubmitted(order_id="k-1", amount=Decimal(5)),
@@ -159,10 +162,12 @@ asyncio.run(main())
 
 
 async def test_a_dispatcher_killed_between_commit_and_send_sends_later(
-        sql_store: SqlStore) -> None:
-    url = sql_store.engine.url.render_as_string(hide_password=False)
+        sql_store: SqlStore | AsyncpgStore) -> None:
+    url = (sql_store.url if isinstance(sql_store, AsyncpgStore)
+           else sql_store.engine.url.render_as_string(hide_password=False))
     script = CRASHING_WORKER.format(tests=str(Path(__file__).parent), url=url,
-                                    schema=sql_store.schema)
+                                    schema=sql_store.schema,
+                                    store_class=type(sql_store).__name__)
     proc = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-c", textwrap.dedent(script)], timeout=60,
         capture_output=True, text=True)

@@ -1,0 +1,616 @@
+"""The PostgreSQL store on raw asyncpg: the production fast path.
+
+The statements are plain SQL text written once below; asyncpg prepares each on first use
+per connection and keeps it in its statement cache, so a message costs the round trips
+and almost no Python. The tables are the ones in ``_schema.py``, made by the Alembic migrations,
+:meth:`SqlStore.create_schema` or :meth:`AsyncpgStore.create_schema` (DDL compiled from
+the same metadata); this module adds none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+import orjson
+
+from .._context import Outgoing
+from .._errors import ConcurrencyError
+from ._schema import metadata
+from ._store import (
+    ErrorRecord,
+    HistoryRecord,
+    InstanceRecord,
+    OutboxRow,
+    SagaStore,
+    StoreTransaction,
+)
+
+# -- statements ----------------------------------------------------------------------
+# Unqualified table names: the schema, if any, is the connection's search path.
+
+_INBOX_CLAIM = ("INSERT INTO inbox (consumer, message_id, processed_at) VALUES ($1, $2, $3) "
+                "ON CONFLICT DO NOTHING")
+_LOAD = ("SELECT state, version, data, created_at, updated_at FROM saga_instances "
+         "WHERE saga_type = $1 AND correlation_id = $2")
+_LOAD_LOCKED = _LOAD + " FOR UPDATE"
+_FIND = ("SELECT correlation_id FROM saga_index "
+         "WHERE saga_type = $1 AND name = $2 AND value = $3")
+_INSERT = ("INSERT INTO saga_instances "
+           "(saga_type, correlation_id, state, version, data, created_at, updated_at) "
+           "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING")
+_UPDATE = ("UPDATE saga_instances SET state = $3, version = $4, data = $5, updated_at = $6 "
+           "WHERE saga_type = $1 AND correlation_id = $2 AND version = $7")
+# The index rows go only if the instance did (the CTE's RETURNING gates them).
+_DELETE = ("WITH gone AS (DELETE FROM saga_instances WHERE saga_type = $1 "
+           "AND correlation_id = $2 AND version = $3 RETURNING 1), "
+           "idx AS (DELETE FROM saga_index WHERE saga_type = $1 AND correlation_id = $2 "
+           "AND EXISTS (SELECT 1 FROM gone)) "
+           "SELECT count(*) FROM gone")
+# Replace an instance's index in one statement: drop the pairs not wanted any more, add
+# the new ones (pairs kept are neither deleted nor re-inserted, so no row is both).
+_SET_INDEX = ("WITH wanted AS (SELECT * FROM unnest($3::text[], $4::text[]) AS w(name, value)), "
+              "gone AS (DELETE FROM saga_index i WHERE i.saga_type = $1 "
+              "AND i.correlation_id = $2 AND NOT EXISTS (SELECT 1 FROM wanted w "
+              "WHERE w.name = i.name AND w.value = i.value)) "
+              "INSERT INTO saga_index (saga_type, name, value, correlation_id) "
+              "SELECT $1, name, value, $2 FROM wanted ON CONFLICT DO NOTHING")
+_HISTORY_COLUMNS = ("saga_type, correlation_id, event, from_state, to_state, message_id, "
+                    "message_type, at, detail")
+_ADD_HISTORY_ONE = (f"INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+_ADD_HISTORY_MANY = (f"INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
+                     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+                     "$5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[])")
+_OUTBOX_COLUMNS = ("message_id, kind, destination, message_type, correlation_id, body, "
+                   "created_at, deliver_at, locked_until, schedule_token")
+_ADD_OUTBOX_ONE = (f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id")
+# unnest yields the rows in array order and the sequence numbers them in that order, so
+# the ids sorted ascending line up with the items.
+_ADD_OUTBOX_MANY = (f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) "
+                    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+                    "$5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], "
+                    "$9::timestamptz[], $10::text[]) RETURNING id")
+# History rides along with the outbox insert that follows it (see AsyncpgTransaction).
+_HISTORY_AND_OUTBOX_ONE = (f"WITH h AS (INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
+                           "VALUES ($11, $12, $13, $14, $15, $16, $17, $18, $19)) "
+                           + _ADD_OUTBOX_ONE)
+_HISTORY_AND_OUTBOX_MANY = (f"WITH h AS (INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
+                            "SELECT * FROM unnest($11::text[], $12::text[], $13::text[], "
+                            "$14::text[], $15::text[], $16::text[], $17::text[], "
+                            "$18::timestamptz[], $19::text[])) " + _ADD_OUTBOX_MANY)
+_CANCEL_TIMERS = ("DELETE FROM outbox WHERE schedule_token = ANY($1::text[]) "
+                  "AND dispatched_at IS NULL")
+_ADD_ERROR = ("INSERT INTO message_errors (endpoint, message_id, message_type, correlation_id, "
+              "error_type, reason, body, headers, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+
+_OUTBOX_ROW = ("id, message_id, kind, destination, message_type, correlation_id, body, "
+               "deliver_at, attempts, created_at, dispatched_at, last_error, failed")
+_CLAIM_DUE = (f"UPDATE outbox SET locked_until = $2 WHERE id IN (SELECT id FROM outbox "
+              "WHERE dispatched_at IS NULL AND NOT failed AND deliver_at <= $1 "
+              "AND (locked_until IS NULL OR locked_until < $1) ORDER BY id LIMIT $3 "
+              f"FOR UPDATE SKIP LOCKED) RETURNING {_OUTBOX_ROW}")
+_MARK_DISPATCHED = ("UPDATE outbox SET dispatched_at = $2, locked_until = NULL "
+                    "WHERE id = ANY($1::bigint[])")
+_MARK_FAILED = ("UPDATE outbox SET attempts = attempts + 1, last_error = $2, "
+                "locked_until = $3, failed = $4 WHERE id = $1")
+_INSTANCE_ROW = "saga_type, correlation_id, state, version, data, created_at, updated_at"
+_GET_INSTANCE = (f"SELECT {_INSTANCE_ROW} FROM saga_instances "
+                 "WHERE saga_type = $1 AND correlation_id = $2")
+_COUNT_INSTANCES = ("SELECT state, count(*) FROM saga_instances WHERE saga_type = $1 "
+                    "GROUP BY state")
+_HISTORY = (f"SELECT {_HISTORY_COLUMNS}, id FROM saga_history "
+            "WHERE saga_type = $1 AND correlation_id = $2 ORDER BY id")
+_OUTBOX_FOR = f"SELECT {_OUTBOX_ROW} FROM outbox WHERE correlation_id = $1 ORDER BY id"
+_PENDING_OUTBOX = f"SELECT {_OUTBOX_ROW} FROM outbox WHERE dispatched_at IS NULL ORDER BY id"
+_ERROR_ROW = ("endpoint, error_type, reason, body, at, message_id, message_type, "
+              "correlation_id, headers, id")
+_LIST_ERRORS = f"SELECT {_ERROR_ROW} FROM message_errors ORDER BY id DESC LIMIT $1"
+_LIST_ERRORS_AT = (f"SELECT {_ERROR_ROW} FROM message_errors WHERE endpoint = $2 "
+                   "ORDER BY id DESC LIMIT $1")
+_PURGE_INBOX = "DELETE FROM inbox WHERE processed_at < $1"
+_PURGE_OUTBOX = "DELETE FROM outbox WHERE dispatched_at IS NOT NULL AND dispatched_at < $1"
+
+
+@functools.cache
+def _ddl() -> tuple[str, ...]:
+    """CREATE TABLE/INDEX IF NOT EXISTS for the tables of ``_schema.py``, compiled from
+    the same SQLAlchemy metadata that SqlStore and the migrations use."""
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    statements: list[str] = []
+    for table in metadata.sorted_tables:
+        statements.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
+        statements.extend(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
+                          for index in sorted(table.indexes, key=lambda i: str(i.name)))
+    return tuple(statements)
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive datetimes are UTC (as in the SQLAlchemy store); asyncpg would take local time."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+def _count(status: str) -> int:
+    """The row count of a command tag such as ``INSERT 0 1`` or ``UPDATE 3``."""
+    return int(status.rpartition(" ")[2])
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _history_args(r: HistoryRecord) -> tuple[Any, ...]:
+    return (r.saga_type, r.correlation_id, r.event, r.from_state, r.to_state, r.message_id,
+            r.message_type, _utc(r.at), None if r.detail is None else _dumps(r.detail))
+
+
+def _history_arrays(records: Sequence[HistoryRecord]) -> tuple[list[Any], ...]:
+    columns: tuple[list[Any], ...] = tuple([] for _ in range(9))
+    for r in records:
+        for column, value in zip(columns, _history_args(r), strict=True):
+            column.append(value)
+    return columns
+
+
+def _outbox_row(r: Any) -> OutboxRow:
+    return OutboxRow(id=r[0], message_id=r[1], kind=r[2], destination=r[3],
+                     message_type=r[4], correlation_id=r[5], body=r[6].encode(),
+                     deliver_at=r[7], attempts=r[8], created_at=r[9], dispatched_at=r[10],
+                     last_error=r[11], failed=r[12])
+
+
+def _instance(r: Any) -> InstanceRecord:
+    return InstanceRecord(r[0], r[1], r[2], r[3], orjson.loads(r[4]), r[5], r[6])
+
+
+class AsyncpgTransaction(StoreTransaction):
+    """A StoreTransaction on one pooled asyncpg connection, inside a transaction.
+
+    ``conn`` is an **asyncpg** ``Connection``, not a SQLAlchemy ``AsyncConnection`` as
+    on :class:`SqlTransaction`: services that write their own tables in the message's
+    transaction use asyncpg's API on it (``await tx.conn.execute("INSERT INTO t VALUES
+    ($1)", value)``; ``async with tx.conn.transaction():`` for a savepoint), and must
+    not keep it past the transaction. The connection goes back to the pool without
+    ``RESET ALL`` (see :class:`AsyncpgStore`), so keep session state transaction-scoped:
+    ``SET LOCAL``, ``pg_advisory_xact_lock``.
+
+    History is written with the outbox insert that follows it, one round trip for both
+    (or just before COMMIT), so it is not visible through ``conn`` until then; call
+    :meth:`flush` first to read it back inside the transaction.
+    """
+
+    __slots__ = ("_history", "conn")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn: Any = conn
+        self._history: list[HistoryRecord] = []
+
+    async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
+        # A concurrent claim of the same id waits for the first to commit, then does nothing.
+        status = await self.conn.execute(_INBOX_CLAIM, consumer, message_id, _utc(now))
+        return bool(_count(status))
+
+    async def load(self, saga_type: str, correlation_id: str, *, lock: bool
+                   ) -> InstanceRecord | None:
+        r = await self.conn.fetchrow(_LOAD_LOCKED if lock else _LOAD, saga_type,
+                                     correlation_id)
+        if r is None:
+            return None
+        return InstanceRecord(saga_type, correlation_id, r[0], r[1], orjson.loads(r[2]),
+                              r[3], r[4])
+
+    async def find(self, saga_type: str, name: str, value: str) -> list[str]:
+        return [r[0] for r in await self.conn.fetch(_FIND, saga_type, name, value)]
+
+    async def insert(self, record: InstanceRecord) -> None:
+        # ON CONFLICT DO NOTHING rather than catching the unique violation: an error would
+        # abort the whole transaction, a zero row count leaves it usable.
+        status = await self.conn.execute(
+            _INSERT, record.saga_type, record.correlation_id, record.state, record.version,
+            _dumps(record.data), _utc(record.created_at), _utc(record.updated_at))
+        if _count(status) != 1:
+            raise ConcurrencyError(
+                f"{record.saga_type} {record.correlation_id} was created concurrently")
+
+    async def update(self, record: InstanceRecord, expected_version: int) -> None:
+        status = await self.conn.execute(
+            _UPDATE, record.saga_type, record.correlation_id, record.state, record.version,
+            _dumps(record.data), _utc(record.updated_at), expected_version)
+        if _count(status) != 1:
+            raise ConcurrencyError(
+                f"{record.saga_type} {record.correlation_id} changed since version "
+                f"{expected_version}")
+
+    async def delete(self, saga_type: str, correlation_id: str, expected_version: int) -> None:
+        if await self.conn.fetchval(_DELETE, saga_type, correlation_id,
+                                    expected_version) != 1:
+            raise ConcurrencyError(f"{saga_type} {correlation_id} changed before removal")
+
+    async def set_index(self, saga_type: str, correlation_id: str,
+                        values: dict[str, str]) -> None:
+        await self.conn.execute(_SET_INDEX, saga_type, correlation_id, list(values),
+                                list(values.values()))
+
+    async def add_history(self, records: Sequence[HistoryRecord]) -> None:
+        # Held back and written by the outbox insert that the engine makes next (one
+        # round trip for both), or just before COMMIT if none comes.
+        self._history.extend(records)
+
+    async def flush(self) -> None:
+        """Write history held back by :meth:`add_history` (the store calls this before
+        COMMIT; call it yourself to read this transaction's history through `conn`)."""
+        if not self._history:
+            return
+        records, self._history = self._history, []
+        if len(records) == 1:
+            await self.conn.execute(_ADD_HISTORY_ONE, *_history_args(records[0]))
+        else:
+            await self.conn.execute(_ADD_HISTORY_MANY, *_history_arrays(records))
+
+    async def add_outbox(self, items: Sequence[Outgoing], now: datetime,
+                         lease_until: datetime | None) -> list[OutboxRow]:
+        if not items:
+            return []
+        now = _utc(now)
+        lease = _utc_or_none(lease_until)
+        history, self._history = self._history, []
+        deliver_times = [now if o.deliver_at is None else _utc(o.deliver_at) for o in items]
+        if len(items) == 1 and len(history) <= 1:
+            o, at = items[0], deliver_times[0]
+            args = (o.message_id, o.kind, o.destination, o.message_type, o.correlation_id,
+                    o.body.decode(), now, at, lease if at <= now else None, o.schedule_token)
+            if history:
+                ids = [await self.conn.fetchval(_HISTORY_AND_OUTBOX_ONE, *args,
+                                                *_history_args(history[0]))]
+            else:
+                ids = [await self.conn.fetchval(_ADD_OUTBOX_ONE, *args)]
+        else:
+            arrays = ([o.message_id for o in items], [o.kind for o in items],
+                      [o.destination for o in items], [o.message_type for o in items],
+                      [o.correlation_id for o in items], [o.body.decode() for o in items],
+                      [now] * len(items), deliver_times,
+                      [lease if at <= now else None for at in deliver_times],
+                      [o.schedule_token for o in items])
+            if history:
+                result = await self.conn.fetch(_HISTORY_AND_OUTBOX_MANY, *arrays,
+                                               *_history_arrays(history))
+            else:
+                result = await self.conn.fetch(_ADD_OUTBOX_MANY, *arrays)
+            ids = sorted(r[0] for r in result)
+        return [
+            OutboxRow(id=i, message_id=o.message_id, kind=o.kind, destination=o.destination,
+                      message_type=o.message_type, correlation_id=o.correlation_id,
+                      body=o.body, deliver_at=at, created_at=now)
+            for i, o, at in zip(ids, items, deliver_times, strict=True)
+        ]
+
+    async def cancel_timers(self, tokens: Sequence[str]) -> int:
+        if not tokens:
+            return 0
+        return _count(await self.conn.execute(_CANCEL_TIMERS, list(tokens)))
+
+    async def add_error(self, record: ErrorRecord) -> None:
+        await self.conn.execute(
+            _ADD_ERROR, record.endpoint, record.message_id, record.message_type,
+            record.correlation_id, record.error_type, record.reason, record.body,
+            _dumps(record.headers), _utc(record.at))
+
+
+class _Pool:
+    """Raw asyncpg connections for one store: at most `size` at once, idle ones reused.
+
+    Lighter than :class:`asyncpg.Pool` on the per-message path (no proxy, no shielded
+    release task, no idle timers), which is the point. The rule that keeps it safe: a
+    connection goes back only when the caller could end its transaction cleanly (COMMIT
+    or ROLLBACK answered); anything else (a cancelled query, a lost socket, a failed
+    COMMIT) closes it, and the server rolls back whatever it held.
+    """
+
+    def __init__(self, dsn: str, size: int, connect_kwargs: dict[str, Any],
+                 reset_sessions: bool) -> None:
+        self._dsn = dsn
+        self._connect_kwargs = connect_kwargs
+        self._reset_sessions = reset_sessions
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[Any] = []
+        self._closed = False
+
+    async def acquire(self) -> Any:
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        await self._slots.acquire()
+        try:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.is_closed():
+                    return conn
+            return await asyncpg.connect(self._dsn, **self._connect_kwargs)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def release(self, conn: Any, *, reusable: bool) -> None:
+        try:
+            if reusable and self._reset_sessions and not conn.is_closed():
+                try:
+                    await conn.reset()
+                except Exception:
+                    reusable = False
+            if not reusable or conn.is_closed() or conn.is_in_transaction():
+                conn.terminate()
+            elif not self._closed:
+                self._idle.append(conn)
+            else:
+                await _close(conn)
+        finally:
+            self._slots.release()
+
+    async def close(self) -> None:
+        """Close the idle connections; those in use close when they come back."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await _close(conn)
+
+
+async def _close(conn: Any) -> None:
+    try:
+        await conn.close(timeout=5)
+    except Exception:
+        conn.terminate()
+
+
+class _Connection:
+    """``async with store._connection() as conn``: one pooled connection, no explicit
+    transaction (each statement commits on its own)."""
+
+    __slots__ = ("_conn", "_pool", "_store")
+
+    def __init__(self, store: AsyncpgStore) -> None:
+        self._store = store
+        self._pool: _Pool
+        self._conn: Any = None
+
+    async def __aenter__(self) -> Any:
+        self._pool = self._store._pool or self._store._open()
+        self._conn = await self._pool.acquire()
+        return self._conn
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        # An error the server reported leaves the connection idle and usable.
+        reusable = exc_type is None or issubclass(exc_type, asyncpg.PostgresError)
+        await self._pool.release(self._conn, reusable=reusable)
+
+
+class _Transaction:
+    """``async with store.transaction() as tx``: a pooled connection, BEGIN … COMMIT
+    (ROLLBACK on error), the connection back to the pool. A plain class rather than
+    ``@asynccontextmanager``: this runs once per message."""
+
+    __slots__ = ("_pool", "_store", "_tx", "_xact")
+
+    def __init__(self, store: AsyncpgStore) -> None:
+        self._store = store
+        self._pool: _Pool
+        self._xact: Any = None
+        self._tx: AsyncpgTransaction
+
+    async def __aenter__(self) -> AsyncpgTransaction:
+        pool = self._pool = self._store._pool or self._store._open()
+        conn = await pool.acquire()
+        try:
+            self._xact = conn.transaction()
+            await self._xact.start()
+        except BaseException:
+            await pool.release(conn, reusable=False)
+            raise
+        tx = self._tx = AsyncpgTransaction(conn)
+        return tx
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        ended = False
+        try:
+            if exc_type is None:
+                try:
+                    await self._tx.flush()
+                except BaseException:
+                    ended = await _rollback(self._xact)
+                    raise
+                await self._xact.commit()
+                ended = True
+            else:
+                ended = await _rollback(self._xact)
+        finally:
+            await self._pool.release(self._tx.conn, reusable=ended)
+
+
+async def _rollback(xact: Any) -> bool:
+    """Roll back after an error; False when that failed too (the connection is then
+    closed, which rolls back on the server), so the first error is the one raised."""
+    try:
+        await xact.rollback()
+    except Exception:
+        return False
+    return True
+
+
+class AsyncpgStore(SagaStore):
+    """A SagaStore on PostgreSQL through raw asyncpg connections. Build it with
+    :meth:`from_url`; connections open on first use, up to `pool_size` at once.
+
+    A transaction's connection goes back to the pool without asyncpg's session reset
+    (``RESET ALL``, ``UNLISTEN *``, …: one more round trip per message) unless
+    `reset_sessions` is set; the store itself leaves no session state behind. A
+    connection is not pinged before use: one the server dropped fails its message,
+    which is redelivered, and is replaced.
+    """
+
+    def __init__(self, dsn: str, *, schema: str | None = None, pool_size: int = 20,
+                 reset_sessions: bool = False, **connect_kwargs: Any) -> None:
+        if schema is not None:
+            if not schema.replace("_", "").isalnum():
+                raise ValueError(f"schema name {schema!r} must be letters, digits and _")
+            settings = dict(connect_kwargs.pop("server_settings", None) or {})
+            settings["search_path"] = schema
+            connect_kwargs["server_settings"] = settings
+        self.dsn = dsn
+        self.schema = schema
+        self.pool_size = pool_size
+        self._reset_sessions = reset_sessions
+        self._connect_kwargs = connect_kwargs
+        self._pool: _Pool | None = None
+
+    @classmethod
+    def from_url(cls, url: str, *, schema: str | None = None, pool_size: int = 20,
+                 reset_sessions: bool = False, **connect_kwargs: Any) -> AsyncpgStore:
+        """A store for ``postgresql://user@host/db`` (``postgresql+asyncpg://`` too).
+        `schema` puts the tables in their own schema via the search path, as
+        :meth:`SqlStore.from_url` does; `pool_size` caps the connections. Other keywords
+        go to :func:`asyncpg.connect` (``ssl=``, ``statement_cache_size=``, …)."""
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme not in ("postgresql", "postgresql+asyncpg", "postgres"):
+            raise ValueError(f"unsupported database URL {url!r}: AsyncpgStore takes "
+                             "postgresql:// or postgresql+asyncpg://")
+        return cls(f"postgresql://{rest}", schema=schema, pool_size=pool_size,
+                   reset_sessions=reset_sessions, **connect_kwargs)
+
+    @property
+    def url(self) -> str:
+        """The database URL (libpq form, ``postgresql://``)."""
+        return self.dsn
+
+    def _open(self) -> _Pool:
+        if self._pool is None:
+            self._pool = _Pool(self.dsn, self.pool_size, self._connect_kwargs,
+                               self._reset_sessions)
+        return self._pool
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self)
+
+    def _connection(self) -> _Connection:
+        return _Connection(self)
+
+    async def create_schema(self) -> None:
+        async with self._connection() as conn, conn.transaction():
+            if self.schema is not None:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            for statement in _ddl():
+                await conn.execute(statement)
+
+    async def drop_schema(self) -> None:
+        """Drop every table, and the schema if the store has one (tests)."""
+        await self.close()  # the connections' cached plans name the dropped tables
+        conn = await asyncpg.connect(self.dsn, **self._connect_kwargs)
+        try:
+            if self.schema is not None:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+            else:
+                for table in reversed(metadata.sorted_tables):
+                    await conn.execute(f'DROP TABLE IF EXISTS "{table.name}"')
+        finally:
+            await conn.close()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    # -- outbox dispatch ------------------------------------------------------------
+    async def claim_due(self, now: datetime, lease_until: datetime, limit: int
+                        ) -> list[OutboxRow]:
+        async with self._connection() as conn:
+            found = await conn.fetch(_CLAIM_DUE, _utc(now), _utc(lease_until), limit)
+        rows = [_outbox_row(r) for r in found]
+        rows.sort(key=lambda r: r.id)
+        return rows
+
+    async def mark_dispatched(self, ids: Sequence[int], now: datetime) -> None:
+        if not ids:
+            return
+        async with self._connection() as conn:
+            await conn.execute(_MARK_DISPATCHED, list(ids), _utc(now))
+
+    async def mark_attempt_failed(self, row_id: int, error: str, retry_at: datetime | None,
+                                  now: datetime) -> None:
+        async with self._connection() as conn:
+            await conn.execute(_MARK_FAILED, row_id, error[:4000], _utc_or_none(retry_at),
+                               retry_at is None)
+
+    # -- reading ----------------------------------------------------------------------
+    async def get_instance(self, saga_type: str, correlation_id: str) -> InstanceRecord | None:
+        async with self._connection() as conn:
+            r = await conn.fetchrow(_GET_INSTANCE, saga_type, correlation_id)
+        return None if r is None else _instance(r)
+
+    async def list_instances(self, saga_type: str, *, state: str | None = None,
+                             updated_before: datetime | None = None,
+                             limit: int = 100, offset: int = 0) -> list[InstanceRecord]:
+        where = ["saga_type = $1"]
+        args: list[Any] = [saga_type]
+        if state is not None:
+            args.append(state)
+            where.append(f"state = ${len(args)}")
+        if updated_before is not None:
+            args.append(_utc(updated_before))
+            where.append(f"updated_at < ${len(args)}")
+        args += [limit, offset]
+        query = (f"SELECT {_INSTANCE_ROW} FROM saga_instances WHERE {' AND '.join(where)} "
+                 f"ORDER BY updated_at DESC, correlation_id "
+                 f"LIMIT ${len(args) - 1} OFFSET ${len(args)}")
+        async with self._connection() as conn:
+            return [_instance(r) for r in await conn.fetch(query, *args)]
+
+    async def count_instances(self, saga_type: str) -> dict[str, int]:
+        async with self._connection() as conn:
+            return {r[0]: int(r[1]) for r in await conn.fetch(_COUNT_INSTANCES, saga_type)}
+
+    async def history(self, saga_type: str, correlation_id: str) -> list[HistoryRecord]:
+        async with self._connection() as conn:
+            found = await conn.fetch(_HISTORY, saga_type, correlation_id)
+        return [
+            HistoryRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
+                          None if r[8] is None else orjson.loads(r[8]), r[9])
+            for r in found
+        ]
+
+    async def outbox_for(self, correlation_id: str) -> list[OutboxRow]:
+        async with self._connection() as conn:
+            return [_outbox_row(r) for r in await conn.fetch(_OUTBOX_FOR, correlation_id)]
+
+    async def pending_outbox(self) -> list[OutboxRow]:
+        async with self._connection() as conn:
+            return [_outbox_row(r) for r in await conn.fetch(_PENDING_OUTBOX)]
+
+    async def list_errors(self, *, endpoint: str | None = None,
+                          limit: int = 100) -> list[ErrorRecord]:
+        async with self._connection() as conn:
+            found = (await conn.fetch(_LIST_ERRORS, limit) if endpoint is None
+                     else await conn.fetch(_LIST_ERRORS_AT, limit, endpoint))
+        return [
+            ErrorRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
+                        orjson.loads(r[8]) if r[8] else {}, r[9])
+            for r in found
+        ]
+
+    async def purge(self, *, inbox_before: datetime, outbox_before: datetime
+                    ) -> tuple[int, int]:
+        async with self.transaction() as tx:
+            a = await tx.conn.execute(_PURGE_INBOX, _utc(inbox_before))
+            b = await tx.conn.execute(_PURGE_OUTBOX, _utc(outbox_before))
+        return _count(a), _count(b)

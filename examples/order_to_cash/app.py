@@ -1,0 +1,337 @@
+"""The runnable Order-to-Cash app: the saga and every service, in one process or several.
+
+Run everything in one process, on SQLite and the local AWS emulator (moto, started for
+you), with the order API on http://127.0.0.1:8000::
+
+    python -m examples.order_to_cash
+
+Or split it, every process on the same database and queues::
+
+    export STEPSAGA_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test
+    export STEPSAGA_AWS_ENDPOINT_URL=http://127.0.0.1:5000   # an emulator already running
+    python -m examples.order_to_cash --transport sqs --services saga,orders
+    python -m examples.order_to_cash --transport sqs --services payment,inventory,shipping
+
+Settings come from the ``STEPSAGA_*`` variables (:class:`core_saga.WorkerSettings`);
+the database defaults to ``sqlite+aiosqlite:///order_to_cash.db``. ``--transport``:
+``emulator`` (default: SQS on a local moto server, started unless
+``STEPSAGA_AWS_ENDPOINT_URL`` names one), ``sqs`` (the configured endpoint, or AWS) or
+``memory`` (in-process queues; all services in one process).
+
+In code, :func:`build_worker` gives a :class:`core_saga.Worker` hosting what you ask
+for, and :func:`host_services` hosts the same on a test harness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from core_saga import (
+    Clock,
+    Consumer,
+    ConsumerHandler,
+    Saga,
+    SagaHandler,
+    SystemClock,
+    Topology,
+    Worker,
+    WorkerSettings,
+)
+from core_saga.persistence import SagaStore, store_from_url
+from core_saga.transports import InMemoryTransport, SqsTransport, Transport
+
+from . import inventory, orders, payment, shipping
+from .outbox import TransactionalOutbox
+from .queues import (
+    ALL_QUEUES,
+    INVENTORY_QUEUE,
+    ORDER_SAGA_QUEUE,
+    ORDERS_QUEUE,
+    PAYMENT_QUEUE,
+    SHIPPING_QUEUE,
+)
+from .saga import OrderSaga
+from .settings import OrderSagaSettings
+
+log = logging.getLogger("examples.order_to_cash")
+
+SERVICES = ("saga", "orders", "payment", "inventory", "shipping")
+"""What a process can host; ``--services`` picks among them."""
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///order_to_cash.db"
+DEMO_STOCK = {"BOOK-1": 100, "MUG-1": 100, "LAMP-1": 20}
+
+
+class Host(Protocol):
+    """What can host sagas and consumers: a :class:`core_saga.Worker` or a
+    :class:`core_saga.testing.SagaTestHarness`."""
+
+    def add_saga(self, saga: Saga[Any], queue: str) -> object: ...
+
+    def add_consumer(self, consumer: Consumer[Any], queue: str) -> object: ...
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One handler of the app on its queue."""
+
+    service: str
+    queue: str
+    handler: Saga[Any] | Consumer[Any]
+
+
+def endpoints(*, saga_settings: OrderSagaSettings | None = None,
+              gateway: payment.PaymentGateway | None = None,
+              carrier: shipping.Carrier | None = None,
+              clock: Clock | None = None) -> list[Endpoint]:
+    """Every handler of the app and its queue. Fakes stand in for the gateway and the
+    carrier unless real ones are given."""
+    gateway = gateway or payment.FakePaymentGateway()
+    carrier = carrier or shipping.FakeCarrier(clock=clock)
+    return [
+        Endpoint("saga", ORDER_SAGA_QUEUE, OrderSaga(saga_settings)),
+        Endpoint("orders", ORDERS_QUEUE, orders.OrderCompletedConsumer()),
+        Endpoint("orders", ORDERS_QUEUE, orders.OrderCanceledConsumer()),
+        Endpoint("payment", PAYMENT_QUEUE, payment.ChargePaymentConsumer(gateway)),
+        Endpoint("payment", PAYMENT_QUEUE, payment.RefundPaymentConsumer(gateway)),
+        Endpoint("inventory", INVENTORY_QUEUE, inventory.ReserveInventoryConsumer()),
+        Endpoint("inventory", INVENTORY_QUEUE, inventory.ReleaseInventoryConsumer()),
+        Endpoint("shipping", SHIPPING_QUEUE, shipping.CreateShipmentConsumer(carrier)),
+        Endpoint("shipping", SHIPPING_QUEUE, shipping.CancelShipmentConsumer(carrier)),
+    ]
+
+
+def check_services(services: Sequence[str]) -> tuple[str, ...]:
+    """`services` validated; ValueError naming the unknown ones."""
+    unknown = sorted(set(services) - set(SERVICES))
+    if unknown:
+        raise ValueError(f"unknown service(s) {', '.join(unknown)}: choose from "
+                         f"{', '.join(SERVICES)}")
+    if not services:
+        raise ValueError("no service to host: choose from " + ", ".join(SERVICES))
+    return tuple(dict.fromkeys(services))
+
+
+def build_topology() -> Topology:
+    """The publish routes of the whole app. Every process builds all of them, whatever
+    it hosts, so an event published anywhere reaches every subscribed queue."""
+    topology = Topology()
+    for endpoint in endpoints():
+        handler = (SagaHandler(endpoint.handler) if isinstance(endpoint.handler, Saga)
+                   else ConsumerHandler(endpoint.handler))
+        topology.subscribe_all(handler.subscriptions(), endpoint.queue)
+    return topology
+
+
+def host_services(host: Host, *, services: Sequence[str] = SERVICES,
+                  saga_settings: OrderSagaSettings | None = None,
+                  gateway: payment.PaymentGateway | None = None,
+                  carrier: shipping.Carrier | None = None, clock: Clock | None = None) -> None:
+    """Host `services` (default: all) on `host`."""
+    wanted = set(check_services(services))
+    for endpoint in endpoints(saga_settings=saga_settings, gateway=gateway, carrier=carrier,
+                              clock=clock):
+        if endpoint.service not in wanted:
+            continue
+        if isinstance(endpoint.handler, Saga):
+            host.add_saga(endpoint.handler, queue=endpoint.queue)
+        else:
+            host.add_consumer(endpoint.handler, queue=endpoint.queue)
+
+
+def build_worker(settings: WorkerSettings, store: SagaStore, transport: Transport, *,
+                 services: Sequence[str] = SERVICES,
+                 saga_settings: OrderSagaSettings | None = None,
+                 gateway: payment.PaymentGateway | None = None,
+                 carrier: shipping.Carrier | None = None,
+                 clock: Clock | None = None) -> Worker:
+    """A worker hosting `services` (default: all) with the app's full topology."""
+    clock = clock or SystemClock()
+    worker = Worker(settings, store=store, transport=transport, clock=clock,
+                    topology=build_topology())
+    host_services(worker, services=services, saga_settings=saga_settings, gateway=gateway,
+                  carrier=carrier, clock=clock)
+    return worker
+
+
+def order_service(worker: Worker) -> orders.OrderService:
+    """The order service on `worker`'s store, publishing through its outbox dispatcher."""
+    return orders.OrderService(TransactionalOutbox(
+        worker.store, routes=worker.topology.routes, clock=worker.clock,
+        dispatcher=worker.dispatcher))
+
+
+async def create_tables(store: SagaStore) -> None:
+    """Create the engine's tables and every service's tables in `store` if missing."""
+    await store.create_schema()
+    for module in (orders, payment, inventory, shipping):
+        await module.create_tables(store)
+
+
+def open_store(settings: WorkerSettings) -> SagaStore:
+    """The store `settings.database_url` names: AsyncpgStore for ``postgresql://``,
+    SqlStore for ``sqlite+aiosqlite://``, MemoryStore for ``memory://``."""
+    if settings.database_schema is None:
+        return store_from_url(settings.database_url)
+    return store_from_url(settings.database_url, schema=settings.database_schema)
+
+
+# -- the command line -----------------------------------------------------------------------
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line of :func:`main`."""
+    parser = argparse.ArgumentParser(prog="python -m examples.order_to_cash",
+                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--services", default=",".join(SERVICES),
+                        help=f"comma-separated, from {','.join(SERVICES)} (default: all)")
+    parser.add_argument("--transport", choices=("emulator", "sqs", "memory"),
+                        default="emulator", help="emulator (default), sqs or memory")
+    parser.add_argument("--http-host", default="127.0.0.1")
+    parser.add_argument("--http-port", type=int, default=8000,
+                        help="port of the order API when 'orders' is hosted; 0: no API")
+    parser.add_argument("--stock", action="append", default=[], metavar="SKU=QTY",
+                        help="set a stock level at start (repeatable); with the inventory "
+                             "service and no --stock, demo stock is set on an empty table")
+    parser.add_argument("--shipping-deadline", type=float, default=3600.0,
+                        metavar="SECONDS", help="the saga's shipping deadline (default 3600)")
+    parser.add_argument("--review-threshold", type=Decimal, default=Decimal("1000.00"))
+    parser.add_argument("--log-level", default="INFO")
+    options = parser.parse_args(argv)
+    try:
+        options.services = check_services(
+            [s.strip() for s in options.services.split(",") if s.strip()])
+        options.stock = dict(_stock_level(item) for item in options.stock)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if options.transport == "memory" and set(options.services) != set(SERVICES):
+        parser.error("--transport memory keeps queues inside one process: host every "
+                     "service (leave out --services)")
+    return options
+
+
+def _stock_level(item: str) -> tuple[str, int]:
+    sku, sep, quantity = item.partition("=")
+    if not sep or not sku or not quantity.isdigit():
+        raise ValueError(f"--stock {item!r}: write SKU=QUANTITY, e.g. BOOK-1=25")
+    return sku, int(quantity)
+
+
+def worker_settings() -> WorkerSettings:
+    """WorkerSettings from the environment, with the app's default database."""
+    if "STEPSAGA_DATABASE_URL" in os.environ:
+        return WorkerSettings()
+    return WorkerSettings(database_url=DEFAULT_DATABASE_URL)
+
+
+@contextlib.contextmanager
+def _sqs_endpoint(options: argparse.Namespace, settings: WorkerSettings
+                  ) -> Iterator[WorkerSettings]:
+    """Settings pointing at SQS; starts the local emulator (and makes the queues) when
+    asked for one and none is configured."""
+    if options.transport != "emulator" or settings.aws_endpoint_url:
+        yield settings
+        return
+    from core_saga.emulator import start_emulator
+
+    with start_emulator() as emulator:
+        os.environ.update(emulator.env())  # fake credentials: nothing reaches AWS
+        for queue in ALL_QUEUES:
+            emulator.create_queue(settings.queue_prefix + queue)
+        log.info("local AWS emulator at %s (STEPSAGA_AWS_ENDPOINT_URL for other processes)",
+                 emulator.endpoint_url)
+        yield settings.model_copy(update={"aws_endpoint_url": emulator.endpoint_url})
+
+
+class _ApiServer:
+    """uvicorn serving the order API inside our event loop, leaving signals to us."""
+
+    def __init__(self, app: Any, host: str, port: int, log_level: str) -> None:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        self.server = Server(uvicorn.Config(app, host=host, port=port,
+                                            log_level=log_level.lower()))
+
+    async def serve(self) -> None:
+        await self.server.serve()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+
+
+async def run(options: argparse.Namespace) -> None:
+    """Run what `options` asks for until SIGINT/SIGTERM."""
+    settings = worker_settings()
+    with _sqs_endpoint(options, settings) as settings:
+        store = open_store(settings)
+        await create_tables(store)
+        if "inventory" in options.services:
+            await _seed_stock(store, options.stock)
+        transport: Transport
+        if options.transport == "memory":
+            transport = InMemoryTransport()
+        else:
+            transport = await SqsTransport.connect(settings.sqs())
+        saga_settings = OrderSagaSettings(
+            shipping_deadline=timedelta(seconds=options.shipping_deadline),
+            review_threshold=options.review_threshold)
+        worker = build_worker(settings, store, transport, services=options.services,
+                              saga_settings=saga_settings)
+        api = None
+        if "orders" in options.services and options.http_port:
+            api = _ApiServer(orders.create_app(order_service(worker)), options.http_host,
+                             options.http_port, options.log_level)
+        stop = _stopper(worker, api)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop)
+        try:
+            tasks = [worker.run(install_signal_handlers=False)]
+            if api is not None:
+                tasks.append(api.serve())
+            await asyncio.gather(*tasks)
+        finally:
+            await transport.close()
+            await store.close()
+
+
+def _stopper(worker: Worker, api: _ApiServer | None) -> Callable[[], None]:
+    def stop() -> None:
+        log.info("stopping")
+        worker.request_stop()
+        if api is not None:
+            api.stop()
+    return stop
+
+
+async def _seed_stock(store: SagaStore, levels: dict[str, int]) -> None:
+    if levels:
+        await inventory.set_stock_levels(store, levels)
+        return
+    current = await inventory.stock_levels(store, DEMO_STOCK)
+    if all(level is None for level in current.values()):
+        await inventory.set_stock_levels(store, DEMO_STOCK)
+        log.info("demo stock set: %s", DEMO_STOCK)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: ``python -m examples.order_to_cash [--services ...] [--transport ...]``."""
+    options = parse_args(argv)
+    logging.basicConfig(level=options.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run(options))

@@ -1,0 +1,44 @@
+"""The order service's own tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
+
+from core_saga.persistence import SagaStore
+
+from ..storage import ExactDecimal, create_sql_tables
+
+metadata = MetaData()
+
+orders = Table(
+    "orders", metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("idempotency_key", String(200), nullable=True, unique=True),
+    # The same key twice creates one order; NULL (no key) may repeat.
+    Column("request_hash", String(64), nullable=False),
+    Column("customer_id", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", ExactDecimal(), nullable=False),
+    Column("risk_flags", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("cancel_code", String(40), nullable=True),
+    Column("reason", String(1000), nullable=True),
+    Column("tracking_id", String(100), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+"""An order and its outcome: ``Submitted``, then ``Completed`` or ``Canceled``."""
+
+order_lines = Table(
+    "order_lines", metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", ExactDecimal(), nullable=False),
+)
+
+
+async def create_tables(store: SagaStore) -> None:
+    """Create the order tables in `store` if missing."""
+    await create_sql_tables(store, metadata)

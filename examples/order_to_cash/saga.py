@@ -1,0 +1,436 @@
+"""The Order-to-Cash saga: charge payment → reserve inventory → create shipment, with
+compensation when a later step fails and hand-offs to supervision for the slow cases.
+
+Paths (docs/order_to_cash.md walks through each one):
+
+- **Happy**: OrderSubmitted → PaymentPending → InventoryPending → ShippingPending →
+  Completed; ``OrderCompleted`` is published.
+- **Payment declined**: PaymentPending → Canceled. Inventory and shipping are never asked.
+- **Inventory missing after payment**: InventoryPending → Compensating (RefundPayment)
+  → Canceled once the refund is confirmed.
+- **Shipping provider down**: each ``ShipmentFailed`` schedules ``RetryShipment`` with
+  exponential backoff; a second timer, ``ShipmentDeadlineExpired`` (one hour by default),
+  stops it: CancelShipment + ReleaseInventory + RefundPayment → Compensating → Canceled.
+- **Manual review** (amount over the threshold, or a risk flag): AwaitingReview until
+  ReviewApproved (→ PaymentPending), ReviewRejected or ReviewTimedOut (→ Canceled).
+- **Shipping supervision** (the in-saga retry budget is spent): AwaitingShippingSupervision
+  until ShippingRecovered or ShipmentCreated (→ Completed) or ShippingAbandoned
+  (→ Compensating → Canceled).
+
+Every order ends Completed or Canceled, and ``OrderCanceled`` carries the reason. Each
+compensation is sent once per order (the saga sends it from exactly one transition) and
+the services apply it idempotently, so it takes effect exactly once. Duplicates with the
+same message id are absorbed by the inbox; late or repeated events with new ids are
+ignored where they are harmless (``ignore(...)``), and replies to an old shipment attempt
+are told from the current one by their ``attempt``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from core_saga import BehaviorContext, Event, EventActivityBinder, Message, Saga, Schedule, State
+
+from .messages import (
+    CancelCode,
+    CancelShipment,
+    ChargePayment,
+    CreateShipment,
+    InventoryReleased,
+    InventoryReserved,
+    InventoryUnavailable,
+    OrderCanceled,
+    OrderCompleted,
+    OrderMessage,
+    OrderSubmitted,
+    PaymentCharged,
+    PaymentDeclined,
+    PaymentRefunded,
+    RefundPayment,
+    ReleaseInventory,
+    ReserveInventory,
+    RetryShipment,
+    ReviewApproved,
+    ReviewRejected,
+    ReviewTimedOut,
+    ShipmentCanceled,
+    ShipmentCreated,
+    ShipmentDeadlineExpired,
+    ShipmentFailed,
+    ShippingAbandoned,
+    ShippingRecovered,
+    StockLine,
+)
+from .queues import INVENTORY_QUEUE, PAYMENT_QUEUE, SHIPPING_QUEUE
+from .settings import OrderSagaSettings
+from .state import OrderState
+
+M = TypeVar("M", bound=Message)
+Ctx = BehaviorContext[OrderState, Any]
+
+REFUND = "refund"
+RELEASE = "release"
+CANCEL_SHIPMENT = "cancel_shipment"
+
+
+def _by_order(message: OrderMessage) -> str:
+    return message.order_id
+
+
+def settings_of(ctx: Ctx) -> OrderSagaSettings:
+    """The settings the saga was created with."""
+    settings = ctx.machine.settings
+    if not isinstance(settings, OrderSagaSettings):
+        raise TypeError(f"OrderSaga needs OrderSagaSettings, got {type(settings).__name__}")
+    return settings
+
+
+# -- submission and review ------------------------------------------------------------------
+
+def _remember_order(ctx: BehaviorContext[OrderState, OrderSubmitted]) -> None:
+    order, message = ctx.saga, ctx.message
+    order.customer_id = message.customer_id
+    order.amount = message.amount
+    order.currency = message.currency
+    quantities: dict[str, int] = {}
+    for line in message.lines:
+        quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
+    order.lines = [StockLine(sku=sku, quantity=q) for sku, q in sorted(quantities.items())]
+    threshold = settings_of(ctx).review_threshold
+    reasons = []
+    if threshold is not None and message.amount > threshold:
+        reasons.append(f"amount {message.amount} {message.currency} is over the review "
+                       f"threshold {threshold}")
+    reasons.extend(f"risk flag: {flag}" for flag in message.risk_flags)
+    order.review_reasons = reasons
+
+
+def _needs_review(ctx: Ctx) -> bool:
+    return bool(ctx.saga.review_reasons)
+
+
+def _request_review(ctx: Ctx) -> None:
+    settings_of(ctx).supervision.request_review(ctx)
+
+
+def _charge(ctx: Ctx) -> ChargePayment:
+    return ChargePayment(order_id=ctx.saga.correlation_id, amount=ctx.saga.amount,
+                         currency=ctx.saga.currency)
+
+
+# -- payment and inventory -------------------------------------------------------------------
+
+def _remember_payment(ctx: BehaviorContext[OrderState, PaymentCharged]) -> None:
+    ctx.saga.payment_reference = ctx.message.payment_reference
+
+
+def _reserve(ctx: Ctx) -> ReserveInventory:
+    return ReserveInventory(order_id=ctx.saga.correlation_id, lines=tuple(ctx.saga.lines))
+
+
+# -- shipping --------------------------------------------------------------------------------
+
+def _next_shipment_attempt(ctx: Ctx) -> None:
+    ctx.saga.shipment_attempt += 1
+
+
+def _create_shipment(ctx: Ctx) -> CreateShipment:
+    return CreateShipment(order_id=ctx.saga.correlation_id, attempt=ctx.saga.shipment_attempt,
+                          lines=tuple(ctx.saga.lines))
+
+
+def _shipping_deadline(ctx: Ctx) -> timedelta:
+    return settings_of(ctx).shipping_deadline
+
+
+def _deadline_message(ctx: Ctx) -> ShipmentDeadlineExpired:
+    return ShipmentDeadlineExpired(order_id=ctx.saga.correlation_id)
+
+
+def _retry_delay(ctx: Ctx) -> timedelta:
+    return settings_of(ctx).retry_delay(ctx.saga.shipment_attempt)
+
+
+def _retry_message(ctx: Ctx) -> RetryShipment:
+    return RetryShipment(order_id=ctx.saga.correlation_id,
+                         attempt=ctx.saga.shipment_attempt + 1)
+
+
+def _budget_spent(ctx: Ctx) -> bool:
+    budget = settings_of(ctx).shipping_retry_budget
+    return budget is not None and ctx.saga.shipment_attempt >= budget
+
+
+def _current_failure_with_budget_left(ctx: BehaviorContext[OrderState, ShipmentFailed]) -> bool:
+    return ctx.message.attempt == ctx.saga.shipment_attempt and not _budget_spent(ctx)
+
+
+def _current_failure_with_budget_spent(ctx: BehaviorContext[OrderState, ShipmentFailed]
+                                       ) -> bool:
+    return ctx.message.attempt == ctx.saga.shipment_attempt and _budget_spent(ctx)
+
+
+def _remember_shipping_error(ctx: BehaviorContext[OrderState, ShipmentFailed]) -> None:
+    ctx.saga.last_shipping_error = ctx.message.reason
+
+
+def _request_shipping_supervision(ctx: Ctx) -> None:
+    settings_of(ctx).supervision.request_shipping_supervision(ctx)
+
+
+def _remember_tracking(ctx: Ctx) -> None:
+    """From ShipmentCreated or ShippingRecovered."""
+    ctx.saga.tracking_id = ctx.message.tracking_id
+
+
+def _order_completed(ctx: Ctx) -> OrderCompleted:
+    return OrderCompleted(order_id=ctx.saga.correlation_id, tracking_id=ctx.saga.tracking_id or "")
+
+
+# -- cancellation and compensation ------------------------------------------------------------
+
+def _cancel_because(code: CancelCode, reason: Callable[[Any], str]) -> Callable[[Ctx], None]:
+    """An activity that records why the order is being canceled."""
+    def cancel(ctx: Ctx) -> None:
+        ctx.saga.cancel_code = code
+        ctx.saga.cancel_reason = reason(ctx)
+    cancel.__name__ = f"cancel_{code}"
+    return cancel
+
+
+def _deadline_reason(ctx: Ctx) -> str:
+    deadline = settings_of(ctx).shipping_deadline
+    return (f"shipping failed for {deadline} after {ctx.saga.shipment_attempt} attempt(s): "
+            f"{ctx.saga.last_shipping_error or 'no answer from shipping'}")
+
+
+def _awaiting(*compensations: str) -> Callable[[Ctx], None]:
+    """An activity that records which compensations the saga waits for."""
+    def awaiting(ctx: Ctx) -> None:
+        ctx.saga.pending_compensations = list(compensations)
+    awaiting.__name__ = "await_" + "_".join(compensations)
+    return awaiting
+
+
+def _refund(ctx: Ctx) -> RefundPayment:
+    return RefundPayment(order_id=ctx.saga.correlation_id, amount=ctx.saga.amount,
+                         currency=ctx.saga.currency, reason=ctx.saga.cancel_reason or "")
+
+
+def _release(ctx: Ctx) -> ReleaseInventory:
+    return ReleaseInventory(order_id=ctx.saga.correlation_id)
+
+
+def _cancel_shipment(ctx: Ctx) -> CancelShipment:
+    return CancelShipment(order_id=ctx.saga.correlation_id)
+
+
+def _confirmed(name: str, note: Callable[[Any], str]) -> Callable[[Ctx], None]:
+    """An activity that ticks off compensation `name` (a repeat ticks nothing)."""
+    def confirm(ctx: Ctx) -> None:
+        if name in ctx.saga.pending_compensations:
+            ctx.saga.pending_compensations = [
+                c for c in ctx.saga.pending_compensations if c != name]
+            ctx.saga.compensation_notes = [*ctx.saga.compensation_notes,
+                                           f"{name}: {note(ctx.message)}"]
+    confirm.__name__ = f"confirm_{name}"
+    return confirm
+
+
+def _refund_note(message: PaymentRefunded) -> str:
+    if message.refunded:
+        return f"refunded {message.amount} {message.currency}"
+    return message.note
+
+
+def _all_compensated(ctx: Ctx) -> bool:
+    return not ctx.saga.pending_compensations
+
+
+def _order_canceled(ctx: Ctx) -> OrderCanceled:
+    code: CancelCode = ctx.saga.cancel_code or "payment_declined"  # type: ignore[assignment]
+    return OrderCanceled(order_id=ctx.saga.correlation_id, code=code,
+                         reason=ctx.saga.cancel_reason or code)
+
+
+class OrderSaga(Saga[OrderState]):
+    """Orchestrates one order from submission to Completed or Canceled.
+
+    Host it on the ``order-saga`` queue with its settings::
+
+        worker.add_saga(OrderSaga(OrderSagaSettings(shipping_deadline=timedelta(hours=2))),
+                        queue="order-saga")
+    """
+
+    awaiting_review = State()
+    payment_pending = State()
+    inventory_pending = State()
+    shipping_pending = State()
+    awaiting_shipping_supervision = State()
+    compensating = State()
+    completed = State(terminal=True)
+    canceled = State(terminal=True)
+
+    order_submitted = Event(OrderSubmitted, correlate_by=_by_order)
+    review_approved = Event(ReviewApproved, correlate_by=_by_order)
+    review_rejected = Event(ReviewRejected, correlate_by=_by_order)
+    review_timed_out = Event(ReviewTimedOut, correlate_by=_by_order)
+    payment_charged = Event(PaymentCharged, correlate_by=_by_order)
+    payment_declined = Event(PaymentDeclined, correlate_by=_by_order)
+    inventory_reserved = Event(InventoryReserved, correlate_by=_by_order)
+    inventory_unavailable = Event(InventoryUnavailable, correlate_by=_by_order)
+    shipment_created = Event(ShipmentCreated, correlate_by=_by_order)
+    shipment_failed = Event(ShipmentFailed, correlate_by=_by_order)
+    shipping_recovered = Event(ShippingRecovered, correlate_by=_by_order)
+    shipping_abandoned = Event(ShippingAbandoned, correlate_by=_by_order)
+    payment_refunded = Event(PaymentRefunded, correlate_by=_by_order)
+    inventory_released = Event(InventoryReleased, correlate_by=_by_order)
+    shipment_canceled = Event(ShipmentCanceled, correlate_by=_by_order)
+
+    shipping_deadline = Schedule(ShipmentDeadlineExpired, token_field="shipping_deadline_token",
+                                 delay=_shipping_deadline)
+    shipment_retry = Schedule(RetryShipment, token_field="shipment_retry_token",
+                              delay=_retry_delay)
+
+    def __init__(self, settings: OrderSagaSettings | None = None) -> None:
+        super().__init__(settings or OrderSagaSettings())
+
+    # -- reusable behavior tails ------------------------------------------------------------
+    def _charge_payment(self, b: EventActivityBinder[OrderState, M]
+                        ) -> EventActivityBinder[OrderState, M]:
+        return (b.send(PAYMENT_QUEUE, _charge, message_type=ChargePayment,
+                       compensable=True, compensation=RefundPayment)
+                .transition_to(self.payment_pending))
+
+    def _send_shipment(self, b: EventActivityBinder[OrderState, M]
+                       ) -> EventActivityBinder[OrderState, M]:
+        return (b.then(_next_shipment_attempt)
+                .send(SHIPPING_QUEUE, _create_shipment, message_type=CreateShipment,
+                      compensable=True, compensation=CancelShipment))
+
+    def _cancel_now(self, b: EventActivityBinder[OrderState, M]
+                    ) -> EventActivityBinder[OrderState, M]:
+        return (b.publish(_order_canceled, message_type=OrderCanceled)
+                .transition_to(self.canceled))
+
+    def _complete_now(self, b: EventActivityBinder[OrderState, M]
+                      ) -> EventActivityBinder[OrderState, M]:
+        return (b.publish(_order_completed, message_type=OrderCompleted)
+                .transition_to(self.completed))
+
+    def _compensate_everything(self, b: EventActivityBinder[OrderState, M]
+                               ) -> EventActivityBinder[OrderState, M]:
+        """Undo shipping, inventory and payment, then wait for the confirmations."""
+        return (b.then(_awaiting(CANCEL_SHIPMENT, RELEASE, REFUND))
+                .send(SHIPPING_QUEUE, _cancel_shipment, message_type=CancelShipment)
+                .send(INVENTORY_QUEUE, _release, message_type=ReleaseInventory)
+                .send(PAYMENT_QUEUE, _refund, message_type=RefundPayment)
+                .transition_to(self.compensating))
+
+    def define(self) -> None:
+        self.initially(
+            self.when(self.order_submitted)
+            .then(_remember_order)
+            .if_else(_needs_review,
+                     lambda b: b.then(_request_review).transition_to(self.awaiting_review),
+                     self._charge_payment),
+        )
+        self.during(
+            self.awaiting_review,
+            self._charge_payment(self.when(self.review_approved)),
+            self._cancel_now(self.when(self.review_rejected).then(_cancel_because(
+                "review_rejected", lambda ctx: f"rejected in review: {ctx.message.reason}"))),
+            self._cancel_now(self.when(self.review_timed_out).then(_cancel_because(
+                "review_timed_out", lambda ctx: "nobody reviewed the order in time"))),
+        )
+        self.during(
+            self.payment_pending,
+            self.when(self.payment_charged)
+            .then(_remember_payment)
+            .send(INVENTORY_QUEUE, _reserve, message_type=ReserveInventory,
+                  compensable=True, compensation=ReleaseInventory)
+            .transition_to(self.inventory_pending),
+            self._cancel_now(self.when(self.payment_declined).then(_cancel_because(
+                "payment_declined", lambda ctx: f"payment declined: {ctx.message.reason}"))),
+        )
+        self.during(
+            self.inventory_pending,
+            self._send_shipment(self.when(self.inventory_reserved))
+            .schedule(self.shipping_deadline, _deadline_message)
+            .transition_to(self.shipping_pending),
+            self.when(self.inventory_unavailable)
+            .then(_cancel_because("inventory_unavailable",
+                                  lambda ctx: f"inventory unavailable: {ctx.message.reason}"))
+            .then(_awaiting(REFUND))
+            .send(PAYMENT_QUEUE, _refund, message_type=RefundPayment)
+            .transition_to(self.compensating),
+            self.ignore(self.payment_charged),
+        )
+        self.during(
+            self.shipping_pending,
+            self._complete_now(self.when(self.shipment_created)
+                               .unschedule(self.shipping_deadline)
+                               .unschedule(self.shipment_retry)
+                               .then(_remember_tracking)),
+            self.when(self.shipment_failed, filter=_current_failure_with_budget_left)
+            .then(_remember_shipping_error)
+            .schedule(self.shipment_retry, _retry_message),
+            self.when(self.shipment_failed, filter=_current_failure_with_budget_spent)
+            .then(_remember_shipping_error)
+            .unschedule(self.shipping_deadline)
+            .unschedule(self.shipment_retry)
+            .then(_request_shipping_supervision)
+            .transition_to(self.awaiting_shipping_supervision),
+            self.ignore(self.shipment_failed),  # a reply to an older attempt
+            self._send_shipment(self.when(self.shipment_retry.received)),
+            self._compensate_everything(
+                self.when(self.shipping_deadline.received)
+                .unschedule(self.shipment_retry)
+                .then(_cancel_because("shipping_deadline", _deadline_reason))),
+            self.ignore(self.payment_charged),
+            self.ignore(self.inventory_reserved),
+        )
+        self.during(
+            self.awaiting_shipping_supervision,
+            self._complete_now(self.when(self.shipping_recovered).then(_remember_tracking)),
+            # Shipping came back on its own (or the supervisor drove the shipping service).
+            self._complete_now(self.when(self.shipment_created).then(_remember_tracking)),
+            self._compensate_everything(
+                self.when(self.shipping_abandoned).then(_cancel_because(
+                    "shipping_abandoned",
+                    lambda ctx: f"shipping abandoned in supervision: {ctx.message.reason}"))),
+            self.ignore(self.shipment_failed),
+            self.ignore(self.payment_charged),
+            self.ignore(self.inventory_reserved),
+        )
+        self.during(
+            self.compensating,
+            self.when(self.payment_refunded)
+            .then(_confirmed(REFUND, _refund_note))
+            .if_(_all_compensated, self._cancel_now),
+            self.when(self.inventory_released)
+            .then(_confirmed(RELEASE, lambda m: m.note))
+            .if_(_all_compensated, self._cancel_now),
+            self.when(self.shipment_canceled)
+            .then(_confirmed(CANCEL_SHIPMENT, lambda m: m.note))
+            .if_(_all_compensated, self._cancel_now),
+            # Late news of work being undone: the compensations take care of it.
+            self.ignore(self.payment_charged),
+            self.ignore(self.inventory_reserved),
+            self.ignore(self.inventory_unavailable),
+            self.ignore(self.shipment_created),
+            self.ignore(self.shipment_failed),
+        )
+        self.during(
+            self.completed, self.canceled,
+            *(self.ignore(event) for event in (
+                self.review_approved, self.review_rejected, self.review_timed_out,
+                self.payment_charged, self.payment_declined, self.inventory_reserved,
+                self.inventory_unavailable, self.shipment_created, self.shipment_failed,
+                self.shipping_recovered, self.shipping_abandoned, self.payment_refunded,
+                self.inventory_released, self.shipment_canceled)),
+        )
+        # A resubmitted order (same id, new message id) changes nothing once started.
+        self.during_any(self.ignore(self.order_submitted))

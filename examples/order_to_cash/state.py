@@ -1,0 +1,35 @@
+"""What the saga remembers about each order between messages."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from core_saga import SagaState
+
+from .messages import StockLine
+
+
+class OrderState(SagaState):
+    """One order's orchestration state (not the order itself: the order service owns
+    that). ``correlation_id`` is the order id."""
+
+    customer_id: str = ""
+    amount: Decimal = Decimal(0)
+    currency: str = ""
+    lines: list[StockLine] = []
+    review_reasons: list[str] = []
+    """Why the order went to manual review (empty: it did not)."""
+    payment_reference: str | None = None
+    shipment_attempt: int = 0
+    """CreateShipment commands sent so far; replies for older attempts are stale."""
+    last_shipping_error: str | None = None
+    tracking_id: str | None = None
+    cancel_code: str | None = None
+    cancel_reason: str | None = None
+    pending_compensations: list[str] = []
+    """Compensations sent and not yet confirmed: ``refund``, ``release``,
+    ``cancel_shipment``. The order is canceled when the list is empty."""
+    compensation_notes: list[str] = []
+    """What each compensation reported (``refund: refunded 42.00 EUR``…)."""
+    shipping_deadline_token: str | None = None
+    shipment_retry_token: str | None = None

@@ -1,0 +1,63 @@
+"""The stack's outputs: what the workers' configuration reads after a deploy (see
+docs/deploy.md for which output feeds which setting)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aws_cdk import CfnOutput
+from constructs import Construct
+
+from .bus import SupervisionBus
+from .queues import MessagingQueues, logical_name
+from .settings import InfraSettings
+from .table import ClaimTable
+from .workflows import SupervisorStateMachines
+
+QUEUE_PREFIX_OUTPUT: Final = "QueuePrefix"
+EVENT_BUS_NAME_OUTPUT: Final = "EventBusName"
+EVENT_BUS_ARN_OUTPUT: Final = "EventBusArn"
+CLAIM_TABLE_OUTPUT: Final = "ClaimTableName"
+RULE_DLQ_OUTPUT: Final = "SupervisionEventsDlqUrl"
+
+
+def queue_url_output(queue: str) -> str:
+    """The output holding the URL of work queue `queue` (``order-saga`` →
+    ``OrderSagaQueueUrl``)."""
+    return f"{logical_name(queue)}QueueUrl"
+
+
+def dlq_url_output(queue: str) -> str:
+    """The output holding the URL of `queue`'s dead-letter queue."""
+    return f"{logical_name(queue)}DlqUrl"
+
+
+def state_machine_output(workflow: str) -> str:
+    """The output holding the ARN of `workflow`'s state machine."""
+    return f"{workflow}StateMachineArn"
+
+
+def add_outputs(scope: Construct, *, settings: InfraSettings, queues: MessagingQueues,
+                bus: SupervisionBus, machines: SupervisorStateMachines,
+                table: ClaimTable) -> None:
+    """A ``CfnOutput`` for every queue URL (and DLQ URL), the bus, the state machine
+    ARNs and the claim table."""
+    CfnOutput(scope, QUEUE_PREFIX_OUTPUT, value=settings.queue_prefix,
+              description="Every queue name starts with this (STEPSAGA_QUEUE_PREFIX).")
+    for name, pair in queues.pairs.items():
+        CfnOutput(scope, queue_url_output(name), value=pair.queue.queue_url,
+                  description=f"URL of the {name} queue.")
+        CfnOutput(scope, dlq_url_output(name), value=pair.dlq.queue_url,
+                  description=f"URL of the {name} queue's dead-letter queue.")
+    CfnOutput(scope, RULE_DLQ_OUTPUT, value=bus.dead_letter_queue.queue_url,
+              description="Events the rules could not deliver to a state machine.")
+    CfnOutput(scope, EVENT_BUS_NAME_OUTPUT, value=bus.bus.event_bus_name,
+              description="The bus SupervisionRequested events are put on.")
+    CfnOutput(scope, EVENT_BUS_ARN_OUTPUT, value=bus.bus.event_bus_arn,
+              description="ARN of that bus (for events:PutEvents permissions).")
+    for workflow, item in machines.workflows.items():
+        CfnOutput(scope, state_machine_output(workflow),
+                  value=item.state_machine.state_machine_arn,
+                  description=f"ARN of the {workflow} Standard state machine.")
+    CfnOutput(scope, CLAIM_TABLE_OUTPUT, value=table.table.table_name,
+              description="The DynamoDB table of hand-off claims.")

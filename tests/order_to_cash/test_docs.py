@@ -1,0 +1,28 @@
+"""docs/order_to_cash.md shows the saga's graph as the graph export draws it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from core_saga import to_mermaid
+from examples.order_to_cash import OrderSaga
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "order_to_cash.md"
+
+
+def test_the_documented_graph_is_the_generated_one() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    blocks = re.findall(r"```mermaid\n(.*?)```", text, flags=re.DOTALL)
+    assert blocks, f"{DOC} has no mermaid block"
+    assert blocks[0] == to_mermaid(OrderSaga.model), (
+        f"{DOC} shows an old graph of OrderSaga: replace its mermaid block with the output "
+        "of `stepsaga graph examples.order_to_cash.saga:OrderSaga`")
+
+
+def test_the_doc_walks_through_every_path() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    for heading in ("Happy path", "Payment declined", "Inventory missing after payment",
+                    "Shipping provider down", "Manual review", "Shipping supervision",
+                    "Duplicates and out-of-order events", "Exactly once in effect"):
+        assert f"### {heading}" in text or f"## {heading}" in text, heading
