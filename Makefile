@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 CDK    := infra/node_modules/.bin/cdk
 CDKRUN := cd infra && ./node_modules/.bin/cdk
 
-.PHONY: demo test lint typecheck bench install install-bench infra-deps synth diff deploy clean
+.PHONY: demo test lint typecheck bench install install-bench infra-deps synth diff deploy clean browser-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/stepsaga demo
 
 ## The whole suite: lint, types, then every test (PostgreSQL tests skip only where no server answers).
-test: $(STAMP) $(CDK)
+test: $(STAMP) $(CDK) browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
@@ -34,6 +34,14 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## Headless Chromium for the console's browser test (Debian packages; installed only as
+## root and only when missing — elsewhere that test skips and says why).
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else echo "browser-deps: chromium/chromium-driver missing and not root: the browser test will skip"; fi
 
 ## Benchmarks print their figures; see docs/performance.md.
 bench: install-bench

@@ -1,0 +1,97 @@
+"""The saga ⇄ Step Functions seam.
+
+- ``bridge.contracts`` — the EventBridge event contracts (pydantic), JSON Schemas and
+  the compatibility checker.
+- The ``hand_off`` activity, the supervision events and the records a saga keeps of
+  its hand-offs (:class:`SupervisedState`).
+- The outbox sinks: :class:`EventBridgeSink` (PutEvents, ten at a time, re-sending only
+  failed entries) and :class:`StepFunctionsSink` (task-token answers), registered with
+  :func:`attach_bridge`; :func:`send_task_success` / :func:`send_task_failure` answer a
+  task token from any consumer, after its commit.
+
+- The operator's side: :func:`build_timeline` (one order's saga history, messages,
+  hand-offs and Step Functions executions, in time order), the review store and
+  :class:`ReviewService` (approve / reject pending manual reviews), and the ops
+  console (:func:`create_app`).
+
+docs/supervision.md describes the flow and the workflows; docs/console.md the console.
+"""
+
+from ._attach import BridgeSinks, SinkHost, attach_bridge
+from ._aws import AwsClients, AwsConfig
+from ._hand_off import (
+    HandOff,
+    HandOffConfig,
+    RecordOutcome,
+    RecordStarted,
+    hand_off,
+    outcome_is,
+    request_supervision,
+    supervision_completed_event,
+    supervision_started_event,
+    track_supervision,
+)
+from ._handoffs import HandoffRecord, SupervisedState, handoffs_of
+from ._publisher import EVENTBRIDGE, EventBridgeSink, put_event
+from ._task_answers import (
+    TASK_ANSWER,
+    StepFunctionsSink,
+    TaskHeartbeats,
+    send_task_failure,
+    send_task_heartbeat,
+    send_task_success,
+)
+from .console import ConsoleSettings, TokenGrant, create_app
+from .reviews import (
+    DecisionResult,
+    Review,
+    ReviewService,
+    ReviewStore,
+    ReviewTaskConsumer,
+    TaskGoneError,
+)
+from .timeline import ExecutionLink, SagaDatabase, Timeline, TimelineEntry, build_timeline
+
+__all__ = [
+    "EVENTBRIDGE",
+    "TASK_ANSWER",
+    "AwsClients",
+    "AwsConfig",
+    "BridgeSinks",
+    "ConsoleSettings",
+    "DecisionResult",
+    "EventBridgeSink",
+    "ExecutionLink",
+    "HandOff",
+    "HandOffConfig",
+    "HandoffRecord",
+    "RecordOutcome",
+    "RecordStarted",
+    "Review",
+    "ReviewService",
+    "ReviewStore",
+    "ReviewTaskConsumer",
+    "SagaDatabase",
+    "SinkHost",
+    "StepFunctionsSink",
+    "SupervisedState",
+    "TaskGoneError",
+    "TaskHeartbeats",
+    "Timeline",
+    "TimelineEntry",
+    "TokenGrant",
+    "attach_bridge",
+    "build_timeline",
+    "create_app",
+    "hand_off",
+    "handoffs_of",
+    "outcome_is",
+    "put_event",
+    "request_supervision",
+    "send_task_failure",
+    "send_task_heartbeat",
+    "send_task_success",
+    "supervision_completed_event",
+    "supervision_started_event",
+    "track_supervision",
+]

@@ -40,7 +40,7 @@ from ._events import Event, MissingInstance, Query, Request, Schedule
 from ._graph import to_dot, to_mermaid
 from ._messages import Fault, Message, MessageRegistry, RequestTimeoutExpired, registry
 from ._model import Concurrency, SagaModel, Unhandled
-from ._outbox import SEND_KIND, OutboxDispatcher, OutboxSink, TransportSink
+from ._outbox import DONE_WITH_NOTE, SEND_KIND, OutboxDispatcher, OutboxSink, TransportSink
 from ._receive import Outcome, ReceivePipeline, RedeliveryPolicy
 from ._retry import RetryPolicy
 from ._saga import Saga
@@ -50,6 +50,7 @@ from ._topology import Topology
 from ._worker import Worker
 
 __all__ = [
+    "DONE_WITH_NOTE",
     # Defining sagas
     "FINAL",
     "INITIAL",

@@ -115,11 +115,12 @@ class ConsumeContext(Generic[M]):
         return record
 
     def add_raw(self, kind: str, destination: str, body: bytes, *, message_type: str,
-                message_id: str | None = None) -> Outgoing:
+                message_id: str | None = None, correlation_id: str | None = None) -> Outgoing:
         """Add a non-envelope body (an EventBridge entry, a task-token answer)."""
         record = Outgoing(kind=kind, destination=destination, body=body,
                           message_id=message_id or new_id(), message_type=message_type,
-                          correlation_id=self._default_correlation())
+                          correlation_id=correlation_id if correlation_id is not None
+                          else self._default_correlation())
         self.outgoing.append(record)
         return record
 

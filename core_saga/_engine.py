@@ -112,6 +112,13 @@ class SagaHandler:
         event = model.event_for(envelope.message_type, envelope.message)
         if event is None:
             return
+        if event.on_receipt is not None:
+            receipt: ConsumeContext[Any] = ConsumeContext(
+                envelope, endpoint=endpoint, clock=clock, routes=routes,
+                outgoing=work.outgoing)
+            receipt.transaction = tx
+            if not await event.on_receipt(receipt):
+                return
         correlation_id = await self._correlate(tx, event, envelope)
         record = None
         if correlation_id is not None:

@@ -30,6 +30,9 @@ class MissingInstance(enum.Enum):
 MissingHandler = Callable[["ConsumeContext[Any]"], Awaitable[None]]
 """A custom missing-instance handler: it may respond, publish or send."""
 
+ReceiptHook = Callable[["ConsumeContext[M]"], Awaitable[bool]]
+"""Runs for every delivery of an event (see :class:`Event`); False stops the delivery."""
+
 
 @dataclass(frozen=True, slots=True)
 class Query(Generic[M]):
@@ -57,6 +60,11 @@ class Event(Generic[M]):
     indexed saga property), or nothing when the message has a ``correlation_id``
     field. ``select_id`` gives the id of a new instance when an initial event's
     correlation would find none (defaults to the correlation value).
+
+    ``on_receipt`` runs for every delivery of the event, in the message's transaction,
+    before the instance is looked up and whatever its state: it may add outgoing
+    messages (an acknowledgement, say) and return False to stop there (the delivery
+    repeats one already applied). Integrations such as ``bridge`` use it.
     """
 
     def __init__(
@@ -67,6 +75,7 @@ class Event(Generic[M]):
         query: Query[M] | None = None,
         on_missing: MissingInstance | MissingHandler = MissingInstance.FAULT,
         name: str | None = None,
+        on_receipt: ReceiptHook[M] | None = None,
     ) -> None:
         if correlate_by is not None and query is not None:
             raise ValueError("give correlate_by or query, not both")
@@ -74,6 +83,7 @@ class Event(Generic[M]):
         self.correlate_by = correlate_by
         self.query = query
         self.on_missing = on_missing
+        self.on_receipt = on_receipt
         self.name = name or ""
         self.kind = EventKind.EVENT
         self.by_envelope = False

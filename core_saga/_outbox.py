@@ -20,6 +20,11 @@ from .transports import Transport, TransportMessage
 log = logging.getLogger("core_saga.outbox")
 
 
+DONE_WITH_NOTE = "done:"
+"""A sink's reason starting with this means the row is finished without the effect
+(a task-token answer whose task is gone): it is marked dispatched, the note kept."""
+
+
 class OutboxSink(Protocol):
     """Delivers outbox rows of one kind (queue sends, EventBridge entries, task answers)."""
 
@@ -27,7 +32,8 @@ class OutboxSink(Protocol):
 
     async def deliver(self, destination: str, rows: Sequence[OutboxRow]) -> dict[int, str]:
         """Deliver `rows` to `destination`; the failed row ids with their reasons.
-        A reason starting with ``permanent:`` is not retried."""
+        A reason starting with ``permanent:`` is not retried; one starting with
+        ``done:`` is not a failure: the row is finished, and the note is kept on it."""
         ...
 
 
@@ -152,8 +158,14 @@ class OutboxDispatcher:
                     log.warning("outbox: %s to %s failed: %s", kind, destination, exc)
                     failed = {r.id: f"{type(exc).__name__}: {exc}" for r in chunk}
                 for row in chunk:
-                    if row.id in failed:
-                        await self._failed(row, failed[row.id])
+                    reason = failed.get(row.id)
+                    if reason is not None and reason.startswith(DONE_WITH_NOTE):
+                        # delivered as far as it ever can be: keep the note on the row
+                        now_ = self.clock.now()
+                        await self.store.mark_attempt_failed(row.id, reason, now_, now_)
+                        done.append(row.id)
+                    elif reason is not None:
+                        await self._failed(row, reason)
                     else:
                         done.append(row.id)
         if done:

@@ -98,3 +98,28 @@ def make_pg_asyncpg_store() -> Callable[..., AsyncpgStore]:
     if _PG_PROBLEM is not None:
         pytest.skip(_PG_PROBLEM)
     return pg_asyncpg_store
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres-asyncpg", marks=[
+    pytest.mark.postgres, requires_postgres])])
+async def prod_store(request: pytest.FixtureRequest, tmp_path: Path
+                     ) -> AsyncIterator[SqlStore | AsyncpgStore]:
+    """The two stores deployments use: the embedded SQLite default and PostgreSQL on
+    raw asyncpg (for slow end-to-end tests, where every backend would cost minutes)."""
+    made: SqlStore | AsyncpgStore = (
+        pg_asyncpg_store() if request.param == "postgres-asyncpg"
+        else SqlStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'saga.db'}"))
+    await made.create_schema()
+    yield made
+    await made.drop_schema()
+    await made.close()
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    """The embedded default store only (SQLite file, WAL)."""
+    made = SqlStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'saga.db'}")
+    await made.create_schema()
+    yield made
+    await made.drop_schema()
+    await made.close()

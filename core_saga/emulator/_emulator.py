@@ -187,6 +187,18 @@ class Emulator:
         arn: str = self.boto3_client("events").create_event_bus(Name=name)["EventBusArn"]
         return arn
 
+    def fail_put_events(self, entries: int, *, error_code: str = "ThrottlingException",
+                        bus: str | None = None) -> None:
+        """Make the next `entries` PutEvents entries (to `bus`, or any bus) fail with
+        `error_code`, as a partial failure (``FailedEntryCount > 0``); see the
+        ``events_put_faults`` extension."""
+        detail: dict[str, Any] = {"entries": entries, "errorCode": error_code}
+        if bus is not None:
+            detail["bus"] = bus
+        self.boto3_client("events").put_events(Entries=[{
+            "Source": "stepsaga.emulator", "DetailType": "InjectPutEventsFailures",
+            "Detail": json.dumps(detail)}])
+
     def create_state_machine(self, name: str, definition: dict[str, Any] | str, *,
                              role_arn: str = FAKE_ROLE_ARN) -> str:
         """Create a Standard state machine from ASL (a dict or JSON text); its ARN."""

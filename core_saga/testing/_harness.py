@@ -14,7 +14,7 @@ from .._context import SEND
 from .._engine import ConsumerHandler, Endpoint, Handler, SagaHandler, Work
 from .._envelope import Envelope, new_id
 from .._messages import Message
-from .._outbox import OutboxDispatcher, TransportSink
+from .._outbox import OutboxDispatcher, OutboxSink, TransportSink
 from .._receive import Outcome, ReceivePipeline, RedeliveryPolicy
 from .._saga import Saga
 from .._states import SagaState, State
@@ -73,6 +73,12 @@ class SagaTestHarness:
     def add_consumer(self, consumer: Consumer[Any], queue: str) -> SagaTestHarness:
         """Host `consumer` on `queue`."""
         return self._add(queue, ConsumerHandler(consumer))
+
+    def add_sink(self, kind: str, sink: OutboxSink) -> SagaTestHarness:
+        """Deliver outbox rows of `kind` (an extension's: EventBridge entries, task-token
+        answers) through `sink`."""
+        self.dispatcher.add_sink(kind, sink)
+        return self
 
     def _add(self, queue: str, handler: Handler) -> SagaTestHarness:
         self._handlers.setdefault(queue, []).append(handler)

@@ -2,8 +2,7 @@
 participant services, each a consumer on its own queue with its own tables.
 
 - ``messages`` — every contract; ``saga`` — the saga; ``settings`` — its settings;
-  ``supervision`` / ``supervision_double`` — the hand-off seam and its local stand-in
-  for the Step Functions bridge;
+  ``supervision`` — what the saga hands to the ManualReview and SlowShipping workflows;
 - ``orders``, ``payment``, ``inventory``, ``shipping`` — the services;
 - ``outbox`` — write rows and publish in one transaction outside a consumer;
 - ``app`` — wiring and the runnable entry point (``python -m examples.order_to_cash``).
@@ -16,16 +15,12 @@ from .outbox import OutboxTransaction, TransactionalOutbox
 from .saga import OrderSaga
 from .settings import OrderSagaSettings
 from .state import OrderState
-from .supervision import Supervision
-from .supervision_double import LocalSupervisionDouble
 
 __all__ = [
-    "LocalSupervisionDouble",
     "OrderSaga",
     "OrderSagaSettings",
     "OrderState",
     "OutboxTransaction",
-    "Supervision",
     "TransactionalOutbox",
     "build_topology",
     "build_worker",

@@ -36,6 +36,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from bridge import AwsClients, AwsConfig, HandOffConfig, TaskHeartbeats, attach_bridge
 from core_saga import (
     Clock,
     Consumer,
@@ -61,7 +62,7 @@ from .queues import (
     SHIPPING_QUEUE,
 )
 from .saga import OrderSaga
-from .settings import OrderSagaSettings
+from .settings import LOCAL_BUS, OrderSagaSettings
 
 log = logging.getLogger("examples.order_to_cash")
 
@@ -93,9 +94,11 @@ class Endpoint:
 def endpoints(*, saga_settings: OrderSagaSettings | None = None,
               gateway: payment.PaymentGateway | None = None,
               carrier: shipping.Carrier | None = None,
-              clock: Clock | None = None) -> list[Endpoint]:
+              clock: Clock | None = None,
+              heartbeats: TaskHeartbeats | None = None) -> list[Endpoint]:
     """Every handler of the app and its queue. Fakes stand in for the gateway and the
-    carrier unless real ones are given."""
+    carrier unless real ones are given; `heartbeats` keep the SlowShipping workflow's
+    tasks alive during carrier calls."""
     gateway = gateway or payment.FakePaymentGateway()
     carrier = carrier or shipping.FakeCarrier(clock=clock)
     return [
@@ -106,7 +109,8 @@ def endpoints(*, saga_settings: OrderSagaSettings | None = None,
         Endpoint("payment", PAYMENT_QUEUE, payment.RefundPaymentConsumer(gateway)),
         Endpoint("inventory", INVENTORY_QUEUE, inventory.ReserveInventoryConsumer()),
         Endpoint("inventory", INVENTORY_QUEUE, inventory.ReleaseInventoryConsumer()),
-        Endpoint("shipping", SHIPPING_QUEUE, shipping.CreateShipmentConsumer(carrier)),
+        Endpoint("shipping", SHIPPING_QUEUE,
+                 shipping.CreateShipmentConsumer(carrier, heartbeats)),
         Endpoint("shipping", SHIPPING_QUEUE, shipping.CancelShipmentConsumer(carrier)),
     ]
 
@@ -136,11 +140,12 @@ def build_topology() -> Topology:
 def host_services(host: Host, *, services: Sequence[str] = SERVICES,
                   saga_settings: OrderSagaSettings | None = None,
                   gateway: payment.PaymentGateway | None = None,
-                  carrier: shipping.Carrier | None = None, clock: Clock | None = None) -> None:
+                  carrier: shipping.Carrier | None = None, clock: Clock | None = None,
+                  heartbeats: TaskHeartbeats | None = None) -> None:
     """Host `services` (default: all) on `host`."""
     wanted = set(check_services(services))
     for endpoint in endpoints(saga_settings=saga_settings, gateway=gateway, carrier=carrier,
-                              clock=clock):
+                              clock=clock, heartbeats=heartbeats):
         if endpoint.service not in wanted:
             continue
         if isinstance(endpoint.handler, Saga):
@@ -154,13 +159,14 @@ def build_worker(settings: WorkerSettings, store: SagaStore, transport: Transpor
                  saga_settings: OrderSagaSettings | None = None,
                  gateway: payment.PaymentGateway | None = None,
                  carrier: shipping.Carrier | None = None,
-                 clock: Clock | None = None) -> Worker:
+                 clock: Clock | None = None,
+                 heartbeats: TaskHeartbeats | None = None) -> Worker:
     """A worker hosting `services` (default: all) with the app's full topology."""
     clock = clock or SystemClock()
     worker = Worker(settings, store=store, transport=transport, clock=clock,
                     topology=build_topology())
     host_services(worker, services=services, saga_settings=saga_settings, gateway=gateway,
-                  carrier=carrier, clock=clock)
+                  carrier=carrier, clock=clock, heartbeats=heartbeats)
     return worker
 
 
@@ -205,6 +211,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shipping-deadline", type=float, default=3600.0,
                         metavar="SECONDS", help="the saga's shipping deadline (default 3600)")
     parser.add_argument("--review-threshold", type=Decimal, default=Decimal("1000.00"))
+    parser.add_argument("--bus", default=os.environ.get("STEPSAGA_EVENT_BUS", LOCAL_BUS),
+                        help="the EventBridge bus of the hand-offs (default: "
+                             "$STEPSAGA_EVENT_BUS or 'stepsaga'; prefixed on the emulator)")
     parser.add_argument("--log-level", default="INFO")
     options = parser.parse_args(argv)
     try:
@@ -245,11 +254,25 @@ def _sqs_endpoint(options: argparse.Namespace, settings: WorkerSettings
 
     with start_emulator() as emulator:
         os.environ.update(emulator.env())  # fake credentials: nothing reaches AWS
-        for queue in ALL_QUEUES:
-            emulator.create_queue(settings.queue_prefix + queue)
+        provision_local(emulator.boto3_client, settings.queue_prefix, bus=options.bus)
         log.info("local AWS emulator at %s (STEPSAGA_AWS_ENDPOINT_URL for other processes)",
                  emulator.endpoint_url)
         yield settings.model_copy(update={"aws_endpoint_url": emulator.endpoint_url})
+
+
+def provision_local(client: Callable[[str], Any], prefix: str = "", *, bus: str = LOCAL_BUS,
+                    manual_review: Any = None, slow_shipping: Any = None) -> Any:
+    """Make the app's queues and the supervision resources (bus, rules, claim table,
+    review queue, both workflows) on an emulator, as ``infra/`` deploys them on AWS.
+    `client` gives a boto3 client per service; the result is the
+    :class:`supervisor_workflows.local.SupervisionResources`."""
+    from supervisor_workflows.local import provision
+
+    sqs = client("sqs")
+    urls = {q: sqs.create_queue(QueueName=prefix + q)["QueueUrl"] for q in ALL_QUEUES}
+    return provision(client, prefix=prefix, bus_name=bus,
+                     shipping_queue_url=urls[SHIPPING_QUEUE], manual_review=manual_review,
+                     slow_shipping=slow_shipping)
 
 
 class _ApiServer:
@@ -286,11 +309,25 @@ async def run(options: argparse.Namespace) -> None:
             transport = InMemoryTransport()
         else:
             transport = await SqsTransport.connect(settings.sqs())
+        bus = options.bus
+        reply_to = ORDER_SAGA_QUEUE
+        if isinstance(transport, SqsTransport):
+            reply_to = await transport.queue_url(ORDER_SAGA_QUEUE)
+            if options.transport == "emulator":
+                bus = settings.queue_prefix + bus
         saga_settings = OrderSagaSettings(
             shipping_deadline=timedelta(seconds=options.shipping_deadline),
-            review_threshold=options.review_threshold)
+            review_threshold=options.review_threshold,
+            supervision=HandOffConfig(bus=bus, reply_to=reply_to))
+        # Hand-offs (EventBridge) and task-token answers (Step Functions) leave through
+        # the bridge's sinks; with in-process queues there is no AWS to reach.
+        aws = None if options.transport == "memory" else AwsConfig.from_settings(settings)
+        heartbeat_clients = None if aws is None else AwsClients(aws)
+        heartbeats = (None if heartbeat_clients is None else
+                      TaskHeartbeats(await heartbeat_clients.client("stepfunctions")))
         worker = build_worker(settings, store, transport, services=options.services,
-                              saga_settings=saga_settings)
+                              saga_settings=saga_settings, heartbeats=heartbeats)
+        sinks = None if aws is None else await attach_bridge(worker, aws)
         api = None
         if "orders" in options.services and options.http_port:
             api = _ApiServer(orders.create_app(order_service(worker)), options.http_host,
@@ -306,6 +343,10 @@ async def run(options: argparse.Namespace) -> None:
                 tasks.append(api.serve())
             await asyncio.gather(*tasks)
         finally:
+            if sinks is not None:
+                await sinks.close()
+            if heartbeat_clients is not None:
+                await heartbeat_clients.close()
             await transport.close()
             await store.close()
 

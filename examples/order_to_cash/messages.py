@@ -206,56 +206,6 @@ class RetryShipment(OrderMessage):
 
     attempt: int
 
-
-# -- supervision (hand-off points; see supervision.py) --------------------------------------
-
-class RequestReview(OrderMessage):
-    """Sent by the local supervision double: a person should look at this order."""
-
-    customer_id: str
-    amount: Decimal
-    currency: CurrencyCode
-    reasons: tuple[str, ...]
-
-
-class RequestShippingSupervision(OrderMessage):
-    """Sent by the local supervision double: shipping kept failing past the saga's
-    retry budget. `command` is what to retry."""
-
-    failed_attempts: int
-    last_error: str
-    command: CreateShipment
-
-
-class ReviewApproved(OrderMessage):
-    """The reviewer approved the order."""
-
-    reviewer: str = ""
-
-
-class ReviewRejected(OrderMessage):
-    """The reviewer rejected the order."""
-
-    reason: str
-    reviewer: str = ""
-
-
-class ReviewTimedOut(OrderMessage):
-    """Nobody reviewed the order in time."""
-
-
-class ShippingRecovered(OrderMessage):
-    """Supervision got the order shipped."""
-
-    tracking_id: str
-
-
-class ShippingAbandoned(OrderMessage):
-    """Supervision gave up on shipping the order."""
-
-    reason: str
-
-
 __all__ = [
     "NAMESPACE",
     "CancelCode",
@@ -276,18 +226,11 @@ __all__ = [
     "PaymentRefunded",
     "RefundPayment",
     "ReleaseInventory",
-    "RequestReview",
-    "RequestShippingSupervision",
     "ReserveInventory",
     "RetryShipment",
-    "ReviewApproved",
-    "ReviewRejected",
-    "ReviewTimedOut",
     "ShipmentCanceled",
     "ShipmentCreated",
     "ShipmentDeadlineExpired",
     "ShipmentFailed",
-    "ShippingAbandoned",
-    "ShippingRecovered",
     "StockLine",
 ]

@@ -13,10 +13,10 @@ INVENTORY_QUEUE = "inventory"
 """The inventory service: ReserveInventory, ReleaseInventory."""
 SHIPPING_QUEUE = "shipping"
 """The shipping service: CreateShipment, CancelShipment."""
-SUPERVISION_QUEUE = "supervision"
-"""Where the local supervision double sends its requests (no consumer in the app:
-a person, or a test, answers by publishing the outcome event)."""
+REVIEW_QUEUE = "review"
+"""Where the ManualReview workflow puts review tasks for people (the ops console's
+review consumer reads it)."""
 
 ALL_QUEUES = (ORDER_SAGA_QUEUE, ORDERS_QUEUE, PAYMENT_QUEUE, INVENTORY_QUEUE,
-              SHIPPING_QUEUE, SUPERVISION_QUEUE)
+              SHIPPING_QUEUE, REVIEW_QUEUE)
 """Every queue the app uses, in the order a deployment creates them."""

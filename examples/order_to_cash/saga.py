@@ -11,11 +11,13 @@ Paths (docs/order_to_cash.md walks through each one):
 - **Shipping provider down**: each ``ShipmentFailed`` schedules ``RetryShipment`` with
   exponential backoff; a second timer, ``ShipmentDeadlineExpired`` (one hour by default),
   stops it: CancelShipment + ReleaseInventory + RefundPayment → Compensating → Canceled.
-- **Manual review** (amount over the threshold, or a risk flag): AwaitingReview until
-  ReviewApproved (→ PaymentPending), ReviewRejected or ReviewTimedOut (→ Canceled).
-- **Shipping supervision** (the in-saga retry budget is spent): AwaitingShippingSupervision
-  until ShippingRecovered or ShipmentCreated (→ Completed) or ShippingAbandoned
-  (→ Compensating → Canceled).
+- **Manual review** (amount over the threshold, or a risk flag): ``hand_off`` to the
+  ManualReview workflow → AwaitingReview until ``SupervisionCompleted`` says approved
+  (→ PaymentPending), rejected or timed_out (→ Canceled).
+- **Shipping supervision** (the in-saga retry budget is spent): ``hand_off`` to the
+  SlowShipping workflow → AwaitingShippingSupervision until ``SupervisionCompleted``
+  says shipped (→ Completed) or failed (→ Compensating → Canceled). A late
+  ShipmentCreated from the saga's own last attempt completes the order too.
 
 Every order ends Completed or Canceled, and ``OrderCanceled`` carries the reason. Each
 compensation is sent once per order (the saga sends it from exactly one transition) and
@@ -31,6 +33,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from bridge import (
+    hand_off,
+    outcome_is,
+    supervision_completed_event,
+    supervision_started_event,
+    track_supervision,
+)
+from bridge.contracts import WORKFLOW_MANUAL_REVIEW, WORKFLOW_SLOW_SHIPPING, SupervisionCompleted
 from core_saga import BehaviorContext, Event, EventActivityBinder, Message, Saga, Schedule, State
 
 from .messages import (
@@ -52,20 +62,22 @@ from .messages import (
     ReleaseInventory,
     ReserveInventory,
     RetryShipment,
-    ReviewApproved,
-    ReviewRejected,
-    ReviewTimedOut,
     ShipmentCanceled,
     ShipmentCreated,
     ShipmentDeadlineExpired,
     ShipmentFailed,
-    ShippingAbandoned,
-    ShippingRecovered,
     StockLine,
 )
 from .queues import INVENTORY_QUEUE, PAYMENT_QUEUE, SHIPPING_QUEUE
 from .settings import OrderSagaSettings
 from .state import OrderState
+from .supervision import (
+    handoff_config,
+    review_payload,
+    review_reason,
+    shipping_payload,
+    shipping_reason,
+)
 
 M = TypeVar("M", bound=Message)
 Ctx = BehaviorContext[OrderState, Any]
@@ -109,10 +121,6 @@ def _remember_order(ctx: BehaviorContext[OrderState, OrderSubmitted]) -> None:
 
 def _needs_review(ctx: Ctx) -> bool:
     return bool(ctx.saga.review_reasons)
-
-
-def _request_review(ctx: Ctx) -> None:
-    settings_of(ctx).supervision.request_review(ctx)
 
 
 def _charge(ctx: Ctx) -> ChargePayment:
@@ -176,13 +184,19 @@ def _remember_shipping_error(ctx: BehaviorContext[OrderState, ShipmentFailed]) -
     ctx.saga.last_shipping_error = ctx.message.reason
 
 
-def _request_shipping_supervision(ctx: Ctx) -> None:
-    settings_of(ctx).supervision.request_shipping_supervision(ctx)
-
-
-def _remember_tracking(ctx: Ctx) -> None:
-    """From ShipmentCreated or ShippingRecovered."""
+def _remember_tracking(ctx: BehaviorContext[OrderState, ShipmentCreated]) -> None:
     ctx.saga.tracking_id = ctx.message.tracking_id
+
+
+def _remember_supervised_tracking(ctx: BehaviorContext[OrderState, SupervisionCompleted]
+                                  ) -> None:
+    ctx.saga.tracking_id = str(ctx.message.result.get("trackingId") or "")
+
+
+def _supervision_cause(ctx: BehaviorContext[OrderState, SupervisionCompleted]) -> str:
+    """What the workflow said went wrong (the task failure's cause or error)."""
+    result = ctx.message.result
+    return str(result.get("cause") or result.get("error") or ctx.message.outcome)
 
 
 def _order_completed(ctx: Ctx) -> OrderCompleted:
@@ -274,17 +288,14 @@ class OrderSaga(Saga[OrderState]):
     canceled = State(terminal=True)
 
     order_submitted = Event(OrderSubmitted, correlate_by=_by_order)
-    review_approved = Event(ReviewApproved, correlate_by=_by_order)
-    review_rejected = Event(ReviewRejected, correlate_by=_by_order)
-    review_timed_out = Event(ReviewTimedOut, correlate_by=_by_order)
     payment_charged = Event(PaymentCharged, correlate_by=_by_order)
     payment_declined = Event(PaymentDeclined, correlate_by=_by_order)
     inventory_reserved = Event(InventoryReserved, correlate_by=_by_order)
     inventory_unavailable = Event(InventoryUnavailable, correlate_by=_by_order)
     shipment_created = Event(ShipmentCreated, correlate_by=_by_order)
     shipment_failed = Event(ShipmentFailed, correlate_by=_by_order)
-    shipping_recovered = Event(ShippingRecovered, correlate_by=_by_order)
-    shipping_abandoned = Event(ShippingAbandoned, correlate_by=_by_order)
+    supervision_started = supervision_started_event()
+    supervision_completed = supervision_completed_event()
     payment_refunded = Event(PaymentRefunded, correlate_by=_by_order)
     inventory_released = Event(InventoryReleased, correlate_by=_by_order)
     shipment_canceled = Event(ShipmentCanceled, correlate_by=_by_order)
@@ -334,16 +345,22 @@ class OrderSaga(Saga[OrderState]):
             self.when(self.order_submitted)
             .then(_remember_order)
             .if_else(_needs_review,
-                     lambda b: b.then(_request_review).transition_to(self.awaiting_review),
+                     lambda b: b.activity(hand_off(
+                         WORKFLOW_MANUAL_REVIEW, reason=review_reason, payload=review_payload,
+                         config=handoff_config, then=self.awaiting_review)),
                      self._charge_payment),
         )
         self.during(
             self.awaiting_review,
-            self._charge_payment(self.when(self.review_approved)),
-            self._cancel_now(self.when(self.review_rejected).then(_cancel_because(
-                "review_rejected", lambda ctx: f"rejected in review: {ctx.message.reason}"))),
-            self._cancel_now(self.when(self.review_timed_out).then(_cancel_because(
-                "review_timed_out", lambda ctx: "nobody reviewed the order in time"))),
+            self._charge_payment(self.when(self.supervision_completed,
+                                           filter=outcome_is("approved"))),
+            self._cancel_now(self.when(self.supervision_completed, filter=outcome_is("rejected"))
+                             .then(_cancel_because("review_rejected", lambda ctx:
+                                   f"rejected in review: {_supervision_cause(ctx)}"))),
+            self._cancel_now(self.when(self.supervision_completed,
+                                       filter=outcome_is("timed_out"))
+                             .then(_cancel_because("review_timed_out",
+                                   lambda ctx: "nobody reviewed the order in time"))),
         )
         self.during(
             self.payment_pending,
@@ -381,8 +398,9 @@ class OrderSaga(Saga[OrderState]):
             .then(_remember_shipping_error)
             .unschedule(self.shipping_deadline)
             .unschedule(self.shipment_retry)
-            .then(_request_shipping_supervision)
-            .transition_to(self.awaiting_shipping_supervision),
+            .activity(hand_off(WORKFLOW_SLOW_SHIPPING, reason=shipping_reason,
+                               payload=shipping_payload, config=handoff_config,
+                               then=self.awaiting_shipping_supervision)),
             self.ignore(self.shipment_failed),  # a reply to an older attempt
             self._send_shipment(self.when(self.shipment_retry.received)),
             self._compensate_everything(
@@ -394,13 +412,14 @@ class OrderSaga(Saga[OrderState]):
         )
         self.during(
             self.awaiting_shipping_supervision,
-            self._complete_now(self.when(self.shipping_recovered).then(_remember_tracking)),
-            # Shipping came back on its own (or the supervisor drove the shipping service).
+            self._complete_now(self.when(self.supervision_completed, filter=outcome_is("shipped"))
+                               .then(_remember_supervised_tracking)),
+            # The saga's own last attempt got through after all.
             self._complete_now(self.when(self.shipment_created).then(_remember_tracking)),
             self._compensate_everything(
-                self.when(self.shipping_abandoned).then(_cancel_because(
-                    "shipping_abandoned",
-                    lambda ctx: f"shipping abandoned in supervision: {ctx.message.reason}"))),
+                self.when(self.supervision_completed, filter=outcome_is("failed"))
+                .then(_cancel_because("shipping_abandoned", lambda ctx:
+                      f"shipping abandoned in supervision: {_supervision_cause(ctx)}"))),
             self.ignore(self.shipment_failed),
             self.ignore(self.payment_charged),
             self.ignore(self.inventory_reserved),
@@ -426,11 +445,14 @@ class OrderSaga(Saga[OrderState]):
         self.during(
             self.completed, self.canceled,
             *(self.ignore(event) for event in (
-                self.review_approved, self.review_rejected, self.review_timed_out,
                 self.payment_charged, self.payment_declined, self.inventory_reserved,
                 self.inventory_unavailable, self.shipment_created, self.shipment_failed,
-                self.shipping_recovered, self.shipping_abandoned, self.payment_refunded,
+                self.payment_refunded,
                 self.inventory_released, self.shipment_canceled)),
         )
         # A resubmitted order (same id, new message id) changes nothing once started.
         self.during_any(self.ignore(self.order_submitted))
+        # Hand-off records: the execution ARN when a workflow starts, the outcome when it
+        # ends (also in states that do not act on it: it is recorded, not applied).
+        self.during_any(*track_supervision(self.supervision_started,
+                                           self.supervision_completed))

@@ -6,8 +6,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
-from .supervision import Supervision
-from .supervision_double import LocalSupervisionDouble
+from bridge import HandOffConfig
+
+from .queues import ORDER_SAGA_QUEUE
+
+LOCAL_BUS = "stepsaga"
+"""The bus name of the local set-up (``python -m examples.order_to_cash``, the demo)."""
 
 
 @dataclass(frozen=True)
@@ -27,11 +31,13 @@ class OrderSagaSettings:
     shipping_retry_max: timedelta = timedelta(minutes=10)
     """The longest wait between shipment attempts. Default 10 min."""
     shipping_retry_budget: int | None = 3
-    """Shipment attempts the saga makes itself before it hands the order to shipping
-    supervision. Default 3; None: no hand-off, retry until the deadline."""
-    supervision: Supervision = field(default_factory=LocalSupervisionDouble)
-    """The hand-off seam. Default: :class:`LocalSupervisionDouble`, the stand-in for the
-    Step Functions bridge."""
+    """Shipment attempts the saga makes itself before it hands the order to the
+    SlowShipping workflow. Default 3; None: no hand-off, retry until the deadline."""
+    supervision: HandOffConfig = field(default_factory=lambda: HandOffConfig(
+        bus=LOCAL_BUS, reply_to=ORDER_SAGA_QUEUE))
+    """Where hand-offs go: the EventBridge bus, and the saga's queue URL for the
+    workflows' replies. Deployments set both from the stack's outputs; the default
+    (bus ``stepsaga``, the logical queue name) suits the in-process test harness."""
 
     def __post_init__(self) -> None:
         if self.review_threshold is not None and self.review_threshold < 0:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from core_saga import SagaState
+from bridge import SupervisedState
 
 from .messages import StockLine
 
 
-class OrderState(SagaState):
+class OrderState(SupervisedState):
     """One order's orchestration state (not the order itself: the order service owns
-    that). ``correlation_id`` is the order id."""
+    that). ``correlation_id`` is the order id; ``handoffs`` records each hand-off to a
+    supervisor workflow (its execution ARN and outcome)."""
 
     customer_id: str = ""
     amount: Decimal = Decimal(0)

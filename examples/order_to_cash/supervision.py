@@ -1,39 +1,60 @@
-"""The hand-off seam: where the saga asks for a person or for Step Functions.
+"""The saga's hand-offs to Step Functions: what it sends each supervisor workflow.
 
-The saga enters ``AwaitingReview`` or ``AwaitingShippingSupervision`` through one
-object, the :class:`Supervision` in its settings. Each method adds the outgoing messages
-of a hand-off to the behavior's outbox (``ctx.send``, ``ctx.publish`` or ``ctx.add`` for
-another sink) and returns; the outcome comes back later as an event the saga handles:
-``ReviewApproved`` / ``ReviewRejected`` / ``ReviewTimedOut`` and ``ShippingRecovered`` /
-``ShippingAbandoned`` (or a ``ShipmentCreated`` when shipping recovers on its own).
-
-Today the default is :class:`~examples.order_to_cash.supervision_double.LocalSupervisionDouble`,
-which stands in for the Step Functions bridge. The bridge (``bridge.hand_off``) will
-implement this protocol without changing the saga's states or events.
+Orders that need a person go to **ManualReview**; orders whose shipping keeps failing
+past the saga's retry budget go to **SlowShipping**, which drives the shipping service
+itself (task-token callbacks, retries with backoff within a deadline). Both go through
+``bridge.hand_off``: ``SupervisionRequested`` on the EventBridge bus, the outcome back
+as ``SupervisionCompleted`` on the saga's queue (see docs/supervision.md).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
+from bridge import HandOffConfig
 from core_saga import BehaviorContext
 
+from .messages import CreateShipment
 from .state import OrderState
 
 SupervisionContext = BehaviorContext[OrderState, Any]
 """The behavior context a hand-off runs in: the order's state, any triggering event."""
 
 
-class Supervision(Protocol):
-    """Hands orders over to supervision. Implementations only add outgoing messages
-    (they run inside the saga's transaction and must not do I/O of their own)."""
+def handoff_config(ctx: SupervisionContext) -> HandOffConfig:
+    """The bus and reply queue from the saga's settings."""
+    config: HandOffConfig = ctx.machine.settings.supervision
+    return config
 
-    def request_review(self, ctx: SupervisionContext) -> None:
-        """Ask for a manual review of the order (``ctx.saga.review_reasons`` says why)."""
-        ...
 
-    def request_shipping_supervision(self, ctx: SupervisionContext) -> None:
-        """Ask supervision to get the order shipped; the saga's retry budget is spent
-        (``ctx.saga.shipment_attempt`` tries, the last error in
-        ``ctx.saga.last_shipping_error``)."""
-        ...
+def review_reason(ctx: SupervisionContext) -> str:
+    """Why the order needs a person (shown on the review task)."""
+    return "; ".join(ctx.saga.review_reasons)
+
+
+def review_payload(ctx: SupervisionContext) -> dict[str, Any]:
+    """What the reviewer sees of the order."""
+    order = ctx.saga
+    return {"orderId": order.correlation_id, "customerId": order.customer_id,
+            "amount": str(order.amount), "currency": order.currency,
+            "lines": [line.model_dump(mode="json", by_alias=True) for line in order.lines],
+            "reasons": list(order.review_reasons)}
+
+
+def shipping_reason(ctx: SupervisionContext) -> str:
+    """Why shipping is handed over."""
+    order = ctx.saga
+    return (f"shipping failed {order.shipment_attempt} time(s): "
+            f"{order.last_shipping_error or 'no answer from shipping'}")
+
+
+def shipping_payload(ctx: SupervisionContext) -> dict[str, Any]:
+    """The command SlowShipping sends the shipping service on each attempt (a
+    ``CreateShipment`` with the attempt after the saga's last), and the history."""
+    order = ctx.saga
+    command = CreateShipment(order_id=order.correlation_id, attempt=order.shipment_attempt + 1,
+                             lines=tuple(order.lines))
+    return {"commandType": CreateShipment.message_urn,
+            "command": command.model_dump(mode="json", by_alias=True),
+            "failedAttempts": order.shipment_attempt,
+            "lastError": order.last_shipping_error}

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
+from bridge.testing import SupervisorDouble
 from core_saga import RedeliveryPolicy
 from core_saga.persistence import SagaStore
 from core_saga.testing import SagaTestHarness
@@ -72,6 +73,8 @@ class OrderToCash:
     gateway: FakePaymentGateway
     carrier: FakeCarrier
     orders: OrderService
+    supervisor: SupervisorDouble
+    """Plays EventBridge and the supervisor workflows (hand-offs, outcomes, acks)."""
     stock: dict[str, int] = field(default_factory=lambda: dict(STOCK))
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _next_id: str | None = None
@@ -152,12 +155,13 @@ async def start_order_to_cash(store: SagaStore, *,
     h = SagaTestHarness(store=store, redelivery=RedeliveryPolicy(
         max_deliveries=max_deliveries, base_delay=timedelta(0)))
     await create_tables(store)
+    supervisor = SupervisorDouble(h)
     gateway = gateway or FakePaymentGateway(seed=7)
     carrier = FakeCarrier(clock=h.clock)
     host_services(h, services=services, saga_settings=settings, gateway=gateway,
                   carrier=carrier, clock=h.clock)
     app = OrderToCash(h=h, store=store, gateway=gateway, carrier=carrier,
-                      orders=OrderService(TransactionalOutbox(
+                      supervisor=supervisor, orders=OrderService(TransactionalOutbox(
                           store, routes=h.topology.routes, clock=h.clock,
                           dispatcher=h.dispatcher)))
     app.orders.new_order_id = app.new_order_id

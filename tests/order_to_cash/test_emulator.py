@@ -1,6 +1,7 @@
 """The same paths through real workers over SQS on the local emulator (moto), on SQLite
 and PostgreSQL (SQLAlchemy and raw asyncpg): core_saga.Worker, SqsTransport, the
-system clock and short timers."""
+system clock and short timers. The hand-offs to Step Functions are in
+test_supervision_e2e.py."""
 
 from __future__ import annotations
 
@@ -12,11 +13,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from core_saga import Message, Worker, WorkerSettings, decode_envelope
+from core_saga import Message, Worker, WorkerSettings
 from core_saga.emulator import Emulator
 from core_saga.emulator.pytest_plugin import AwsScope
 from core_saga.persistence import SagaStore
@@ -29,15 +29,9 @@ from examples.order_to_cash import (
     order_service,
 )
 from examples.order_to_cash.inventory import set_stock_levels
-from examples.order_to_cash.messages import (
-    RequestReview,
-    RequestShippingSupervision,
-    ReviewApproved,
-    ShippingAbandoned,
-)
 from examples.order_to_cash.orders import OrderService
 from examples.order_to_cash.payment import FakePaymentGateway
-from examples.order_to_cash.queues import ALL_QUEUES, SHIPPING_QUEUE, SUPERVISION_QUEUE
+from examples.order_to_cash.queues import ALL_QUEUES
 from examples.order_to_cash.shipping import FakeCarrier
 
 from .support import assert_books_balance, order_request
@@ -86,21 +80,6 @@ class OnSqs:
                 return
             await asyncio.sleep(0.1)
         raise AssertionError(f"saga {order_id} never reached {wanted}")
-
-    async def supervision_requests(self, wanted: int, timeout: float = 30.0) -> list[Any]:
-        """Read (and delete) what the double put on the supervision queue."""
-        sqs = self.aws.client("sqs")
-        url = sqs.get_queue_url(QueueName=self.aws.name(SUPERVISION_QUEUE))["QueueUrl"]
-        found: list[Any] = []
-        deadline = time.monotonic() + timeout
-        while len(found) < wanted and time.monotonic() < deadline:
-            got = await asyncio.to_thread(sqs.receive_message, QueueUrl=url,
-                                          MaxNumberOfMessages=10, WaitTimeSeconds=1)
-            for m in got.get("Messages", []):
-                found.append(decode_envelope(m["Body"]).message)
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        assert len(found) >= wanted, found
-        return found
 
 
 @asynccontextmanager
@@ -160,46 +139,16 @@ async def test_every_path_over_sqs(emulator: Emulator, aws: AwsScope, sql_store:
             "declined": await submit(app, "declined"),
             "no-stock": await submit(app, "no-stock", ("LAMP-1", 2, "40.00")),
             "carrier-down": await submit(app, "carrier-down", ("MUG-1", 3, "8.00")),
-            "reviewed": await submit(app, "reviewed", risk_flags=("new_account",)),
         }
-        (request,) = await app.supervision_requests(1)
-        assert isinstance(request, RequestReview) and request.order_id == "reviewed"
-        await app.publish(ReviewApproved(order_id="reviewed", reviewer="ann"), "reviewed")
         outcomes = {name: await app.outcome(order_id) for name, order_id in orders.items()}
         assert outcomes == {"happy-1": "Completed", "happy-2": "Completed",
                             "declined": "Canceled", "no-stock": "Canceled",
-                            "carrier-down": "Canceled", "reviewed": "Completed"}
+                            "carrier-down": "Canceled"}
         down = await app.orders.get("carrier-down")
         assert down is not None and down.cancel_code == "shipping_deadline"
         await books(app, orders.values())
         assert app.gateway.net("happy-1") == Decimal("25.00")
         assert await app.store.list_errors() == []
-
-
-async def test_shipping_supervision_over_sqs(emulator: Emulator, aws: AwsScope,
-                                             sql_store: SagaStore,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = OrderSagaSettings(shipping_retry_budget=2,
-                                 shipping_deadline=timedelta(seconds=60),
-                                 shipping_retry_initial=timedelta(seconds=0.2))
-    async with on_sqs(emulator, aws, sql_store, monkeypatch, settings) as app:
-        for order_id in ("recovered", "abandoned"):
-            app.carrier.refuse(order_id)
-            await submit(app, order_id)
-        for order_id in ("recovered", "abandoned"):
-            await app.state(order_id, "AwaitingShippingSupervision")
-        requests = {r.order_id: r for r in await app.supervision_requests(2)}
-        assert all(isinstance(r, RequestShippingSupervision) and r.failed_attempts == 2
-                   for r in requests.values())
-        # The supervisor gets one shipped once the carrier serves it again…
-        app.carrier.accept("recovered")
-        await app.send(SHIPPING_QUEUE, requests["recovered"].command, "recovered")
-        # …and gives up on the other.
-        await app.publish(ShippingAbandoned(order_id="abandoned", reason="no carrier"),
-                          "abandoned")
-        assert await app.outcome("recovered") == "Completed"
-        assert await app.outcome("abandoned") == "Canceled"
-        await books(app, ["recovered", "abandoned"])
 
 
 async def test_the_app_split_over_two_processes_on_the_emulator(

@@ -6,7 +6,6 @@ with boto3."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ from bridge.contracts import (
     handoff_id,
 )
 from core_saga import decode_envelope
-from core_saga.emulator import Emulator, start_emulator
+from core_saga.emulator import Emulator
 from supervisor_workflows import WORKFLOWS, render_definition
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,27 +202,12 @@ class Supervision:
         assert len(self.message_ids) == len(set(self.message_ids)), self.message_ids
 
 
-RETRY_TOKEN_EXTENSION = "tests.supervisor_workflows.moto_retry_task_token"
-
-
 @pytest.fixture(scope="session")
-def supervision_emulator() -> Iterator[Emulator]:
-    """A moto server with the built-in extensions plus :mod:`.moto_retry_task_token`
-    (fresh task token per Retry attempt; not yet among the built-in ones). Once it is,
-    this fixture can hand out the session's ``emulator`` instead."""
-    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "MOTO_PORT")}
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(ROOT), saved["PYTHONPATH"]) if p)
-    try:
-        server = start_emulator(extensions=(RETRY_TOKEN_EXTENSION,))
-    finally:  # leave this process's environment (MOTO_PORT: the session's server) alone
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    with server:
-        yield server
+def supervision_emulator(emulator: Emulator) -> Emulator:
+    """The session's emulator: its built-in extensions cover every gap the workflows
+    meet (fresh task token per Retry attempt, ``States.Format`` escapes; see
+    tests/emulator/test_ext_*)."""
+    return emulator
 
 
 MakeSupervision = Callable[[str, Any], "Supervision"]

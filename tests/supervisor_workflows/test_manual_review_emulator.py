@@ -34,7 +34,7 @@ def answer_late(sv: Supervision, token: str) -> str | None:
 
     AWS answers TaskTimedOut. moto 5.2.5 answers InvalidToken once the execution has
     ended, but accepts (and ignores) it while the execution still runs — with the
-    moto_retry_task_token extension it answers InvalidToken then too."""
+    sfn_retry_task_token extension it answers InvalidToken then too."""
     try:
         sv.sfn.send_task_success(taskToken=token, output=json.dumps({"decision": "approved"}))
     except ClientError as error:

@@ -4,7 +4,10 @@ cancel it."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from bridge import TaskHeartbeats, send_task_failure, send_task_success
+from bridge.contracts import SHIPPING_UNAVAILABLE_ERROR
 from core_saga import ConsumeContext, Consumer
 
 from ..messages import (
@@ -21,36 +24,65 @@ log = logging.getLogger("examples.order_to_cash.shipping")
 
 
 class CreateShipmentConsumer(Consumer[CreateShipment]):
-    """Gets a label from the carrier, once per order. A carrier outage is answered with
-    ``ShipmentFailed`` (the saga decides when to try again); an order whose shipment was
-    canceled gets no label."""
+    """Gets a label from the carrier, once per order; an order whose shipment was
+    canceled gets no label.
 
-    def __init__(self, carrier: Carrier) -> None:
+    Who asked decides how it is answered. The saga's own command is answered with
+    ``ShipmentCreated`` or ``ShipmentFailed`` (the saga decides when to try again). A
+    command from the SlowShipping workflow carries a task token: it is answered on the
+    token after the commit, ``SendTaskSuccess`` with the tracking id, or
+    ``SendTaskFailure("ShippingUnavailable")`` while the carrier is down (the workflow
+    retries with backoff within its deadline). A canceled shipment is answered with
+    success but no tracking id, which the workflow reports as failed at once. With
+    `heartbeats`, a workflow's task gets ``SendTaskHeartbeat`` while the carrier call
+    runs (a carrier can take minutes to issue a label).
+    """
+
+    def __init__(self, carrier: Carrier, heartbeats: TaskHeartbeats | None = None) -> None:
         self.carrier = carrier
+        self.heartbeats = heartbeats
 
     async def consume(self, ctx: ConsumeContext[CreateShipment]) -> None:
         command = ctx.message
+        token = ctx.task_token
         repo = repository_for(ctx.transaction)
         shipment = await repo.get(command.order_id)
         if shipment is None:
             try:
-                label = await self.carrier.create_label(
-                    order_id=command.order_id, lines=command.lines,
-                    idempotency_key=f"{command.order_id}:label")
+                label = await self._create_label(command, token)
             except CarrierUnavailable as exc:
-                ctx.publish(ShipmentFailed(order_id=command.order_id, attempt=command.attempt,
-                                           reason=str(exc)))
+                if token:
+                    send_task_failure(ctx, token, SHIPPING_UNAVAILABLE_ERROR, str(exc))
+                else:
+                    ctx.publish(ShipmentFailed(order_id=command.order_id,
+                                               attempt=command.attempt, reason=str(exc)))
                 return
             shipment = Shipment(command.order_id, CREATED, label.tracking_id, label.carrier,
                                 f"label issued on attempt {command.attempt}", ctx.now, ctx.now)
             await repo.add(shipment)
         if shipment.status == CREATED and shipment.tracking_id:
-            ctx.publish(ShipmentCreated(order_id=command.order_id,
-                                        tracking_id=shipment.tracking_id,
-                                        carrier=shipment.carrier or ""))
+            if token:
+                send_task_success(ctx, token, {"trackingId": shipment.tracking_id,
+                                               "carrier": shipment.carrier or ""})
+            else:
+                ctx.publish(ShipmentCreated(order_id=command.order_id,
+                                            tracking_id=shipment.tracking_id,
+                                            carrier=shipment.carrier or ""))
+        elif token:
+            send_task_success(ctx, token, {"status": shipment.status,
+                                           "note": f"the order's shipment is {shipment.status}"})
         else:
             ctx.publish(ShipmentFailed(order_id=command.order_id, attempt=command.attempt,
                                        reason=f"the order's shipment is {shipment.status}"))
+
+
+    async def _create_label(self, command: CreateShipment, token: str | None) -> Any:
+        call = self.carrier.create_label(order_id=command.order_id, lines=command.lines,
+                                         idempotency_key=f"{command.order_id}:label")
+        if self.heartbeats is None or not token:
+            return await call
+        async with self.heartbeats.keep_alive(token):
+            return await call
 
 
 class CancelShipmentConsumer(Consumer[CancelShipment]):

@@ -1,0 +1,288 @@
+"""The ``hand_off`` activity and the supervision events of a saga.
+
+A saga hands an instance to a Step Functions Standard workflow with one activity::
+
+    class OrderSaga(Saga[OrderState]):            # OrderState(SupervisedState)
+        supervision_started = supervision_started_event()
+        supervision_completed = supervision_completed_event()
+
+        def define(self) -> None:
+            self.initially(
+                self.when(self.order_submitted)
+                .activity(hand_off("ManualReview", reason=..., payload=...,
+                                   config=lambda ctx: ctx.machine.settings.handoff,
+                                   then=self.awaiting_review)))
+            self.during(self.awaiting_review,
+                self.when(self.supervision_completed, filter=outcome_is("approved"))...,
+                self.when(self.supervision_completed, filter=outcome_is("rejected"))...)
+            self.during_any(*track_supervision(self.supervision_started,
+                                               self.supervision_completed))
+
+``hand_off`` writes ``SupervisionRequested`` to the outbox (an EventBridge entry, put on
+the bus after the commit), records a :class:`HandoffRecord` on the instance and moves
+it to the waiting state. The workflow reports ``SupervisionStarted`` (its execution ARN
+lands on the record) and later ``SupervisionCompleted``, which the saga handles like
+any event. Each delivery of ``SupervisionCompleted`` is acknowledged with
+``SendTaskSuccess`` after the saga's commit, and its outcome is applied once per
+hand-off, however often it is delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeAlias, TypeVar
+
+from core_saga import (
+    Activity,
+    BehaviorContext,
+    ConsumeContext,
+    Event,
+    EventActivityBinder,
+    MissingInstance,
+    State,
+)
+
+from ._handoffs import HandoffRecord, SupervisedState
+from ._publisher import put_event
+from ._task_answers import send_task_success
+from .contracts import (
+    MAX_EVENTBRIDGE_ENTRY_BYTES,
+    TRACEPARENT_HEADER,
+    WORKFLOW_MANUAL_REVIEW,
+    WORKFLOW_SLOW_SHIPPING,
+    Outcome,
+    SupervisionCompleted,
+    SupervisionRequested,
+    SupervisionStarted,
+    Workflow,
+    event_source,
+    handoff_id,
+)
+
+log = logging.getLogger("bridge.hand_off")
+
+S = TypeVar("S", bound=SupervisedState)
+T = TypeVar("T")
+Ctx = BehaviorContext[Any, Any]
+ValueOf: TypeAlias = T | Callable[[Ctx], T]
+"""A value, or a function of the behavior's context giving it."""
+
+WORKFLOW_OUTCOMES: dict[str, tuple[str, ...]] = {
+    WORKFLOW_MANUAL_REVIEW: ("approved", "rejected", "timed_out"),
+    WORKFLOW_SLOW_SHIPPING: ("shipped", "failed"),
+}
+"""The outcomes each workflow can report; any other is refused (the message faults)."""
+
+OUTCOME_CONSUMER_SUFFIX = "#supervision-outcome"
+"""The inbox consumer under which applied hand-off ids are claimed (``<queue>#...``)."""
+
+
+@dataclass(frozen=True)
+class HandOffConfig:
+    """Where hand-offs go and where replies come back."""
+
+    bus: str
+    """The EventBridge bus name (or ARN) the rules listen on."""
+    reply_to: str
+    """The SQS queue URL of the saga, where the workflow sends its replies."""
+    source: str | None = None
+    """The event's ``source``; default ``stepsaga.<saga type>``."""
+    max_entry_bytes: int = MAX_EVENTBRIDGE_ENTRY_BYTES
+    """The EventBridge entry limit of the account (1 MB by default)."""
+
+    def __post_init__(self) -> None:
+        if not self.bus:
+            raise ValueError("HandOffConfig.bus must name the EventBridge bus")
+        if not self.reply_to:
+            raise ValueError("HandOffConfig.reply_to must be the saga's SQS queue URL")
+
+
+def _value(value: ValueOf[T], ctx: Ctx) -> T:
+    if callable(value):
+        return value(ctx)
+    return value
+
+
+def request_supervision(ctx: Ctx, workflow: Workflow, *, reason: str,
+                        payload: dict[str, Any], config: HandOffConfig) -> HandoffRecord:
+    """Hand the instance of `ctx` to `workflow` now: ``SupervisionRequested`` to the
+    outbox and a record on the instance. The hand-off id is derived from the saga type,
+    the correlation id, the workflow and how many hand-offs to that workflow the
+    instance made before, so a re-run of the same message yields the same id (and the
+    workflow claims it once). Raises ``PayloadTooLargeError`` when the detail would not
+    fit a Step Functions input (256 KiB)."""
+    saga = ctx.saga
+    if not isinstance(saga, SupervisedState):
+        raise TypeError(f"hand_off needs the saga's state to subclass SupervisedState; "
+                        f"{type(saga).__name__} does not")
+    saga_type = ctx.machine.saga_name
+    attempt = 1 + sum(1 for r in saga.handoffs if r.workflow == workflow)
+    hid = handoff_id(saga_type, saga.correlation_id, workflow, attempt)
+    request = SupervisionRequested(
+        handoff_id=hid, saga_type=saga_type, correlation_id=saga.correlation_id,
+        workflow=workflow, reason=reason, payload=payload, reply_to=config.reply_to,
+        traceparent=ctx.envelope.headers.get(TRACEPARENT_HEADER))
+    detail = request.check_size()
+    put_event(ctx, bus=config.bus, source=config.source or event_source(saga_type),
+              detail_type=SupervisionRequested.detail_type, detail=detail, message_id=hid,
+              correlation_id=saga.correlation_id, limit=config.max_entry_bytes)
+    record = HandoffRecord(handoff_id=hid, workflow=workflow, reason=reason,
+                           requested_at=ctx.now)
+    saga.handoffs = [*saga.handoffs, record]
+    log.info("saga %s %s: handed off to %s (%s): %s", saga_type, saga.correlation_id,
+             workflow, hid, reason)
+    return record
+
+
+class HandOff(Activity):
+    """The ``hand_off`` activity (see :func:`hand_off`)."""
+
+    kind = "hand_off"
+
+    def __init__(self, workflow: Workflow, *, reason: ValueOf[str],
+                 payload: ValueOf[dict[str, Any]], config: ValueOf[HandOffConfig],
+                 then: State | None = None) -> None:
+        self.workflow = workflow
+        self.reason = reason
+        self.payload = payload
+        self.config = config
+        self.then = then
+
+    async def execute(self, ctx: Ctx) -> None:
+        request_supervision(ctx, self.workflow, reason=_value(self.reason, ctx),
+                            payload=_value(self.payload, ctx),
+                            config=_value(self.config, ctx))
+        if self.then is not None:
+            ctx.transition(self.then.name)
+
+    def target_states(self) -> tuple[State, ...]:
+        return () if self.then is None else (self.then,)
+
+    def label(self) -> str:
+        return f"hand_off {self.workflow}"
+
+
+def hand_off(workflow: Workflow, *, reason: ValueOf[str], payload: ValueOf[dict[str, Any]],
+             config: ValueOf[HandOffConfig], then: State | None = None) -> HandOff:
+    """An activity that hands the saga instance to the Step Functions `workflow`
+    (``ManualReview`` or ``SlowShipping``) and, with `then`, moves it to that waiting
+    state. `reason`, `payload` and `config` are values or functions of the behavior's
+    context. Add it with ``.activity(hand_off(...))``."""
+    return HandOff(workflow, reason=reason, payload=payload, config=config, then=then)
+
+
+# -- the replies ------------------------------------------------------------------------------
+
+async def _acknowledge_and_claim(ctx: ConsumeContext[SupervisionCompleted]) -> bool:
+    """Every delivery is acknowledged (after the commit); only the first per hand-off
+    goes on to the saga."""
+    message = ctx.message
+    allowed = WORKFLOW_OUTCOMES.get(message.workflow, ())
+    if message.outcome not in allowed:
+        raise ValueError(f"hand-off {message.handoff_id}: outcome {message.outcome!r} does not "
+                         f"belong to workflow {message.workflow} (expected one of {allowed})")
+    token = ctx.task_token or message.task_token
+    if token:
+        send_task_success(ctx, token, {"handoffId": message.handoff_id,
+                                       "acknowledgedBy": ctx.endpoint})
+    first = await ctx.transaction.inbox_claim(ctx.endpoint + OUTCOME_CONSUMER_SUFFIX,
+                                              message.handoff_id, ctx.now)
+    if not first:
+        log.info("hand-off %s: outcome %s delivered again; acknowledged, applied before",
+                 message.handoff_id, message.outcome)
+    return bool(first)
+
+
+def _correlation(message: SupervisionStarted | SupervisionCompleted) -> str:
+    return message.correlation_id
+
+
+def supervision_started_event() -> Event[SupervisionStarted]:
+    """The event of ``SupervisionStarted``: declare it on the saga class. A report for an
+    instance that no longer exists is dropped (logged)."""
+    return Event(SupervisionStarted, correlate_by=_correlation,
+                 on_missing=MissingInstance.DISCARD)
+
+
+def supervision_completed_event() -> Event[SupervisionCompleted]:
+    """The event of ``SupervisionCompleted``: declare it on the saga class. Each delivery
+    is acknowledged with ``SendTaskSuccess`` after the saga's commit, in every state; the
+    outcome reaches the saga's behaviors once per hand-off. An outcome for an instance
+    that no longer exists is acknowledged and dropped (logged)."""
+    return Event(SupervisionCompleted, correlate_by=_correlation,
+                 on_missing=MissingInstance.DISCARD, on_receipt=_acknowledge_and_claim)
+
+
+def _record_for(ctx: Ctx) -> HandoffRecord | None:
+    saga = ctx.saga
+    if not isinstance(saga, SupervisedState):
+        return None
+    return saga.handoff(ctx.message.handoff_id)
+
+
+def outcome_is(*outcomes: Outcome) -> Callable[[Ctx], bool]:
+    """A behavior filter: the ``SupervisionCompleted`` carries one of `outcomes`, for a
+    hand-off of this instance whose outcome is not applied yet."""
+    wanted = frozenset(outcomes)
+
+    def matches(ctx: Ctx) -> bool:
+        record = _record_for(ctx)
+        return ctx.message.outcome in wanted and record is not None and record.pending
+    matches.__name__ = "outcome_is_" + "_or_".join(outcomes)
+    return matches
+
+
+class RecordStarted(Activity):
+    """Notes the execution ARN of ``SupervisionStarted`` on the hand-off's record."""
+
+    kind = "record_supervision_started"
+
+    async def execute(self, ctx: Ctx) -> None:
+        record = _record_for(ctx)
+        message: SupervisionStarted = ctx.message
+        if record is None:
+            log.warning("saga %s: SupervisionStarted for unknown hand-off %s",
+                        ctx.saga.correlation_id, message.handoff_id)
+            return
+        record.execution_arn = message.execution_arn
+        record.started_at = message.started_at
+
+    def label(self) -> str:
+        return "record supervision started"
+
+
+class RecordOutcome(Activity):
+    """Notes the outcome of ``SupervisionCompleted`` on the hand-off's record."""
+
+    kind = "record_supervision_outcome"
+
+    async def execute(self, ctx: Ctx) -> None:
+        record = _record_for(ctx)
+        message: SupervisionCompleted = ctx.message
+        if record is None:
+            log.warning("saga %s: SupervisionCompleted for unknown hand-off %s",
+                        ctx.saga.correlation_id, message.handoff_id)
+            return
+        if record.pending:
+            record.outcome = message.outcome
+            record.result = dict(message.result)
+            record.completed_at = ctx.now
+            record.execution_arn = record.execution_arn or message.execution_arn
+
+    def label(self) -> str:
+        return "record supervision outcome"
+
+
+def track_supervision(started: Event[SupervisionStarted],
+                      completed: Event[SupervisionCompleted]
+                      ) -> tuple[EventActivityBinder[Any, SupervisionStarted],
+                                 EventActivityBinder[Any, SupervisionCompleted]]:
+    """The ``during_any`` behaviors that keep the hand-off records current: the
+    execution ARN from ``SupervisionStarted``, the outcome from ``SupervisionCompleted``
+    (after the state's own behavior for it). An outcome arriving in a state with no
+    behavior for it is recorded, not acted on."""
+    on_started: EventActivityBinder[Any, SupervisionStarted] = EventActivityBinder(started)
+    on_completed: EventActivityBinder[Any, SupervisionCompleted] = EventActivityBinder(completed)
+    return on_started.activity(RecordStarted()), on_completed.activity(RecordOutcome())

@@ -1,0 +1,201 @@
+"""Task-token callbacks through the outbox: ``SendTaskSuccess`` / ``SendTaskFailure``
+written in the consumer's transaction and called after the commit.
+
+A workflow waiting in a ``.waitForTaskToken`` task hands its token to a service (the
+shipping service, the saga). The service answers with :func:`send_task_success` or
+:func:`send_task_failure` inside its message handling; the answer is an outbox row of
+kind ``sfn-task``, so it leaves only if the work it reports was committed, and it is
+retried until Step Functions has it. :class:`StepFunctionsSink` makes the calls
+(``worker.add_sink(TASK_ANSWER, sink)``).
+
+An answer whose task is gone (``TaskTimedOut`` on AWS; ``InvalidToken`` or
+``TaskDoesNotExist``, also what the local emulator says) is done: the workflow has moved
+on (timed out, or a retry holds a new token) and nothing can change that. It is logged,
+not retried, and the row keeps the note (the order's timeline shows it). Tokens never
+appear in logs or error reasons.
+
+Long work inside a handler keeps its task alive with :class:`TaskHeartbeats`
+(``SendTaskHeartbeat`` every few seconds while the work runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import orjson
+from botocore.exceptions import ClientError
+
+from core_saga import DONE_WITH_NOTE, ConsumeContext
+from core_saga.persistence import OutboxRow
+
+log = logging.getLogger("bridge.task_answers")
+
+TASK_ANSWER = "sfn-task"
+"""The outbox kind of task-token answers."""
+
+STEP_FUNCTIONS = "stepfunctions"
+"""The destination of task-token answers."""
+
+SUCCESS = "SendTaskSuccess"
+FAILURE = "SendTaskFailure"
+HEARTBEAT = "SendTaskHeartbeat"
+
+TASK_GONE_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
+"""The task no longer waits: the answer is done, with nothing to change."""
+
+PERMANENT_ERRORS = frozenset({"InvalidOutput", "ValidationException", "AccessDeniedException",
+                              "UnrecognizedClientException"})
+"""Errors a retry cannot fix."""
+
+MAX_ERROR_NAME = 256
+MAX_CAUSE = 32768
+
+
+def send_task_success(ctx: ConsumeContext[Any], task_token: str, output: Any) -> None:
+    """Answer `task_token` with success and `output` (JSON-serialisable) after the
+    current transaction commits."""
+    _answer(ctx, {"action": SUCCESS, "taskToken": task_token,
+                  "output": orjson.dumps(output).decode()})
+
+
+def send_task_failure(ctx: ConsumeContext[Any], task_token: str, error: str,
+                      cause: str = "") -> None:
+    """Answer `task_token` with a failure named `error` (what the workflow's Retry and
+    Catch match) after the current transaction commits."""
+    if not error:
+        raise ValueError("a task failure needs an error name")
+    _answer(ctx, {"action": FAILURE, "taskToken": task_token, "error": error[:MAX_ERROR_NAME],
+                  "cause": cause[:MAX_CAUSE]})
+
+
+def send_task_heartbeat(ctx: ConsumeContext[Any], task_token: str) -> None:
+    """Tell the workflow, after the current transaction commits, that the task is still
+    being worked on (its ``HeartbeatSeconds`` clock starts again). For work that goes on
+    while the handler runs, use :class:`TaskHeartbeats` instead."""
+    _answer(ctx, {"action": HEARTBEAT, "taskToken": task_token})
+
+
+def _answer(ctx: ConsumeContext[Any], body: dict[str, str]) -> None:
+    if not body["taskToken"]:
+        raise ValueError("the task token is empty")
+    ctx.add_raw(TASK_ANSWER, STEP_FUNCTIONS, orjson.dumps(body),
+                message_type=f"stepfunctions:{body['action']}")
+
+
+class StepFunctionsClient(Protocol):
+    """What the sink needs of a Step Functions client (aiobotocore's ``stepfunctions``)."""
+
+    async def send_task_success(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    async def send_task_failure(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    async def send_task_heartbeat(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+class StepFunctionsSink:
+    """Calls ``SendTaskSuccess`` / ``SendTaskFailure`` for outbox rows of kind
+    ``sfn-task``, up to ten at a time. Throttling and service errors are retried by the
+    outbox dispatcher; a gone task counts as delivered (see the module docs)."""
+
+    batch_size = 10
+
+    def __init__(self, client: StepFunctionsClient) -> None:
+        self.client = client
+        self.calls = 0
+        """API calls made (the cost model counts them)."""
+        self.answered = 0
+        """Answers Step Functions took."""
+        self.gone = 0
+        """Answers whose task was no longer waiting."""
+
+    async def deliver(self, destination: str, rows: Sequence[OutboxRow]) -> dict[int, str]:
+        results = await asyncio.gather(*(self._answer(row) for row in rows))
+        return {row.id: reason for row, reason in zip(rows, results, strict=True)
+                if reason is not None}
+
+    async def _answer(self, row: OutboxRow) -> str | None:
+        try:
+            body = orjson.loads(row.body)
+            action, token = body["action"], body["taskToken"]
+        except (ValueError, KeyError, TypeError) as exc:
+            return f"permanent: not a task answer: {type(exc).__name__}"
+        self.calls += 1
+        try:
+            if action == SUCCESS:
+                await self.client.send_task_success(taskToken=token, output=body["output"])
+            elif action == FAILURE:
+                await self.client.send_task_failure(taskToken=token, error=body["error"],
+                                                    cause=body.get("cause", ""))
+            elif action == HEARTBEAT:
+                await self.client.send_task_heartbeat(taskToken=token)
+            else:
+                return f"permanent: unknown task answer {action!r}"
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "ClientError")
+            message = str(exc.response.get("Error", {}).get("Message", "")).replace(token, "***")
+            if code in TASK_GONE_ERRORS:
+                self.gone += 1
+                log.info("%s for %s (row %s): the task is gone (%s)", action,
+                         row.correlation_id, row.id, code)
+                # finished, not retried; the note stays on the row (the order's timeline)
+                return f"{DONE_WITH_NOTE} {action}: the task is gone ({code})"
+            reason = f"{action} failed: {code}: {message}"
+            return ("permanent: " + reason) if code in PERMANENT_ERRORS else reason
+        self.answered += 1
+        return None
+
+
+class TaskHeartbeats:
+    """Sends ``SendTaskHeartbeat`` for a task while long work runs::
+
+        async with heartbeats.keep_alive(ctx.task_token):
+            label = await carrier.create_label(...)   # may take minutes
+
+    The heartbeat goes straight to Step Functions (not through the outbox: it must
+    arrive while the work runs, before anything commits). A task that is gone stops
+    the heartbeats; other errors are logged and the next beat tries again.
+    """
+
+    def __init__(self, client: StepFunctionsClient, *, every_seconds: float = 30.0) -> None:
+        if every_seconds <= 0:
+            raise ValueError(f"every_seconds must be positive, not {every_seconds}")
+        self.client = client
+        self.every_seconds = every_seconds
+        self.sent = 0
+
+    def keep_alive(self, task_token: str | None) -> _KeepAlive:
+        """A context manager beating for `task_token` (nothing when it is None)."""
+        return _KeepAlive(self, task_token)
+
+    async def _beat_until_cancelled(self, token: str) -> None:
+        while True:
+            await asyncio.sleep(self.every_seconds)
+            try:
+                await self.client.send_task_heartbeat(taskToken=token)
+                self.sent += 1
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "ClientError")
+                if code in TASK_GONE_ERRORS:
+                    log.info("heartbeat: the task is gone (%s); stopping", code)
+                    return
+                log.warning("heartbeat failed (%s); trying again in %.0f s", code,
+                            self.every_seconds)
+
+
+class _KeepAlive:
+    def __init__(self, heartbeats: TaskHeartbeats, token: str | None) -> None:
+        self.heartbeats = heartbeats
+        self.token = token
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> None:
+        if self.token:
+            self._task = asyncio.create_task(self.heartbeats._beat_until_cancelled(self.token))
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)

@@ -1,0 +1,268 @@
+"""The ``review_tasks`` table: every ReviewTask the ManualReview workflow raised, its task
+token (stored, never shown) and the decision taken on it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import orjson
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bridge.contracts import ReviewTask
+from core_saga.persistence import AsyncpgStore, SagaStore, SqlStore
+from core_saga.persistence._schema import UTCDateTime
+
+ReviewStatus = Literal["pending", "approved", "rejected", "expired", "superseded"]
+STATUSES: tuple[ReviewStatus, ...] = ("pending", "approved", "rejected", "expired",
+                                      "superseded")
+DECIDING = "deciding"
+"""Internal: a decision is being sent to Step Functions (a claim against double clicks)."""
+CLAIM_TIMEOUT = timedelta(seconds=60)
+"""A claim older than this (a console that died mid-call) may be taken again."""
+
+REVIEW_ID_NAMESPACE = uuid.UUID("0b6f3c1e-6a55-5b7e-9d3f-2f1f8f4c9a21")
+
+metadata = MetaData()
+
+review_tasks = Table(
+    "review_tasks",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("handoff_id", String(100), nullable=False),
+    Column("correlation_id", String(200), nullable=False),
+    Column("saga_type", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("escalated", Boolean, nullable=False),
+    Column("execution_arn", String(2048), nullable=False),
+    Column("task_token", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("decided_by", String(200), nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_review_tasks_status", "status", "created_at"),
+    Index("ix_review_tasks_correlation", "correlation_id"),
+    Index("ix_review_tasks_handoff", "handoff_id"),
+)
+
+
+def review_id(handoff_id: str, escalated: bool) -> str:
+    """The id of a hand-off's first or escalated review: the same task always gets the
+    same id, so a redelivered ReviewTask is stored once."""
+    which = "escalated" if escalated else "first"
+    return str(uuid.uuid5(REVIEW_ID_NAMESPACE, f"{handoff_id}:{which}"))
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """One review as the console shows it. It has no task token, by design."""
+
+    id: str
+    handoff_id: str
+    correlation_id: str
+    saga_type: str
+    reason: str
+    payload: dict[str, Any]
+    escalated: bool
+    execution_arn: str
+    status: str
+    decided_by: str | None
+    decided_at: datetime | None
+    comment: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def pending(self) -> bool:
+        return self.status in ("pending", DECIDING)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "handoffId": self.handoff_id, "correlationId": self.correlation_id,
+            "sagaType": self.saga_type, "reason": self.reason, "payload": self.payload,
+            "escalated": self.escalated, "executionArn": self.execution_arn,
+            "status": "pending" if self.status == DECIDING else self.status,
+            "decidedBy": self.decided_by,
+            "decidedAt": self.decided_at.isoformat() if self.decided_at else None,
+            "comment": self.comment, "createdAt": self.created_at.isoformat(),
+        }
+
+
+_PUBLIC = [c for c in review_tasks.c if c.name != "task_token"]
+
+
+def _review(row: Any) -> Review:
+    return Review(id=row.id, handoff_id=row.handoff_id, correlation_id=row.correlation_id,
+                  saga_type=row.saga_type, reason=row.reason,
+                  payload=orjson.loads(row.payload), escalated=bool(row.escalated),
+                  execution_arn=row.execution_arn, status=row.status,
+                  decided_by=row.decided_by, decided_at=row.decided_at, comment=row.comment,
+                  created_at=row.created_at, updated_at=row.updated_at)
+
+
+def sql_url(url: str) -> str:
+    """`url` with the async driver SQLAlchemy needs (``postgresql://`` → ``+asyncpg``)."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url[len(plain):]
+    return url
+
+
+def engine_for(store_or_url: SagaStore | str, *, schema: str | None = None
+               ) -> tuple[AsyncEngine, SqlStore | None]:
+    """A SQLAlchemy engine on the database of a store (or a URL), and the SqlStore made
+    for it that the caller must close (None when the given store's engine is reused)."""
+    if isinstance(store_or_url, SqlStore):
+        return store_or_url.engine, None
+    if isinstance(store_or_url, AsyncpgStore):
+        made = SqlStore.from_url("postgresql+asyncpg://" + store_or_url.dsn.partition("://")[2],
+                                 schema=store_or_url.schema, pool_size=2)
+        return made.engine, made
+    if isinstance(store_or_url, str):
+        url = sql_url(store_or_url)
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(f"unsupported database URL {store_or_url!r}: use "
+                             "sqlite+aiosqlite:// or postgresql://")
+        made = SqlStore.from_url(url, schema=schema, pool_size=5)
+        return made.engine, made
+    raise TypeError(f"the review store needs a SQL database, not a {type(store_or_url).__name__}")
+
+
+class ReviewStore:
+    """Reads and writes ``review_tasks`` through SQLAlchemy (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine, *, owned: SqlStore | None = None) -> None:
+        self.engine = engine
+        self._owned = owned
+
+    @classmethod
+    def open(cls, store_or_url: SagaStore | str, *, schema: str | None = None) -> ReviewStore:
+        """On the database of a SqlStore / AsyncpgStore, or of a URL."""
+        engine, owned = engine_for(store_or_url, schema=schema)
+        return cls(engine, owned=owned)
+
+    async def close(self) -> None:
+        if self._owned is not None:
+            await self._owned.close()
+
+    async def create_table(self) -> None:
+        """Create ``review_tasks`` if missing (production runs migrations instead)."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    # -- writes --------------------------------------------------------------------------
+    async def record(self, task: ReviewTask, now: datetime, *,
+                     conn: AsyncConnection | None = None) -> str:
+        """Store `task` (idempotent) and supersede the hand-off's first review when this
+        one is escalated. Written on `conn` (the consumed message's transaction) when
+        given. Returns the review id."""
+        if conn is not None:
+            return await _record(conn, task, now)
+        async with self.engine.begin() as own:
+            return await _record(own, task, now)
+
+    async def claim(self, review: str, now: datetime) -> tuple[Review | None, str | None]:
+        """Take `review` for a decision: (the review, its token) when it was pending,
+        (the review, None) when it was not, (None, None) when there is no such review."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(review_tasks)
+                .where(review_tasks.c.id == review,
+                       or_(review_tasks.c.status == "pending",
+                           and_(review_tasks.c.status == DECIDING,
+                                review_tasks.c.updated_at < now - CLAIM_TIMEOUT)))
+                .values(status=DECIDING, updated_at=now))
+            row = (await conn.execute(select(review_tasks).where(
+                review_tasks.c.id == review))).first()
+        if row is None:
+            return None, None
+        return _review(row), (row.task_token if result.rowcount else None)
+
+    async def settle(self, review: str, status: str, now: datetime, *,
+                     decided_by: str | None = None, comment: str | None = None) -> None:
+        """Write the outcome of a claimed review."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(review_tasks).where(review_tasks.c.id == review).values(
+                status=status, decided_by=decided_by, decided_at=now if status != "pending"
+                else None, comment=comment, updated_at=now))
+
+    # -- reads ---------------------------------------------------------------------------
+    async def get(self, review: str) -> Review | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(*_PUBLIC).where(review_tasks.c.id == review))
+                   ).first()
+        return None if row is None else _review(row)
+
+    async def list_reviews(self, *, status: str | None = "pending",
+                           correlation_id: str | None = None, limit: int = 100,
+                           offset: int = 0) -> list[Review]:
+        """Reviews, oldest first; `status` "pending" includes those being decided."""
+        query = select(*_PUBLIC)
+        if status == "pending":
+            query = query.where(review_tasks.c.status.in_(("pending", DECIDING)))
+        elif status is not None:
+            query = query.where(review_tasks.c.status == status)
+        if correlation_id is not None:
+            query = query.where(review_tasks.c.correlation_id == correlation_id)
+        query = query.order_by(review_tasks.c.created_at, review_tasks.c.id
+                               ).limit(limit).offset(offset)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_review(row) for row in rows]
+
+    async def tokens_for(self, correlation_id: str) -> list[str]:
+        """The task tokens of an order's reviews: for redacting them wherever they
+        might show up (execution history, outbox bodies). Never display these."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(review_tasks.c.task_token).where(
+                review_tasks.c.correlation_id == correlation_id))).all()
+        return [row.task_token for row in rows]
+
+
+async def _record(conn: AsyncConnection, task: ReviewTask, now: datetime) -> str:
+    rid = review_id(task.handoff_id, task.escalated)
+    existing = (await conn.execute(select(review_tasks.c.task_token, review_tasks.c.status)
+                                   .where(review_tasks.c.id == rid))).first()
+    if existing is None:
+        escalated_exists = not task.escalated and (await conn.execute(
+            select(review_tasks.c.id).where(review_tasks.c.id == review_id(
+                task.handoff_id, True)))).first() is not None
+        await conn.execute(review_tasks.insert().values(
+            id=rid, handoff_id=task.handoff_id, correlation_id=task.correlation_id,
+            saga_type=task.saga_type, reason=task.reason,
+            payload=orjson.dumps(task.payload).decode(), escalated=task.escalated,
+            execution_arn=task.execution_arn, task_token=task.task_token,
+            status="superseded" if escalated_exists else "pending",
+            created_at=now, updated_at=now))
+    elif existing.task_token != task.task_token and existing.status == "pending":
+        # The workflow asked again for the same review (a retried task): the newest
+        # token is the one it waits on.
+        await conn.execute(update(review_tasks).where(review_tasks.c.id == rid).values(
+            task_token=task.task_token, execution_arn=task.execution_arn, updated_at=now))
+    if task.escalated:
+        await conn.execute(
+            update(review_tasks)
+            .where(review_tasks.c.handoff_id == task.handoff_id,
+                   review_tasks.c.escalated.is_(False),
+                   review_tasks.c.status.in_(("pending", DECIDING)))
+            .values(status="superseded", decided_at=now, updated_at=now,
+                    comment="superseded by the escalated review"))
+    return rid

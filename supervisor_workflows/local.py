@@ -1,0 +1,95 @@
+"""The supervision resources of the CDK app, made with plain API calls: for the local
+emulator (demo, tests, benchmarks), where running ``cdk deploy`` would take a minute.
+
+:func:`provision` creates what ``infra/`` deploys for the workflows: the EventBridge
+bus, one rule per workflow (``SupervisionRequested`` whose ``detail.workflow`` names it
+→ the state machine, input ``$.detail``), the claim table, the review queue, and the
+two Standard state machines rendered from this package's definitions. It is
+idempotent: what exists is reused, and the state machines get the definitions given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.contracts import DETAIL_TYPE_SUPERVISION_REQUESTED
+
+from ._asl import CLAIM_TABLE, REVIEW_QUEUE, SHIPPING_QUEUE, render_definition
+from ._manual_review import ManualReviewTimings, manual_review_definition
+from ._slow_shipping import SlowShippingTimings, slow_shipping_definition
+
+ROLE_ARN = "arn:aws:iam::{account}:role/{prefix}supervision"
+"""The (unchecked, on the emulator) role the state machines and rules name."""
+
+
+@dataclass(frozen=True)
+class SupervisionResources:
+    """What :func:`provision` made; the workers' and the console's configuration."""
+
+    bus_name: str
+    claim_table: str
+    review_queue_url: str
+    manual_review_arn: str
+    slow_shipping_arn: str
+
+    @property
+    def state_machines(self) -> dict[str, str]:
+        """Workflow name → state machine ARN."""
+        return {"ManualReview": self.manual_review_arn, "SlowShipping": self.slow_shipping_arn}
+
+
+def event_pattern(workflow: str) -> dict[str, Any]:
+    """The rule pattern for `workflow` (the same as the CDK app's)."""
+    return {"detail-type": [DETAIL_TYPE_SUPERVISION_REQUESTED],
+            "detail": {"workflow": [workflow]}}
+
+
+def provision(client: Callable[[str], Any], *, shipping_queue_url: str, prefix: str = "",
+              bus_name: str = "stepsaga", account: str = "123456789012",
+              manual_review: ManualReviewTimings | None = None,
+              slow_shipping: SlowShippingTimings | None = None) -> SupervisionResources:
+    """Create the supervision resources with `client` (service name → boto3 client:
+    ``emulator.boto3_client``, or ``aws.client`` in tests). Names get `prefix`;
+    `shipping_queue_url` is where SlowShipping sends its commands."""
+    sqs, events = client("sqs"), client("events")
+    dynamodb, sfn = client("dynamodb"), client("stepfunctions")
+    bus = prefix + bus_name
+    if not any(b["Name"] == bus for b in events.list_event_buses()["EventBuses"]):
+        events.create_event_bus(Name=bus)
+    table = prefix + "supervision-claims"
+    if table not in dynamodb.list_tables()["TableNames"]:
+        dynamodb.create_table(
+            TableName=table, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "handoffId", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "handoffId", "AttributeType": "S"}])
+    review_url = sqs.create_queue(QueueName=prefix + "review")["QueueUrl"]
+    substitutions = {CLAIM_TABLE: table, REVIEW_QUEUE: review_url,
+                     SHIPPING_QUEUE: shipping_queue_url}
+    role = ROLE_ARN.format(account=account, prefix=prefix)
+    definitions = {
+        "ManualReview": manual_review_definition(manual_review or ManualReviewTimings()),
+        "SlowShipping": slow_shipping_definition(slow_shipping or SlowShippingTimings()),
+    }
+    existing = {m["name"]: m["stateMachineArn"]
+                for m in sfn.list_state_machines()["stateMachines"]}
+    arns: dict[str, str] = {}
+    for workflow, definition in definitions.items():
+        name = prefix + workflow
+        text = render_definition(definition, substitutions)
+        if name in existing:
+            arns[workflow] = existing[name]
+            sfn.update_state_machine(stateMachineArn=existing[name], definition=text)
+        else:
+            arns[workflow] = sfn.create_state_machine(
+                name=name, definition=text, roleArn=role, type="STANDARD")["stateMachineArn"]
+        rule = f"{prefix}supervision-{workflow}"
+        events.put_rule(Name=rule, EventBusName=bus, State="ENABLED",
+                        EventPattern=json.dumps(event_pattern(workflow)))
+        events.put_targets(Rule=rule, EventBusName=bus, Targets=[{
+            "Id": workflow, "Arn": arns[workflow], "RoleArn": role, "InputPath": "$.detail"}])
+    return SupervisionResources(bus_name=bus, claim_table=table, review_queue_url=review_url,
+                                manual_review_arn=arns["ManualReview"],
+                                slow_shipping_arn=arns["SlowShipping"])

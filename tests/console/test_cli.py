@@ -1,0 +1,96 @@
+"""``stepsaga console``, ``stepsaga orders show`` and ``stepsaga contracts export``:
+registered through the ``stepsaga.cli`` entry points, each with --help and clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from bridge.console.cli import register
+from core_saga.persistence import SqlStore
+from tests.console.test_timeline import SECRET, seed
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli() -> typer.Typer:
+    app = typer.Typer(no_args_is_help=True)
+
+    @app.command()
+    def graph() -> None:  # a core command, so that typer keeps subcommand names
+        """(stand-in)"""
+
+    register(app)
+    return app
+
+
+def test_the_commands_register_through_the_entry_point_group() -> None:
+    names = {e.name: e.value for e in entry_points(group="stepsaga.cli")}
+    assert names["console"] == "bridge.console.cli:register"
+
+
+@pytest.mark.parametrize("args", [["console", "--help"], ["orders", "--help"],
+                                  ["orders", "show", "--help"], ["contracts", "--help"],
+                                  ["contracts", "export", "--help"]])
+def test_every_command_has_help(cli: typer.Typer, args: list[str]) -> None:
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_orders_show_prints_the_timeline(cli: typer.Typer, tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+
+    async def prepare() -> None:
+        store = SqlStore.from_url(url)
+        await store.create_schema()
+        await seed(store, "order-7")
+        await store.close()
+
+    asyncio.run(prepare())
+    result = runner.invoke(cli, ["orders", "show", "order-7", "--database-url", url,
+                                 "--no-aws"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "OrderToCash order-7 is in PaymentPending" in result.output
+    assert "received OrderSubmitted: Initial → AwaitingReview" in result.output
+    assert "https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1" in \
+        result.output
+    assert "trace id: 4bf92f3577b34da6a3ce929d0e0e4736" in result.output
+    assert SECRET not in result.output
+    as_json = runner.invoke(cli, ["orders", "show", "order-7", "--database-url", url,
+                                  "--no-aws", "--json"])
+    assert as_json.exit_code == 0
+    assert json.loads(as_json.output)["state"] == "PaymentPending"
+    assert SECRET not in as_json.output
+
+    missing = runner.invoke(cli, ["orders", "show", "nobody", "--database-url", url,
+                                  "--no-aws"])
+    assert missing.exit_code == 1 and "no order 'nobody'" in missing.output
+    nowhere = runner.invoke(cli, ["orders", "show", "x", "--database-url",
+                                  f"sqlite+aiosqlite:///{tmp_path / 'absent.db'}"])
+    assert nowhere.exit_code == 1 and "no database at" in nowhere.output
+    bad = runner.invoke(cli, ["orders", "show", "x", "--database-url", "mysql://h/db"])
+    assert bad.exit_code == 1 and "unsupported database URL" in bad.output
+
+
+def test_contracts_export_writes_the_schemas(cli: typer.Typer, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["contracts", "export", str(tmp_path / "schemas")])
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "schemas").iterdir())
+    assert "ReviewTask.v1.schema.json" in written
+    assert written == sorted(p.name for p in Path("docs/contracts").glob("*.schema.json"))
+
+
+def test_console_refuses_bad_settings(cli: typer.Typer) -> None:
+    result = runner.invoke(cli, ["console", "--port", "0"],
+                           env={"STEPSAGA_CONSOLE_TOKENS": "{not json"})
+    assert result.exit_code == 1 and "bad console settings" in result.output
+    result = runner.invoke(cli, ["console", "--saga", "nowhere.module:Saga"])
+    assert result.exit_code == 1 and "bad console settings" in result.output
