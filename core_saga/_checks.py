@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from ._activities import ScheduleMessage, Send, SendRequest, Unschedule
+from ._activities import Activity, Catch, If, Retry, ScheduleMessage, Send, SendRequest, Unschedule
 from ._errors import SagaDefinitionError
 from ._model import BehaviorModel, SagaModel, iter_activities
 from ._states import INITIAL
@@ -30,8 +30,33 @@ class Finding:
         return f"{where}: {self.problem}"
 
 
-def _targets(behavior: BehaviorModel) -> list[str]:
-    return [t.name for a in iter_activities(behavior.activities) for t in a.target_states()]
+MAX_PATHS = 256
+"""Beyond this many paths through one behavior, the checks look at all its activities at
+once (coarser: a branch's transition and another branch's unschedule are mixed)."""
+
+
+def _paths(activities: tuple[Activity, ...] | list[Activity]) -> list[tuple[Activity, ...]]:
+    """Every way through `activities`: each ``if`` takes one branch, a ``catch`` runs or
+    not, a ``retry``'s body runs once. None when there are too many."""
+    paths: list[tuple[Activity, ...]] = [()]
+    for activity in activities:
+        alternatives: list[tuple[Activity, ...]]
+        if isinstance(activity, If):
+            alternatives = _paths(activity.then) + _paths(activity.otherwise)
+        elif isinstance(activity, Catch):
+            alternatives = [(), *_paths(activity.activities)]
+        elif isinstance(activity, Retry):
+            alternatives = _paths(activity.activities)
+        else:
+            alternatives = [()]
+        paths = [(*p, activity, *alt) for p in paths for alt in alternatives]
+        if len(paths) > MAX_PATHS:
+            return [tuple(iter_activities(list(activities)))]
+    return paths
+
+
+def _targets(path: tuple[Activity, ...]) -> list[str]:
+    return [t.name for a in path for t in a.target_states()]
 
 
 def check_model(model: SagaModel) -> list[Finding]:
@@ -100,9 +125,9 @@ def _check_requests(model: SagaModel) -> list[Finding]:
     return findings
 
 
-def _touches(behavior: BehaviorModel, schedule: Any) -> bool:
+def _touches(path: tuple[Activity, ...], schedule: Any) -> bool:
     return any(isinstance(a, Unschedule | ScheduleMessage) and a.schedule is schedule
-               for a in iter_activities(behavior.activities))
+               for a in path)
 
 
 def _check_schedules(model: SagaModel) -> list[Finding]:
@@ -116,9 +141,10 @@ def _check_schedules(model: SagaModel) -> list[Finding]:
         active: list[str] = []
         for behaviors in model.behaviors.values():
             for behavior in behaviors:
-                if any(isinstance(a, ScheduleMessage) and a.schedule is schedule
-                       for a in iter_activities(behavior.activities)):
-                    active.extend(_targets(behavior) or [behavior.state])
+                for path in _paths(behavior.activities):
+                    if any(isinstance(a, ScheduleMessage) and a.schedule is schedule
+                           for a in path):
+                        active.append((_targets(path) or [behavior.state])[-1])
         seen: set[str] = set()
         while active:
             state = active.pop()
@@ -131,16 +157,19 @@ def _check_schedules(model: SagaModel) -> list[Finding]:
                                         "this state does not handle it"))
                 continue
             for behavior in by_state[state]:
-                if behavior.event == received or _touches(behavior, schedule):
+                if behavior.event == received:
                     continue
-                for target in _targets(behavior):
-                    if target == state:
+                for path in _paths(behavior.activities):
+                    targets = _targets(path)
+                    if _touches(path, schedule) or not targets or targets[-1] == state:
                         continue
+                    target = targets[-1]
                     if target in model.terminal_states:
-                        findings.append(Finding(
-                            model.name, state, behavior.event,
-                            f"leaves for {target!r} with timer {schedule.name!r} still "
-                            f"pending: unschedule it"))
+                        finding = Finding(model.name, state, behavior.event,
+                                          f"leaves for {target!r} with timer "
+                                          f"{schedule.name!r} still pending: unschedule it")
+                        if finding not in findings:
+                            findings.append(finding)
                     else:
                         active.append(target)
     return findings

@@ -101,16 +101,19 @@ def compile_saga(cls: type[Saga[Any]], definition: _Definition) -> SagaModel:
             )
 
     transitions: list[TransitionModel] = []
-    seen_edges: set[tuple[str, str, str]] = set()
+    seen_edges: set[tuple[str, str, str, str]] = set()
     for (source_name, event_name), behaviors in collected.items():
         for behavior in behaviors:
             targets = [t.name for a in iter_activities(behavior.activities)
                        for t in a.target_states()]
+            guard = getattr(behavior.filter, "__name__", "") if behavior.filter else ""
+            guard = "" if guard == "<lambda>" else guard.lstrip("_")
             for target_name in targets or ([] if behavior.ignore else [source_name]):
-                key = (source_name, event_name, target_name)
+                key = (source_name, event_name, target_name, guard)
                 if key not in seen_edges:
                     seen_edges.add(key)
-                    transitions.append(TransitionModel(source_name, event_name, target_name))
+                    transitions.append(TransitionModel(source_name, event_name, target_name,
+                                                       guard))
 
     terminal = {FINAL.name} | {s.name for s in states if getattr(s, "terminal", False)}
     initial_events = frozenset(e for (s, e) in collected if s == INITIAL.name)

@@ -26,7 +26,7 @@ def to_mermaid(model: SagaModel, *, highlight: str | None = None) -> str:
             lines.append(f'    state "{state}" as {_node_id(state)}')
     lines.append(f"    [*] --> {_node_id(INITIAL.name)}")
     for t in model.transitions:
-        lines.append(f"    {_node_id(t.source)} --> {_node_id(t.target)}: {t.event}")
+        lines.append(f"    {_node_id(t.source)} --> {_node_id(t.target)}: {t.label}")
     for state in sorted(model.terminal_states):
         if state in shown:
             lines.append(f"    {_node_id(state)} --> [*]")
@@ -50,6 +50,6 @@ def to_dot(model: SagaModel, *, highlight: str | None = None) -> str:
         suffix = f" [{', '.join(attrs)}]" if attrs else ""
         lines.append(f'    "{state}"{suffix};')
     for t in model.transitions:
-        lines.append(f'    "{t.source}" -> "{t.target}" [label="{t.event}"];')
+        lines.append(f'    "{t.source}" -> "{t.target}" [label="{t.label}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -49,6 +49,13 @@ class TransitionModel:
     source: str
     event: str
     target: str
+    guard: str = ""
+    """The behavior's filter, by name (``when(event, filter=...)``); "" when none."""
+
+    @property
+    def label(self) -> str:
+        """The event, with the guard in brackets when there is one."""
+        return f"{self.event} [{self.guard}]" if self.guard else self.event
 
 
 @dataclass(frozen=True, slots=True)

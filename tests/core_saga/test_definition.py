@@ -151,6 +151,38 @@ def test_static_checks_report_every_rule() -> None:
         type("Strict", (Loose,), {"checks": True, "define": Loose.define})
 
 
+def test_the_timer_checks_follow_each_branch_of_an_if_else() -> None:
+    """A branch's transition is judged with that branch's own unschedule, and a timer is
+    pending only where the branch that scheduled it goes."""
+    class Branchy(Saga[D]):
+        checks = False
+        waiting = State()
+        elsewhere = State()  # reached without the timer: need not handle it
+        done = State(terminal=True)
+        go = Event(Go, correlate_by=lambda m: m.id)
+        ping = Event(Ping, correlate_by=lambda m: m.id)
+        tick = Schedule(Answer, token_field="token", delay=timedelta(seconds=5))
+
+        def define(self) -> None:
+            self.initially(self.when(self.go).if_else(
+                lambda c: c.message.id == "a",
+                lambda b: b.schedule(self.tick, lambda c: Answer(id="a"))
+                .transition_to(self.waiting),
+                lambda b: b.transition_to(self.elsewhere)))
+            self.during(self.elsewhere, self.when(self.ping).finalize())
+            self.during(self.waiting,
+                        self.when(self.tick.received).finalize(),
+                        # one branch unschedules and leaves; the other leaves without it
+                        self.when(self.ping).if_else(
+                            lambda c: c.message.id == "x",
+                            lambda b: b.unschedule(self.tick).transition_to(self.done),
+                            lambda b: b.transition_to(self.done)))
+
+    assert [str(f) for f in check_saga(Branchy)] == [
+        "saga 'Branchy', state 'Waiting', event 'Ping': leaves for 'Done' with timer 'Tick' "
+        "still pending: unschedule it"]
+
+
 def test_reference_saga_passes_the_checks() -> None:
     assert check_saga(ArticleOrderSaga) == []
 
