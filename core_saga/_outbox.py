@@ -179,9 +179,12 @@ class OutboxDispatcher:
             log.error("outbox: row %s (%s to %s) failed for good: %s", row.id,
                       row.message_type, row.destination, reason)
             await self.store.mark_attempt_failed(row.id, reason, None, now)
+            # A sink may hide secrets of its rows (a task token) from the error store.
+            redact = getattr(self.sinks.get(row.kind), "redact_body", None)
+            body = redact(row.body) if redact is not None else row.body.decode(errors="replace")
             await self.store.add_error(ErrorRecord(
                 endpoint=f"outbox:{row.kind}:{row.destination}", error_type="DeliveryFailed",
-                reason=reason, body=row.body.decode(errors="replace"), at=now,
+                reason=reason, body=body, at=now,
                 message_id=row.message_id, message_type=row.message_type,
                 correlation_id=row.correlation_id))
             return

@@ -189,3 +189,40 @@ async def test_heartbeats_keep_a_long_task_company_and_stop_when_it_is_gone(
         async with heartbeats.keep_alive(token):  # the task is gone: it stops by itself
             await asyncio.sleep(0.7)
         assert heartbeats.sent == beaten
+
+
+class _RefusingStepFunctions:
+    async def send_task_success(self, **kwargs: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": "InvalidOutput",
+                                     "Message": f"bad output for {kwargs['taskToken']}"}},
+                          "SendTaskSuccess")
+
+    async def send_task_failure(self, **kwargs: Any) -> dict[str, Any]:
+        return {}
+
+    async def send_task_heartbeat(self, **kwargs: Any) -> dict[str, Any]:
+        return {}
+
+
+async def test_a_refused_answer_lands_in_the_error_store_without_its_token() -> None:
+    from core_saga import Outgoing
+
+    store = MemoryStore()
+    await store.create_schema()
+    dispatcher = OutboxDispatcher(store, {TASK_ANSWER: StepFunctionsSink(
+        _RefusingStepFunctions())}, SystemClock())
+    async with store.transaction() as tx:
+        now = datetime.now(UTC)
+        rows = await tx.add_outbox([Outgoing(
+            kind=TASK_ANSWER, destination="stepfunctions",
+            body=orjson.dumps({"action": "SendTaskSuccess", "taskToken": "secret-token-1",
+                               "output": "{}"}),
+            message_id="refused", message_type="stepfunctions:SendTaskSuccess",
+            correlation_id="o-2")], now, now)
+    await dispatcher.deliver(rows)
+    (error,) = await store.list_errors()
+    assert "InvalidOutput" in error.reason and error.reason.startswith("permanent:")
+    assert "secret-token-1" not in error.reason and "secret-token-1" not in error.body
+    assert orjson.loads(error.body)["taskToken"] == "***"
