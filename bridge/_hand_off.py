@@ -43,6 +43,7 @@ from core_saga import (
     MissingInstance,
     State,
 )
+from core_saga.tracing import current_traceparent
 
 from ._handoffs import HandoffRecord, SupervisedState
 from ._publisher import put_event
@@ -123,7 +124,7 @@ def request_supervision(ctx: Ctx, workflow: Workflow, *, reason: str,
     request = SupervisionRequested(
         handoff_id=hid, saga_type=saga_type, correlation_id=saga.correlation_id,
         workflow=workflow, reason=reason, payload=payload, reply_to=config.reply_to,
-        traceparent=ctx.envelope.headers.get(TRACEPARENT_HEADER))
+        traceparent=current_traceparent() or ctx.envelope.headers.get(TRACEPARENT_HEADER))
     detail = request.check_size()
     put_event(ctx, bus=config.bus, source=config.source or event_source(saga_type),
               detail_type=SupervisionRequested.detail_type, detail=detail, message_id=hid,

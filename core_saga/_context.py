@@ -12,6 +12,7 @@ from ._envelope import TASK_TOKEN, TRACEPARENT, Envelope, new_id
 from ._errors import NotRespondableError
 from ._messages import Message
 from ._states import SagaState
+from ._tracing import current_traceparent, producer_span
 
 if TYPE_CHECKING:
     from ._saga import Saga
@@ -85,7 +86,7 @@ class ConsumeContext(Generic[M]):
         """An envelope for `message` that carries this conversation and trace on."""
         incoming = self.envelope
         out_headers: dict[str, str] = {}
-        trace = incoming.headers.get(TRACEPARENT)
+        trace = current_traceparent() or incoming.headers.get(TRACEPARENT)
         if trace:
             out_headers[TRACEPARENT] = trace
         if headers:
@@ -127,6 +128,7 @@ class ConsumeContext(Generic[M]):
     def publish(self, message: Message, *, headers: dict[str, str] | None = None) -> Envelope:
         """Publish an event to every queue subscribed to its type."""
         envelope = self.make_envelope(message, headers=headers)
+        producer_span("publish", envelope.message_type, envelope)
         routes = self._routes(envelope.message_type)
         for queue in routes:
             self.add(SEND, queue, envelope, published=True)
@@ -140,6 +142,7 @@ class ConsumeContext(Generic[M]):
              correlation_id: str | None = None) -> Envelope:
         """Send a command to the queue `destination`, optionally after `delay`."""
         envelope = self.make_envelope(message, headers=headers, correlation_id=correlation_id)
+        producer_span("send", destination, envelope)
         deliver_at = self.now + delay if delay else None
         self.add(SEND, destination, envelope, deliver_at=deliver_at)
         return envelope

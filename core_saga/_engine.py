@@ -20,6 +20,7 @@ from ._events import Event, EventKind, MissingInstance
 from ._model import Concurrency, SagaModel, Unhandled
 from ._saga import Saga
 from ._states import SagaState
+from ._tracing import handle_span, transition_span
 from .persistence import HistoryRecord, InstanceRecord, OutboxRow, SagaStore, StoreTransaction
 
 log = logging.getLogger("core_saga")
@@ -163,6 +164,9 @@ class SagaHandler:
         work.unscheduled.extend(ctx.unscheduled)
         if not ran or all(b.ignore for b in behaviors):
             return
+        if instance.current_state != before:
+            transition_span(model.name, instance.correlation_id, event.name, before,
+                            instance.current_state)
         await self._persist(tx, record, instance, clock)
         work.history.append(HistoryRecord(
             saga_type=model.name, correlation_id=instance.correlation_id, event=event.name,
@@ -299,8 +303,9 @@ class Endpoint:
                     if not await tx.inbox_claim(self.name, envelope.message_id, now):
                         return Processed(True, [], work)
                     for handler in handlers:
-                        await handler.handle(tx, envelope, work, self.name, self.clock,
-                                             self.routes)
+                        with handle_span(handler.name, envelope):
+                            await handler.handle(tx, envelope, work, self.name, self.clock,
+                                                 self.routes)
                     if work.unscheduled:
                         await tx.cancel_timers(work.unscheduled)
                     await tx.add_history(work.history)

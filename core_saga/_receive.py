@@ -15,6 +15,7 @@ from ._envelope import Envelope, decode_envelope, new_id
 from ._errors import MessageError
 from ._messages import ExceptionInfo, Fault, MessageRegistry, registry
 from ._outbox import OutboxDispatcher
+from ._tracing import consume_span
 from .persistence import ErrorRecord
 from .transports import ReceivedMessage
 
@@ -74,7 +75,8 @@ class ReceivePipeline:
             await self._record(received.body, LookupError(reason), envelope)
             return Outcome.DEAD, reason
         try:
-            processed = await self.endpoint.process(envelope)
+            with consume_span(self.endpoint.name, envelope):
+                processed = await self.endpoint.process(envelope)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             if received.receive_count < self.redelivery.max_deliveries:

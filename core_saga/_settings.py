@@ -54,6 +54,17 @@ class WorkerSettings(BaseSettings):
     health_host: str = "127.0.0.1"
     shutdown_grace_seconds: float = Field(30.0, gt=0)
     """How long SIGTERM waits for in-flight messages."""
+    otlp_endpoint: str | None = None
+    """Export OpenTelemetry spans over OTLP/HTTP to this URL (e.g.
+    ``http://127.0.0.1:4318``); None: ``OTEL_EXPORTER_OTLP_ENDPOINT`` if set, else off."""
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"otlp_endpoint {value!r} must be an http(s) URL, "
+                             "e.g. http://127.0.0.1:4318")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -82,12 +82,19 @@ def worker(
     build = load_object(factory)
     try:
         settings = WorkerSettings()
+        from ._tracing import configure_tracing
+
+        provider = configure_tracing(endpoint=settings.otlp_endpoint)
     except ValueError as exc:
         raise typer.BadParameter(f"bad worker settings: {exc}") from exc
 
     async def run() -> None:
         built = await build(settings)
-        await built.run()
+        try:
+            await built.run()
+        finally:
+            if provider is not None:
+                provider.force_flush()  # type: ignore[attr-defined]
 
     asyncio.run(run())
 
