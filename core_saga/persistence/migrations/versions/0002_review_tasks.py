@@ -1,0 +1,50 @@
+"""The ops console's review tasks (``bridge.reviews``): one row per ReviewTask that the
+ManualReview workflow raised, with its task token, status and decision.
+
+The table belongs to the bridge; its migration ships here so that one ``stepsaga
+migrate`` builds everything a stepsaga deployment stores. Written out rather than
+imported from ``bridge`` (core_saga never imports it); a test checks the two agree.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from core_saga.persistence._schema import UTCDateTime
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "review_tasks",
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("handoff_id", sa.String(100), nullable=False),
+        sa.Column("correlation_id", sa.String(200), nullable=False),
+        sa.Column("saga_type", sa.String(200), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("escalated", sa.Boolean, nullable=False),
+        sa.Column("execution_arn", sa.String(2048), nullable=False),
+        sa.Column("task_token", sa.Text, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("decided_by", sa.String(200), nullable=True),
+        sa.Column("decided_at", UTCDateTime, nullable=True),
+        sa.Column("comment", sa.Text, nullable=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+    )
+    op.create_index("ix_review_tasks_status", "review_tasks", ["status", "created_at"])
+    op.create_index("ix_review_tasks_correlation", "review_tasks", ["correlation_id"])
+    op.create_index("ix_review_tasks_handoff", "review_tasks", ["handoff_id"])
+
+
+def downgrade() -> None:
+    op.drop_table("review_tasks")
