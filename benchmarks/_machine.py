@@ -1,12 +1,20 @@
-"""Print what machine and versions a benchmark ran on."""
+"""What the benchmarks share: the machine and versions they ran on, the summary of
+repeated figures, interleaved repeats, and the PostgreSQL server they use."""
 
 from __future__ import annotations
 
 import os
 import platform
 import statistics
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import TypeVar
+
+K = TypeVar("K")
+T = TypeVar("T")
+
+PG = os.environ.get("STEPSAGA_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+"""The PostgreSQL server (libpq URL) the benchmarks use; ``STEPSAGA_BENCH_PG`` changes it."""
 
 
 def describe(packages: Sequence[str] = ("sqlalchemy", "asyncpg", "aiosqlite", "pydantic")
@@ -28,3 +36,14 @@ def summary(values: Sequence[float]) -> str:
     """Median and spread (min–max) of repeated measurements."""
     return (f"median {statistics.median(values):9.1f}  "
             f"spread {min(values):.1f}–{max(values):.1f}  (n={len(values)})")
+
+
+async def interleave(runs: Mapping[K, Callable[[], Awaitable[T]]], repeats: int
+                     ) -> dict[K, list[T]]:
+    """Run every variant once per repeat, in turn, so that load drifts on a shared
+    machine hit all of them; each variant's results in order."""
+    results: dict[K, list[T]] = {key: [] for key in runs}
+    for _ in range(repeats):
+        for key, run in runs.items():
+            results[key].append(await run())
+    return results

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -18,13 +17,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _machine import describe, summary
+from _machine import PG, describe, interleave, summary
 
 from core_saga import (
     BehaviorContext,
@@ -40,8 +40,6 @@ from core_saga import (
     Topology,
 )
 from core_saga.persistence import AsyncpgStore, MemoryStore, SagaStore, SqlStore
-
-PG = os.environ.get("STEPSAGA_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 class Begin(Message):
@@ -113,44 +111,50 @@ async def run_engine(store: SagaStore, sagas: int, events: int, concurrency: int
 
 
 async def run_ceiling(sagas: int, events: int, concurrency: int) -> float:
-    """The same commits by hand: UPDATE the state row, INSERT an outbox row."""
-    schema = f"ceil_{uuid.uuid4().hex[:8]}"
+    """Transitions per second of the hand-written loop: `concurrency` connections, each
+    taking whole instances off a shared queue and committing `events` transitions on
+    each (UPDATE the state row, INSERT an outbox row, one transaction per transition)."""
+    schema = f"ceil_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(PG)
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    await admin.execute(f"CREATE TABLE {schema}.state (id text PRIMARY KEY, state text, "
-                        "version int, data text)")
-    await admin.execute(f"CREATE TABLE {schema}.outbox (id bigserial PRIMARY KEY, "
-                        "message_id text, destination text, body text, created_at timestamptz)")
-    ids = [uuid.uuid4().hex for _ in range(sagas)]
-    await admin.executemany(f"INSERT INTO {schema}.state VALUES ($1, 'Up', 1, '{{}}')",
-                            [(i,) for i in ids])
-    pool = await asyncpg.create_pool(PG, min_size=concurrency, max_size=concurrency)
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for cid in ids:
-        queue.put_nowait(cid)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        await admin.execute(f"CREATE TABLE {schema}.state (id text PRIMARY KEY, "
+                            "state text NOT NULL, version int NOT NULL, data text NOT NULL)")
+        await admin.execute(f"CREATE TABLE {schema}.outbox (id bigserial PRIMARY KEY, "
+                            "message_id text NOT NULL, destination text NOT NULL, "
+                            "body text NOT NULL, created_at timestamptz NOT NULL)")
+        ids = [uuid.uuid4().hex for _ in range(sagas)]
+        await admin.executemany(f"INSERT INTO {schema}.state VALUES ($1, 'Up', 1, '{{}}')",
+                                [(i,) for i in ids])
+        conns = [await asyncpg.connect(PG, server_settings={"search_path": schema})
+                 for _ in range(concurrency)]
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for cid in ids:
+            queue.put_nowait(cid)
 
-    async def worker() -> None:
-        async with pool.acquire() as conn:
+        async def worker(conn: Any) -> None:
             while not queue.empty():
                 cid = queue.get_nowait()
                 for n in range(events):
                     async with conn.transaction():
                         await conn.execute(
-                            f"UPDATE {schema}.state SET state = $2, version = version + 1, "
-                            "data = $3 WHERE id = $1",
+                            "UPDATE state SET state = $2, version = version + 1, data = $3 "
+                            "WHERE id = $1",
                             cid, "Down" if n % 2 == 0 else "Up", f'{{"flips": {n + 1}}}')
                         await conn.execute(
-                            f"INSERT INTO {schema}.outbox (message_id, destination, body, "
-                            "created_at) VALUES ($1, 'sink', $2, now())",
+                            "INSERT INTO outbox (message_id, destination, body, created_at) "
+                            "VALUES ($1, 'sink', $2, now())",
                             uuid.uuid4().hex, f'{{"id": "{cid}", "n": {n}}}')
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    await pool.close()
-    await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-    await admin.close()
-    return sagas * events / elapsed
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(c) for c in conns))
+        elapsed = time.perf_counter() - started
+        for conn in conns:
+            await conn.close()
+        return sagas * events / elapsed
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await admin.close()
 
 
 async def _fresh_pg(concurrency: int) -> SqlStore:
@@ -215,10 +219,7 @@ async def main() -> None:
         "engine, PostgreSQL (asyncpg store)": postgres_asyncpg,
         "asyncpg loop (ceiling)": ceiling,
     }
-    results: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.repeats):  # interleaved, so load drifts hit every variant
-        for name, run in runs.items():
-            results[name].append(await run())
+    results = await interleave(runs, args.repeats)
     print("transitions per second")
     for name, values in results.items():
         print(f"  {name:38s} {summary(values)}")

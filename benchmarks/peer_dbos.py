@@ -1,0 +1,361 @@
+"""Orders per second of the same order saga written with DBOS Transact, beside stepsaga,
+on the same PostgreSQL, in the same run.
+
+Both sides run the Order-to-Cash shape — place the order, charge the payment, reserve
+the stock, create the shipment, record the outcome — with the same mix as
+``benchmarks/order_to_cash.py``: 90% happy, 5% declined payments (canceled, nothing to
+undo), 5% orders for an article out of stock (charged, then refunded: the compensation).
+Both write the *same rows through the same repository code*: the Order-to-Cash app's
+tables and its SQLAlchemy repositories on the DBOS side (DBOS transactions hand out a
+SQLAlchemy session), its asyncpg repositories on the stepsaga side. Per order:
+
+- stepsaga (the whole app, one process, in-memory transport, raw asyncpg store, worker
+  concurrency 32): the order service's transaction (order + lines + outbox row), then
+  eight message transactions, each with its inbox row and outbox row(s): the saga's four
+  (instance insert or update + history) and the services' four (charge: ledger row;
+  reserve: stock updates + reservation; ship: shipment row; verdict: order update). A
+  refunded order has a refund transaction and one more saga transaction instead of
+  shipping; a declined one stops after the charge.
+- DBOS (``@DBOS.workflow`` with one ``@ds.transaction`` per step, READ COMMITTED like
+  stepsaga's transactions): the workflow's status row, then one transaction per step
+  with the same writes as the service above plus DBOS's checkpoint row —
+  place_order (order + lines), charge (ledger row), reserve (stock + reservation),
+  ship (shipment row), outcome (order update); refund (ledger row) instead of ship for
+  the out-of-stock orders — and DBOS's step records in its system database.
+
+The fake gateway and carrier are called inside the step's transaction on both sides,
+as stepsaga's consumers do. Load is closed-loop on both: at most ``--window`` orders
+open at once. The clocks differ: DBOS's orders/s is wall time around the whole batch
+(``perf_counter``), stepsaga's is the span of its orders' own rows (first ``created_at``
+to last ``updated_at``), with each order's latency read the same ways. Each side builds
+the order requests before its clock starts. Each run is a fresh process with fresh
+schemas (DBOS: system, datasource and app schemas; stepsaga: one), dropped afterwards;
+the two sides alternate.
+
+    .venv/bin/python benchmarks/peer_dbos.py [--orders 200] [--window 32] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _machine import PG, describe, summary  # noqa: E402
+from order_to_cash import (  # noqa: E402
+    BenchGateway,
+    memory_postgres,
+    order_kind,
+    order_request,
+    stock_for,
+)
+
+from core_saga.persistence import SqlStore  # noqa: E402
+from examples.order_to_cash import create_tables  # noqa: E402
+from examples.order_to_cash.inventory import set_stock_levels  # noqa: E402
+from examples.order_to_cash.inventory.repository import (  # noqa: E402
+    RESERVED,
+    UNAVAILABLE,
+    Reservation,
+    SqlInventoryRepository,
+)
+from examples.order_to_cash.messages import OrderLine, StockLine  # noqa: E402
+from examples.order_to_cash.orders import OrderRequest  # noqa: E402
+from examples.order_to_cash.orders.repository import (  # noqa: E402
+    CANCELED,
+    COMPLETED,
+    SUBMITTED,
+    OrderRecord,
+    SqlOrderRepository,
+)
+from examples.order_to_cash.orders.service import fingerprint  # noqa: E402
+from examples.order_to_cash.payment.repository import (  # noqa: E402
+    CHARGE,
+    CHARGED,
+    DECLINED,
+    NOT_CHARGED,
+    REFUND,
+    REFUNDED,
+    LedgerEntry,
+    SqlPaymentRepository,
+)
+from examples.order_to_cash.shipping import FakeCarrier  # noqa: E402
+from examples.order_to_cash.shipping.repository import (  # noqa: E402
+    CREATED,
+    Shipment,
+    SqlShippingRepository,
+)
+
+TARGET = 4.0
+"""stepsaga's orders/s over DBOS's."""
+POOL = 20
+"""Connections to the application database on each side."""
+
+
+def _stock_lines(request: OrderRequest) -> list[StockLine]:
+    """The order's lines summed per article, sorted (as the saga keeps them)."""
+    quantities: dict[str, int] = {}
+    for line in request.lines:
+        quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
+    return [StockLine(sku=sku, quantity=q) for sku, q in sorted(quantities.items())]
+
+
+async def dbos_child(orders: int, window: int, schemas: dict[str, str]) -> dict[str, Any]:
+    """The DBOS side, in its own process: the workflow and its transactions, driven with
+    at most `window` orders open."""
+    from dbos import DBOS, AsyncSQLAlchemyDatasource, DBOSConfig, SetWorkflowID
+
+    # The application tables, made and stocked as the stepsaga side makes them.
+    ddl = SqlStore.from_url(PG.replace("postgresql://", "postgresql+asyncpg://"),
+                            schema=schemas["app"], pool_size=1)
+    await create_tables(ddl)
+    await set_stock_levels(ddl, stock_for(orders))
+    await ddl.close()
+
+    config: DBOSConfig = {"name": "peer-dbos", "system_database_url": PG,
+                          "dbos_system_schema": schemas["system"], "run_migrations": True,
+                          "sys_db_pool_size": POOL, "log_level": "WARNING"}
+    DBOS(config=config)
+    ds = await AsyncSQLAlchemyDatasource.create(
+        PG, schema=schemas["datasource"],
+        engine_kwargs={"pool_size": POOL, "max_overflow": 0,
+                       "connect_args": {"options": f"-c search_path={schemas['app']}"}})
+    gateway = BenchGateway(seed=1)
+    carrier = FakeCarrier()
+    # Built before the clock starts, once per order: the stepsaga side validates each
+    # request once, at submission, and keeps the summed lines in the saga's state.
+    requests = [order_request(i) for i in range(orders)]
+    stock_lines = [_stock_lines(request) for request in requests]
+
+    async def conn() -> Any:
+        return await ds.sql_session().connection()
+
+    # Each step does what the matching stepsaga consumer does on its first delivery.
+    @ds.transaction(isolation_level="READ COMMITTED")
+    async def place_order(order_id: str, i: int) -> None:  # OrderService.submit
+        request = requests[i]
+        now = datetime.now(UTC)
+        await SqlOrderRepository(await conn()).insert(OrderRecord(
+            order_id=order_id, customer_id=request.customer_id, currency=request.currency,
+            amount=request.amount, lines=tuple(OrderLine(sku=x.sku, quantity=x.quantity,
+                                                         unit_price=x.unit_price)
+                                               for x in request.lines),
+            risk_flags=tuple(request.risk_flags), status=SUBMITTED, idempotency_key=None,
+            request_hash=fingerprint(request), created_at=now, updated_at=now))
+
+    @ds.transaction(isolation_level="READ COMMITTED")
+    async def charge(order_id: str, i: int) -> bool:  # ChargePaymentConsumer
+        request = requests[i]
+        repo = SqlPaymentRepository(await conn())
+        assert await repo.get(order_id, CHARGE) is None
+        assert await repo.get(order_id, REFUND) is None
+        result = await gateway.charge(order_id=order_id, amount=request.amount,
+                                      currency=request.currency,
+                                      idempotency_key=f"{order_id}:charge")
+        await repo.add(LedgerEntry(order_id, CHARGE, CHARGED if result.approved else DECLINED,
+                                   request.amount, request.currency, result.reference,
+                                   "charged" if result.approved
+                                   else result.decline_reason or "declined",
+                                   datetime.now(UTC)))
+        return result.approved
+
+    @ds.transaction(isolation_level="READ COMMITTED")
+    async def reserve(order_id: str, i: int) -> bool:  # ReserveInventoryConsumer
+        repo = SqlInventoryRepository(await conn())
+        assert await repo.get_reservation(order_id) is None
+        lines = stock_lines[i]
+        taken, missing = [], []
+        for line in lines:
+            if await repo.take_stock(line.sku, line.quantity):
+                taken.append(line)
+            else:
+                missing.append(line.sku)
+        if missing:
+            for line in taken:
+                await repo.return_stock(line.sku, line.quantity)
+            status, note = UNAVAILABLE, f"not enough stock of {', '.join(missing)}"
+        else:
+            status, note = RESERVED, f"reserved {len(lines)} line(s)"
+        now = datetime.now(UTC)
+        await repo.add_reservation(Reservation(order_id, status, tuple(lines), note, now, now))
+        return not missing
+
+    @ds.transaction(isolation_level="READ COMMITTED")
+    async def refund(order_id: str) -> None:  # RefundPaymentConsumer
+        repo = SqlPaymentRepository(await conn())
+        assert await repo.get(order_id, REFUND) is None
+        charged = await repo.get(order_id, CHARGE)
+        now = datetime.now(UTC)
+        if charged is None or charged.status != CHARGED:
+            entry = LedgerEntry(order_id, REFUND, NOT_CHARGED, Decimal(0), "EUR", None,
+                                "never charged", now)
+        else:
+            result = await gateway.refund(order_id=order_id,
+                                          charge_reference=charged.reference or "",
+                                          amount=charged.amount, currency=charged.currency,
+                                          idempotency_key=f"{order_id}:refund")
+            entry = LedgerEntry(order_id, REFUND, REFUNDED, charged.amount, charged.currency,
+                                result.reference,
+                                f"refunded {charged.amount} {charged.currency}", now)
+        await repo.add(entry)
+
+    @ds.transaction(isolation_level="READ COMMITTED")
+    async def ship(order_id: str, i: int) -> str:  # CreateShipmentConsumer
+        repo = SqlShippingRepository(await conn())
+        assert await repo.get(order_id) is None
+        label = await carrier.create_label(order_id=order_id, lines=stock_lines[i],
+                                           idempotency_key=f"{order_id}:label")
+        now = datetime.now(UTC)
+        await repo.add(Shipment(order_id, CREATED, label.tracking_id, label.carrier,
+                                "label issued on attempt 1", now, now))
+        return label.tracking_id
+
+    @ds.transaction(isolation_level="READ COMMITTED")
+    async def outcome(order_id: str, status: str, code: str | None, reason: str | None,
+                      tracking_id: str | None) -> None:  # OrderCompleted/CanceledConsumer
+        await SqlOrderRepository(await conn()).set_outcome(
+            order_id, status=status, cancel_code=code, reason=reason,
+            tracking_id=tracking_id, at=datetime.now(UTC))
+
+    @DBOS.workflow()
+    async def order_workflow(order_id: str, i: int) -> str:
+        """The saga: charge → reserve → ship; refund when the stock is missing."""
+        await place_order(order_id, i)
+        if not await charge(order_id, i):
+            await outcome(order_id, CANCELED, "payment_declined",
+                          "payment declined: insufficient_funds", None)
+            return CANCELED
+        if not await reserve(order_id, i):
+            await refund(order_id)
+            await outcome(order_id, CANCELED, "inventory_unavailable",
+                          "inventory unavailable", None)
+            return CANCELED
+        tracking_id = await ship(order_id, i)
+        await outcome(order_id, COMPLETED, None, None, tracking_id)
+        return COMPLETED
+
+    DBOS.launch()
+    try:
+        slots = asyncio.Semaphore(window)
+        latencies: list[float] = []
+        results: list[str] = []
+
+        async def one(i: int) -> None:
+            async with slots:
+                started = time.perf_counter()
+                with SetWorkflowID(f"order-{i}"):
+                    handle = await DBOS.start_workflow_async(order_workflow, f"order-{i}", i)
+                results.append(await handle.get_result())
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(orders)))
+        elapsed = time.perf_counter() - started
+    finally:
+        DBOS.destroy()
+        await ds.engine.dispose()
+    canceled = sum(order_kind(i) != "happy" for i in range(orders))
+    if sorted(results) != sorted([COMPLETED] * (orders - canceled) + [CANCELED] * canceled):
+        raise AssertionError(f"unexpected outcomes: {sorted(set(results))}")
+    cuts = statistics.quantiles(sorted(latencies), n=100, method="inclusive")
+    return {"orders_per_second": orders / elapsed, "p50_ms": cuts[49], "p99_ms": cuts[98]}
+
+
+async def stepsaga_child(orders: int, window: int) -> dict[str, Any]:
+    """The stepsaga side, in its own process: benchmarks/order_to_cash.py's
+    in-memory-transport run on PostgreSQL (asyncpg store, pool of :data:`POOL`)."""
+    result = await memory_postgres(orders, window, timeout=600)
+    return {"orders_per_second": result.orders_per_second, "p50_ms": result.p50_ms,
+            "p99_ms": result.p99_ms}
+
+
+async def run_child(side: str, orders: int, window: int) -> dict[str, Any]:
+    """One run of `side` in a fresh process, with fresh schemas dropped afterwards."""
+    tag = uuid.uuid4().hex[:8]
+    schemas = {"app": f"dbos_app_{tag}", "system": f"dbos_sys_{tag}",
+               "datasource": f"dbos_ds_{tag}"}
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--child", side, "--orders", str(orders),
+            "--window", str(window), "--schemas", json.dumps(schemas),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the {side} run failed ({proc.returncode}):\n"
+                               f"{err.decode()[-4000:]}")
+        lines = [x for x in out.decode().splitlines() if x.startswith("{")]
+        report: dict[str, Any] = json.loads(lines[-1])
+        return report
+    finally:
+        if side == "dbos":
+            conn = await asyncpg.connect(PG)
+            try:
+                for schema in schemas.values():
+                    await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            finally:
+                await conn.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--orders", type=int, default=200, help="orders per run (default 200)")
+    parser.add_argument("--window", type=int, default=32,
+                        help="orders open at once on each side (default 32)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--child", choices=("dbos", "stepsaga"), help=argparse.SUPPRESS)
+    parser.add_argument("--schemas", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child == "dbos":
+        report = await dbos_child(args.orders, args.window, json.loads(args.schemas))
+        print(json.dumps(report), flush=True)
+        return
+    if args.child == "stepsaga":
+        print(json.dumps(await stepsaga_child(args.orders, args.window)), flush=True)
+        return
+    if args.orders < 20 or args.window < 1:
+        parser.error("--orders must be at least 20 (one order of each kind), --window ≥ 1")
+    print(describe(("dbos", "sqlalchemy", "psycopg", "asyncpg", "pydantic")))
+    print(f"parameters: {args.orders} orders per run, window {args.window} open orders, "
+          f"{args.repeats} repeats, a fresh process per run; mix 90% happy / 5% declined / "
+          f"5% out of stock (refund); {POOL} application connections a side; "
+          f"PostgreSQL {PG.rpartition('@')[2]}\n")
+    sides: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+        "dbos": lambda: run_child("dbos", args.orders, args.window),
+        "stepsaga": lambda: run_child("stepsaga", args.orders, args.window),
+    }
+    results: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    for n in range(args.repeats):  # interleaved, alternating which side goes first
+        for side in (list(sides) if n % 2 == 0 else list(reversed(sides))):
+            results[side].append(await sides[side]())
+    labels = {"dbos": "DBOS Transact (workflow + datasource transactions)",
+              "stepsaga": "stepsaga (in-memory transport, asyncpg store)"}
+    print("orders per second; latency submit → outcome (ms)")
+    for side in ("stepsaga", "dbos"):
+        runs = results[side]
+        print(f"  {labels[side]}")
+        print(f"    orders/s     {summary([r['orders_per_second'] for r in runs])}")
+        print(f"    p50 latency  {summary([r['p50_ms'] for r in runs])}")
+        print(f"    p99 latency  {summary([r['p99_ms'] for r in runs])}")
+    ratio = (statistics.median(r["orders_per_second"] for r in results["stepsaga"])
+             / statistics.median(r["orders_per_second"] for r in results["dbos"]))
+    verdict = "met" if ratio >= TARGET else "missed"
+    print(f"\nstepsaga / DBOS orders per second = {ratio:.2f} (target ≥ {TARGET:.0f}: {verdict})")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,60 @@
+"""Smoke tests of the benchmark scripts: each runs with the tiniest parameters in a
+subprocess, exits 0 and prints its figures line. Speed is never asserted here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..conftest import requires_postgres
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+pytestmark = [pytest.mark.postgres, requires_postgres]
+
+
+def run_script(name: str, *args: str, timeout: float = 120) -> str:
+    """Run benchmarks/`name` with `args`; its stdout (the test fails on a non-zero exit)."""
+    done = subprocess.run([sys.executable, str(BENCHMARKS / name), *args],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    assert done.returncode == 0, f"{name} exited {done.returncode}:\n{done.stderr[-4000:]}"
+    assert done.stdout.startswith("machine: "), done.stdout[:500]
+    return done.stdout
+
+
+def test_ceiling_prints_the_ratio_per_concurrency() -> None:
+    out = run_script("ceiling.py", "--sagas", "8", "--events", "2", "--concurrency", "1,8",
+                     "--repeats", "1")
+    assert "asyncpg loop (ceiling),   8 connections" in out
+    assert "engine / ceiling at   1 connections = " in out
+    assert "engine / ceiling at   8 connections = " in out
+
+
+def test_order_to_cash_in_memory_prints_rates_and_latencies() -> None:
+    out = run_script("order_to_cash.py", "--orders", "20", "--repeats", "1",
+                     "--variants", "memory+sqlite,memory+postgres")
+    assert "figures: memory+sqlite orders/s " in out
+    assert "figures: memory+postgres orders/s " in out
+    assert "18 completed, 2 canceled per run" in out
+
+
+@pytest.mark.emulator
+def test_order_to_cash_over_the_emulator_with_one_and_two_processes() -> None:
+    out = run_script("order_to_cash.py", "--sqs-orders", "20", "--window", "10",
+                     "--repeats", "1", "--variants", "sqs-1proc,sqs-2proc")
+    assert "figures: sqs-1proc orders/s " in out
+    assert "figures: sqs-2proc orders/s " in out
+    assert "SQS calls per order median" in out
+
+
+def test_peer_dbos_prints_the_ratio() -> None:
+    out = run_script("peer_dbos.py", "--orders", "20", "--window", "8", "--repeats", "1")
+    assert "stepsaga / DBOS orders per second = " in out
+
+
+def test_memory_prints_rss_per_count_and_the_ratio() -> None:
+    out = run_script("memory.py", "--counts", "10,200", "--orders", "20", "--repeats", "1")
+    assert "RSS 200 waiting / 10 waiting = " in out
