@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 CDK    := infra/node_modules/.bin/cdk
 CDKRUN := cd infra && ./node_modules/.bin/cdk
 
-.PHONY: demo test lint typecheck bench install install-bench infra-deps synth diff deploy clean browser-deps
+.PHONY: demo test reliability lint typecheck bench install infra-deps synth diff deploy clean browser-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,9 +15,6 @@ $(STAMP): pyproject.toml
 	touch $@
 
 install: $(STAMP)
-
-install-bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 
 ## Run the Order-to-Cash demo on SQLite and the local AWS emulator.
 demo: $(STAMP)
@@ -43,9 +40,21 @@ browser-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
 	else echo "browser-deps: chromium/chromium-driver missing and not root: the browser test will skip"; fi
 
+## The fault-injection run (docs/reliability.md): ORDERS=300, DATABASE=both|sqlite|postgres, SEED=.
+ORDERS ?= 300
+DATABASE ?= both
+reliability: $(STAMP)
+	$(BIN)/python -m tests.reliability --orders $(ORDERS) --database $(DATABASE) $(if $(SEED),--seed $(SEED))
+
 ## Benchmarks print their figures; see docs/performance.md.
-bench: install-bench
+bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/ceiling.py
+	$(BIN)/python benchmarks/order_to_cash.py
+	$(BIN)/python benchmarks/peer_dbos.py
+	$(BIN)/python benchmarks/memory.py
+	$(BIN)/python benchmarks/sqs.py
+	$(BIN)/python benchmarks/cost.py
 
 ## The pinned CDK CLI (infra/package.json, npm ci from the lock file).
 infra-deps: $(CDK)

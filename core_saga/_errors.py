@@ -45,6 +45,10 @@ class InvalidMessageError(MessageError):
     """The payload does not validate against its message type."""
 
 
+class OversizeMessageError(MessageError):
+    """A received body is over the endpoint's size limit: it is not even decoded."""
+
+
 class MessageTooLargeError(StepsagaError):
     """An outgoing message is over the configured size limit."""
 
@@ -90,6 +94,12 @@ class SagaNotFoundError(SagaFault):
 
 class ConcurrencyError(StepsagaError):
     """Another writer changed the instance first (optimistic concurrency)."""
+
+
+class ReceiptExpiredError(StepsagaError):
+    """The transport no longer accepts a received message's receipt (its visibility
+    timeout ended, or it was received again). Nothing is lost: the message is delivered
+    again, and the inbox absorbs what was already applied."""
 
 
 class NotRespondableError(StepsagaError):

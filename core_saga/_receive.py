@@ -12,7 +12,7 @@ from ._clock import Clock
 from ._context import SEND, ConsumeContext
 from ._engine import Endpoint
 from ._envelope import Envelope, decode_envelope, new_id
-from ._errors import MessageError
+from ._errors import MessageError, OversizeMessageError
 from ._messages import ExceptionInfo, Fault, MessageRegistry, registry
 from ._outbox import OutboxDispatcher
 from ._tracing import consume_span
@@ -53,8 +53,11 @@ class ReceivePipeline:
 
     def __init__(self, endpoint: Endpoint, dispatcher: OutboxDispatcher, clock: Clock, *,
                  redelivery: RedeliveryPolicy | None = None,
-                 types: MessageRegistry = registry, batch_sends: bool = False) -> None:
+                 types: MessageRegistry = registry, batch_sends: bool = False,
+                 max_message_bytes: int | None = None) -> None:
         self.endpoint = endpoint
+        self.max_message_bytes = max_message_bytes
+        """Bodies over this many bytes go to the error store undecoded (None: no limit)."""
         self.batch_sends = batch_sends
         self.dispatcher = dispatcher
         self.clock = clock
@@ -65,6 +68,12 @@ class ReceivePipeline:
     async def handle(self, received: ReceivedMessage) -> tuple[Outcome, str | None]:
         """Process one message; the outcome and, when not ACK, the reason."""
         try:
+            size = len(received.body)
+            if self.max_message_bytes is not None and size > self.max_message_bytes:
+                # Checked before decoding: a huge body costs no parse, and could never be
+                # sent on by this endpoint anyway.
+                raise OversizeMessageError(f"the body is {size} bytes, over the endpoint's "
+                                           f"limit of {self.max_message_bytes} bytes")
             envelope = decode_envelope(received.body, types=self.types)
         except MessageError as exc:
             await self._record(received.body, exc, None)

@@ -15,6 +15,7 @@ from ._clock import Clock, SystemClock
 from ._consumer import Consumer
 from ._context import SEND
 from ._engine import ConsumerHandler, Endpoint, Handler, SagaHandler
+from ._errors import ReceiptExpiredError
 from ._health import HealthServer
 from ._outbox import OutboxDispatcher, OutboxSink, TransportSink
 from ._receive import Outcome, ReceivePipeline, RedeliveryPolicy
@@ -127,7 +128,8 @@ class Worker:
                             routes=self.topology.routes,
                             lease=timedelta(seconds=self.settings.visibility_timeout * 2))
         self._pipelines[queue] = ReceivePipeline(endpoint, self.dispatcher, self.clock,
-                                                 redelivery=self.redelivery, batch_sends=True)
+                                                 redelivery=self.redelivery, batch_sends=True,
+                                                 max_message_bytes=self.settings.max_message_bytes)
         self.topology.subscribe_all(handler.subscriptions(), queue)
         return self
 
@@ -241,6 +243,10 @@ class Worker:
             else:
                 self.failed += 1
                 await self.transport.dead_letter(queue, message, reason or "unknown")
+        except ReceiptExpiredError as exc:
+            # Another delivery owns it now; that one is settled in its turn.
+            log.warning("%s: receipt expired before settling (%s); the message will be "
+                        "delivered again", queue, exc)
         except Exception:
             # Left as it is: the message reappears after its visibility timeout.
             log.exception("%s: message %s could not be settled", queue, message.transport_id)

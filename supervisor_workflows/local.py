@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.contracts import DETAIL_TYPE_SUPERVISION_REQUESTED
+from core_saga.emulator import create_sqs_queue
 
 from ._asl import CLAIM_TABLE, REVIEW_QUEUE, SHIPPING_QUEUE, render_definition
 from ._manual_review import ManualReviewTimings, manual_review_definition
@@ -50,10 +51,12 @@ def event_pattern(workflow: str) -> dict[str, Any]:
 def provision(client: Callable[[str], Any], *, shipping_queue_url: str, prefix: str = "",
               bus_name: str = "stepsaga", account: str = "123456789012",
               manual_review: ManualReviewTimings | None = None,
-              slow_shipping: SlowShippingTimings | None = None) -> SupervisionResources:
+              slow_shipping: SlowShippingTimings | None = None,
+              max_receive_count: int = 5, visibility_timeout: int = 30) -> SupervisionResources:
     """Create the supervision resources with `client` (service name → boto3 client:
     ``emulator.boto3_client``, or ``aws.client`` in tests). Names get `prefix`;
-    `shipping_queue_url` is where SlowShipping sends its commands."""
+    `shipping_queue_url` is where SlowShipping sends its commands; the review queue gets
+    a dead-letter queue after `max_receive_count` receives, and `visibility_timeout`."""
     sqs, events = client("sqs"), client("events")
     dynamodb, sfn = client("dynamodb"), client("stepfunctions")
     bus = prefix + bus_name
@@ -65,7 +68,8 @@ def provision(client: Callable[[str], Any], *, shipping_queue_url: str, prefix: 
             TableName=table, BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "handoffId", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "handoffId", "AttributeType": "S"}])
-    review_url = sqs.create_queue(QueueName=prefix + "review")["QueueUrl"]
+    review_url = create_sqs_queue(sqs, prefix + "review", max_receive_count=max_receive_count,
+                                  visibility_timeout=visibility_timeout).url
     substitutions = {CLAIM_TABLE: table, REVIEW_QUEUE: review_url,
                      SHIPPING_QUEUE: shipping_queue_url}
     role = ROLE_ARN.format(account=account, prefix=prefix)

@@ -21,7 +21,9 @@ from ._emulator import (
     FAKE_ROLE_ARN,
     Emulator,
     QueueInfo,
+    create_sqs_queue,
     free_port,
+    patched_environ,
     start_emulator,
 )
 
@@ -31,6 +33,8 @@ __all__ = [
     "FAKE_ROLE_ARN",
     "Emulator",
     "QueueInfo",
+    "create_sqs_queue",
     "free_port",
+    "patched_environ",
     "start_emulator",
 ]

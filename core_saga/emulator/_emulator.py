@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -49,6 +49,54 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def create_sqs_queue(sqs: Any, name: str, *, dlq: bool = True, max_receive_count: int = 5,
+                     fifo: bool = False, visibility_timeout: int = 30) -> QueueInfo:
+    """Create queue `name` with a boto3 SQS client, and with `dlq` its dead-letter queue
+    ``name-dlq`` and a redrive policy after `max_receive_count` receives, as ``infra/``
+    deploys every queue. FIFO names get ``.fifo``. (A worker dead-letters a failing
+    message itself, with the reason, after its ``max_deliveries``: keep
+    `max_receive_count` at or above that.)"""
+    suffix = ".fifo" if fifo else ""
+    base = name.removesuffix(".fifo")
+    attributes: dict[str, str] = {"VisibilityTimeout": str(visibility_timeout)}
+    if fifo:
+        attributes.update(FifoQueue="true", ContentBasedDeduplication="false")
+    dlq_url = dlq_arn = None
+    if dlq:
+        dlq_url = sqs.create_queue(QueueName=f"{base}-dlq{suffix}",
+                                   Attributes={k: v for k, v in attributes.items()
+                                               if k != "VisibilityTimeout"})["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)})
+    url = sqs.create_queue(QueueName=f"{base}{suffix}", Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    return QueueInfo(f"{base}{suffix}", url, arn, dlq_url, dlq_arn)
+
+
+@contextlib.contextmanager
+def patched_environ(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (or, for None, remove) environment variables; the old values come back after.
+    ``with patched_environ(emulator.env()):`` points boto3 and aiobotocore at the emulator
+    with fake credentials for a block."""
+    saved = {name: os.environ.get(name) for name in values}
+    try:
+        _set_environ(values)
+        yield
+    finally:
+        _set_environ(saved)
+
+
+def _set_environ(values: Mapping[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -162,25 +210,9 @@ class Emulator:
                      fifo: bool = False, visibility_timeout: int = 30) -> QueueInfo:
         """Create `name` (and `name-dlq` with a redrive policy after
         `max_receive_count` receives). FIFO names get ``.fifo``."""
-        sqs = self.boto3_client("sqs")
-        suffix = ".fifo" if fifo else ""
-        base = name.removesuffix(".fifo")
-        attributes: dict[str, str] = {"VisibilityTimeout": str(visibility_timeout)}
-        if fifo:
-            attributes.update(FifoQueue="true", ContentBasedDeduplication="false")
-        dlq_url = dlq_arn = None
-        if dlq:
-            dlq_url = sqs.create_queue(QueueName=f"{base}-dlq{suffix}",
-                                       Attributes={k: v for k, v in attributes.items()
-                                                   if k != "VisibilityTimeout"})["QueueUrl"]
-            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-                "Attributes"]["QueueArn"]
-            attributes["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)})
-        url = sqs.create_queue(QueueName=f"{base}{suffix}", Attributes=attributes)["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"]
-        return QueueInfo(f"{base}{suffix}", url, arn, dlq_url, dlq_arn)
+        return create_sqs_queue(self.boto3_client("sqs"), name, dlq=dlq,
+                                max_receive_count=max_receive_count, fifo=fifo,
+                                visibility_timeout=visibility_timeout)
 
     def create_bus(self, name: str) -> str:
         """Create a custom EventBridge bus; its ARN."""
@@ -188,11 +220,12 @@ class Emulator:
         return arn
 
     def fail_put_events(self, entries: int, *, error_code: str = "ThrottlingException",
-                        bus: str | None = None) -> None:
-        """Make the next `entries` PutEvents entries (to `bus`, or any bus) fail with
-        `error_code`, as a partial failure (``FailedEntryCount > 0``); see the
-        ``events_put_faults`` extension."""
-        detail: dict[str, Any] = {"entries": entries, "errorCode": error_code}
+                        bus: str | None = None, seconds: float = 2.0) -> None:
+        """Make the next `entries` PutEvents entries (to `bus`, or any bus) within
+        `seconds` fail with `error_code`, as a partial failure (``FailedEntryCount >
+        0``); see the ``events_put_faults`` extension."""
+        detail: dict[str, Any] = {"entries": entries, "errorCode": error_code,
+                                  "seconds": seconds}
         if bus is not None:
             detail["bus"] = bus
         self.boto3_client("events").put_events(Entries=[{

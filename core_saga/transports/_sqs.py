@@ -12,8 +12,9 @@ from typing import Any
 
 import orjson
 from aiobotocore.session import get_session
+from botocore.exceptions import ClientError
 
-from .._errors import MessageTooLargeError
+from .._errors import MessageTooLargeError, ReceiptExpiredError
 from ._base import DEFAULT_MAX_MESSAGE_BYTES, ReceivedMessage, SendFailure, TransportMessage
 
 log = logging.getLogger("core_saga.sqs")
@@ -167,9 +168,16 @@ class SqsTransport:
                                 timeout_seconds: int) -> None:
         url = await self.queue_url(queue)
         self._count("ChangeMessageVisibility")
-        await self.client.change_message_visibility(
-            QueueUrl=url, ReceiptHandle=message.handle,
-            VisibilityTimeout=max(0, min(43_200, timeout_seconds)))
+        try:
+            await self.client.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=message.handle,
+                VisibilityTimeout=max(0, min(43_200, timeout_seconds)))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in _STALE_RECEIPT:
+                raise ReceiptExpiredError(
+                    f"{queue}: message {message.transport_id}: {code}") from exc
+            raise
 
     async def dead_letter_url(self, queue: str) -> str:
         """The URL of `queue`'s dead-letter queue, from its redrive policy."""
@@ -209,6 +217,12 @@ class SqsTransport:
         self._count("SendMessage")
         await self.client.send_message(**kwargs)
         await self.delete_batch(queue, [message])
+
+
+_STALE_RECEIPT = frozenset({
+    "ReceiptHandleIsInvalid", "AWS.SimpleQueueService.ReceiptHandleIsInvalid",
+    "MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight"})
+"""Error codes meaning the receipt is no longer this worker's to settle."""
 
 
 @contextlib.asynccontextmanager

@@ -59,6 +59,7 @@ from .queues import (
     ORDER_SAGA_QUEUE,
     ORDERS_QUEUE,
     PAYMENT_QUEUE,
+    REVIEW_QUEUE,
     SHIPPING_QUEUE,
 )
 from .saga import OrderSaga
@@ -261,24 +262,32 @@ def _sqs_endpoint(options: argparse.Namespace, settings: WorkerSettings
 
 
 def provision_local(client: Callable[[str], Any], prefix: str = "", *, bus: str = LOCAL_BUS,
-                    manual_review: Any = None, slow_shipping: Any = None) -> Any:
-    """Make the app's queues and the supervision resources (bus, rules, claim table,
-    review queue, both workflows) on an emulator, as ``infra/`` deploys them on AWS.
-    `client` gives a boto3 client per service; the result is the
+                    manual_review: Any = None, slow_shipping: Any = None,
+                    max_receive_count: int = 5, visibility_timeout: int = 30) -> Any:
+    """Make the app's queues (each with its dead-letter queue and redrive policy) and the
+    supervision resources (bus, rules, claim table, review queue, both workflows) on an
+    emulator, as ``infra/`` deploys them on AWS. `client` gives a boto3 client per
+    service; `max_receive_count` is the redrive policy's (keep it at or above the
+    workers' ``max_deliveries``), `visibility_timeout` every queue's. The result is the
     :class:`supervisor_workflows.local.SupervisionResources`."""
+    from core_saga.emulator import create_sqs_queue
     from supervisor_workflows.local import provision
 
     sqs = client("sqs")
-    urls = {q: sqs.create_queue(QueueName=prefix + q)["QueueUrl"] for q in ALL_QUEUES}
+    urls = {q: create_sqs_queue(sqs, prefix + q, max_receive_count=max_receive_count,
+                                visibility_timeout=visibility_timeout).url
+            for q in ALL_QUEUES if q != REVIEW_QUEUE}
     return provision(client, prefix=prefix, bus_name=bus,
                      shipping_queue_url=urls[SHIPPING_QUEUE], manual_review=manual_review,
-                     slow_shipping=slow_shipping)
+                     slow_shipping=slow_shipping, max_receive_count=max_receive_count,
+                     visibility_timeout=visibility_timeout)
 
 
-class _ApiServer:
-    """uvicorn serving the order API inside our event loop, leaving signals to us."""
+class EmbeddedServer:
+    """uvicorn serving an ASGI app inside the running event loop, leaving signals to the
+    caller (the worker's or the demo's handlers stop it through :meth:`stop`)."""
 
-    def __init__(self, app: Any, host: str, port: int, log_level: str) -> None:
+    def __init__(self, app: Any, **config: Any) -> None:
         import uvicorn
 
         class Server(uvicorn.Server):
@@ -286,11 +295,15 @@ class _ApiServer:
             def capture_signals(self) -> Iterator[None]:
                 yield
 
-        self.server = Server(uvicorn.Config(app, host=host, port=port,
-                                            log_level=log_level.lower()))
+        self.server = Server(uvicorn.Config(app, **config))
 
-    async def serve(self) -> None:
-        await self.server.serve()
+    async def serve(self, sockets: list[Any] | None = None) -> None:
+        """Serve until :meth:`stop` (on `sockets` when given, else ``host:port``)."""
+        await self.server.serve(sockets=sockets)
+
+    @property
+    def started(self) -> bool:
+        return bool(self.server.started)
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -330,8 +343,9 @@ async def run(options: argparse.Namespace) -> None:
         sinks = None if aws is None else await attach_bridge(worker, aws)
         api = None
         if "orders" in options.services and options.http_port:
-            api = _ApiServer(orders.create_app(order_service(worker)), options.http_host,
-                             options.http_port, options.log_level)
+            api = EmbeddedServer(orders.create_app(order_service(worker)),
+                                 host=options.http_host, port=options.http_port,
+                                 log_level=options.log_level.lower())
         stop = _stopper(worker, api)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -351,7 +365,7 @@ async def run(options: argparse.Namespace) -> None:
             await store.close()
 
 
-def _stopper(worker: Worker, api: _ApiServer | None) -> Callable[[], None]:
+def _stopper(worker: Worker, api: EmbeddedServer | None) -> Callable[[], None]:
     def stop() -> None:
         log.info("stopping")
         worker.request_stop()

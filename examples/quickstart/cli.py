@@ -1,4 +1,6 @@
-"""Registers ``stepsaga demo`` (entry point group ``stepsaga.cli``)."""
+"""Registers ``stepsaga quickstart`` (entry point group ``stepsaga.cli``): the reference
+article's saga in its smallest form, over SQS on the emulator. ``stepsaga demo`` is the
+full Order-to-Cash app's."""
 
 from __future__ import annotations
 
@@ -10,16 +12,16 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add the demo command to the stepsaga CLI."""
+    """Add the quickstart command to the stepsaga CLI."""
 
-    @app.command()
-    def demo(
+    @app.command("quickstart")
+    def quickstart(
         workdir: Annotated[Path, typer.Option(help="Where the demo keeps its files")] = Path(
             ".stepsaga"),
         orders: Annotated[int, typer.Option(help="Orders on the happy path")] = 12,
         failures: Annotated[int, typer.Option(help="Orders on each failure path")] = 2,
     ) -> None:
-        """Run the Order-to-Cash demo on SQLite and the local AWS emulator."""
+        """Run the article's saga (quickstart) on SQLite and the local AWS emulator."""
         from .demo import run_demo
 
         if orders < 0 or failures < 0:

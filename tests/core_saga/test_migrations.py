@@ -9,13 +9,19 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import MetaData, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bridge.reviews._store import review_tasks
 from core_saga.persistence import downgrade_sync, upgrade
 from core_saga.persistence._schema import metadata
 
 from ..conftest import PG_URL, requires_postgres
+
+# Everything stepsaga stores: the engine's tables and the console's review tasks.
+PACKAGE_METADATA = MetaData()
+for _table in (*metadata.tables.values(), review_tasks):
+    _table.to_metadata(PACKAGE_METADATA)
 
 
 async def _diff(url: str, schema: str | None) -> tuple[list[object], list[str]]:
@@ -24,7 +30,7 @@ async def _diff(url: str, schema: str | None) -> tuple[list[object], list[str]]:
 
     def compare(conn):  # type: ignore[no-untyped-def]
         ctx = MigrationContext.configure(conn)
-        return compare_metadata(ctx, metadata), sorted(inspect(conn).get_table_names())
+        return compare_metadata(ctx, PACKAGE_METADATA), sorted(inspect(conn).get_table_names())
 
     async with engine.connect() as conn:
         result = await conn.run_sync(compare)
@@ -43,8 +49,8 @@ async def test_migrations_match_the_models_and_downgrade_cleanly(
     await upgrade(url, schema=schema)
     diff, tables = await _diff(url, schema)
     assert diff == []
-    assert tables == ["alembic_version", "inbox", "message_errors", "outbox", "saga_history",
-                      "saga_index", "saga_instances"]
+    assert tables == ["alembic_version", "inbox", "message_errors", "outbox", "review_tasks",
+                      "saga_history", "saga_index", "saga_instances"]
     await asyncio.to_thread(downgrade_sync, url, schema=schema)
     _, tables = await _diff(url, schema)
     assert tables == ["alembic_version"]

@@ -4,17 +4,18 @@ retried then dead-lettered with their reason, stop is graceful, health answers."
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import httpx
 import pytest
 
-from core_saga import ConsumeContext, Consumer, Envelope, Message
+from core_saga import ConsumeContext, Consumer, Envelope, Message, ReceiptExpiredError
 from core_saga._settings import WorkerSettings
 from core_saga._worker import Worker
 from core_saga.persistence import SagaStore
-from core_saga.transports import InMemoryTransport, TransportMessage
+from core_saga.transports import InMemoryTransport, ReceivedMessage, TransportMessage
 from examples.quickstart.article_saga import (
     ArticleOrderSaga,
     ChargePayment,
@@ -111,6 +112,43 @@ async def test_bad_input_lands_in_the_error_store_and_dlq_while_the_rest_flows(
     record = await store.get_instance("ArticleOrderSaga", "o-good")
     assert record is not None and record.state == "PaymentPending"
     assert worker.failed >= 4 and worker.handled >= 1
+
+
+async def test_an_expired_receipt_is_a_warning_and_the_message_comes_back(
+        store: SagaStore, caplog: pytest.LogCaptureFixture) -> None:
+    """A retry whose receipt the transport no longer accepts (the visibility timeout
+    ended first) is logged as a warning, not an error; the next delivery succeeds."""
+    calls: list[int] = []
+
+    class FailsOnce(Consumer[Always]):
+        async def consume(self, ctx: ConsumeContext[Always]) -> None:
+            calls.append(ctx.message.n)
+            if len(calls) == 1:
+                raise ConnectionError("gateway timeout")
+
+    class ExpiringReceipts(InMemoryTransport):
+        async def change_visibility(self, queue: str, message: ReceivedMessage,
+                                    timeout_seconds: int) -> None:
+            await super().change_visibility(queue, message, 0)
+            raise ReceiptExpiredError(f"{queue}: message {message.transport_id}: expired")
+
+    transport = ExpiringReceipts(visibility_timeout=5, max_receive_count=10)
+    worker = Worker(settings(max_deliveries=5), store=store, transport=transport)
+    worker.add_consumer(FailsOnce(), queue="flaky")
+    task = asyncio.create_task(worker.run(install_signal_handlers=False))
+    await put(transport, "flaky", Envelope(Always(n=1)).encode())
+
+    async def done() -> bool:
+        return len(calls) == 2 and transport.depth("flaky") == 0
+
+    with caplog.at_level(logging.WARNING, logger="core_saga"):
+        await until(done)
+        worker.request_stop()
+        await task
+    expired = [r for r in caplog.records if "receipt expired before settling" in r.message]
+    assert expired and all(r.levelno == logging.WARNING for r in expired)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert transport.dead_letters("flaky") == []
 
 
 async def test_a_failing_message_is_redelivered_before_it_is_dead_lettered(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from core_saga.emulator.pytest_plugin import AwsScope
 
@@ -41,3 +42,15 @@ def test_a_fault_for_another_bus_leaves_this_one_alone(aws: AwsScope) -> None:
     answer = aws.client("events").put_events(Entries=[_entry(bus, 1)])
     assert answer["FailedEntryCount"] == 0
     aws.client("events").put_events(Entries=[_entry(aws.name("elsewhere"), 1)])  # spend it
+
+
+def test_failures_no_entry_met_in_time_lapse(aws: AwsScope) -> None:
+    """Injected failures are momentary: they do not wait for the next publisher."""
+    bus = aws.name("lapse")
+    aws.create_bus("lapse")
+    events = aws.client("events")
+    aws.emulator.fail_put_events(3, bus=bus, seconds=0.3)
+    time.sleep(0.5)
+    assert events.put_events(Entries=[_entry(bus, 1)])["FailedEntryCount"] == 0
+    aws.emulator.fail_put_events(1, bus=bus, seconds=30)
+    assert events.put_events(Entries=[_entry(bus, 2)])["FailedEntryCount"] == 1

@@ -77,22 +77,10 @@ def cdk_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A moto server of its own with ``tests.support.moto_cdk_fixes`` loaded (the
     session's ``emulator`` has no CloudFormation fixes, and a deploy must not mix with
     other tests' resources). Its log is kept in the test's temporary directory."""
-    from core_saga.emulator import ENDPOINT_ENV, start_emulator
+    from tests.support.emulators import start_dedicated_emulator
 
-    saved = {name: os.environ.get(name) for name in (ENDPOINT_ENV, "MOTO_PORT", "PYTHONPATH")}
-    os.environ.pop(ENDPOINT_ENV, None)  # always a fresh server, even when one is given
-    os.environ["PYTHONPATH"] = os.pathsep.join(  # the server imports tests.support.*
-        p for p in (str(ROOT), saved["PYTHONPATH"]) if p)
     log = tmp_path_factory.mktemp("cdk-emulator") / "server.log"
-    try:
-        running = start_emulator(extensions=(FIXES_MODULE,), log_file=log)
-    finally:
-        for name, value in saved.items():  # start_emulator sets MOTO_PORT globally
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    running.log_file = log  # type: ignore[attr-defined]  # read when a test fails
+    running = start_dedicated_emulator((FIXES_MODULE,), log)
     try:
         yield running
     finally:

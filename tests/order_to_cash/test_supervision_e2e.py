@@ -7,6 +7,7 @@ history (GetExecutionHistory)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from core_saga.emulator.pytest_plugin import AwsScope
 from core_saga.persistence import SagaStore
 from examples.order_to_cash import OrderSagaSettings
 
-from .stack import new_worker, supervised_stack
+from .stack import FAST_SHIPPING, new_worker, supervised_stack
 
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(180)]
 
@@ -138,8 +139,11 @@ async def test_shipping_recovered_within_the_deadline(
         monkeypatch: pytest.MonkeyPatch) -> None:
     settings = OrderSagaSettings(shipping_retry_budget=1,
                                  shipping_retry_initial=timedelta(seconds=0.2))
+    # A deadline far beyond the 1.5 s outage: on a loaded machine the time between the
+    # execution's start and the carrier's recovery must never reach it.
+    roomy = dataclasses.replace(FAST_SHIPPING, deadline_seconds=60)
     async with supervised_stack(emulator, aws, sqlite_store, monkeypatch,
-                                saga_settings=settings) as stack:
+                                saga_settings=settings, slow_shipping=roomy) as stack:
         stack.carrier.refuse("late")
         await stack.submit("late")
         await stack.state("late", "AwaitingShippingSupervision")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
+from core_saga import ReceiptExpiredError
 from core_saga.emulator import Emulator
 from core_saga.transports import (
     DEAD_LETTER_REASON,
@@ -79,6 +80,17 @@ async def test_released_message_comes_back_and_dead_letter_keeps_the_reason(
     assert dead[0]["Body"] == again.body.decode()
     assert dead[0]["MessageAttributes"][DEAD_LETTER_REASON]["StringValue"] == (
         "ValueError: bad amount")
+
+
+async def test_a_receipt_no_longer_ours_is_reported_as_expired(
+        emulator: Emulator, sqs: SqsTransport) -> None:
+    queue = f"tq-{uuid.uuid4().hex[:6]}"
+    emulator.create_queue(queue)
+    await sqs.send_batch(queue, [msg(1)])
+    [first] = await sqs.receive(queue, wait_seconds=1)
+    await sqs.delete_batch(queue, [first])  # settled elsewhere, e.g. by a faster delivery
+    with pytest.raises(ReceiptExpiredError, match=f"{queue}: message {first.transport_id}"):
+        await sqs.change_visibility(queue, first, 30)
 
 
 async def test_fifo_queues_group_by_correlation_and_dedupe_by_message_id(

@@ -40,11 +40,13 @@ async def test_bad_input_over_sqs_lands_in_the_dlq_with_its_reason(
     settings = WorkerSettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'w.db'}",
                               aws_endpoint_url=emulator.endpoint_url, queue_prefix=prefix,
                               wait_time_seconds=1, max_deliveries=2,
-                              redelivery_base_seconds=0)
+                              redelivery_base_seconds=0, max_message_bytes=4096)
     store = SqlStore.from_url(settings.database_url)
     await store.create_schema()
     transport = await SqsTransport.connect(settings.sqs())
     worker = Worker(settings, store=store, transport=transport)
+    oversize = ('{"messageId": "big", "messageType": "urn:message:article:OrderSubmitted:v1", '
+                '"message": {"orderId": "big", "amount": "1", "note": "' + "x" * 5000 + '"}}')
     worker.add_saga(ArticleOrderSaga(), queue="order-saga")
     worker.add_consumer(AlwaysRaises(), queue="poison")
     sqs = emulator.boto3_client("sqs")
@@ -54,6 +56,8 @@ async def test_bad_input_over_sqs_lands_in_the_dlq_with_its_reason(
             "unknown message type",
         '{"messageId": "i", "messageType": "urn:message:article:OrderSubmitted:v1", '
         '"message": {"orderId": 5}}': "amount: Field required",
+        # Over the worker's 4096-byte limit: refused before it is decoded.
+        oversize: f"the body is {len(oversize)} bytes, over the endpoint's limit of 4096",
     }
     for body in bodies:
         sqs.send_message(QueueUrl=saga_q.url, MessageBody=body)
@@ -73,7 +77,7 @@ async def test_bad_input_over_sqs_lands_in_the_dlq_with_its_reason(
                     return found
             raise AssertionError(f"only {len(found)} dead letters on {url}")
 
-        saga_dead = await dead(saga_q.dlq_url or "", 3)
+        saga_dead = await dead(saga_q.dlq_url or "", 4)
         poison_dead = await dead(poison_q.dlq_url or "", 1)
     finally:
         worker.request_stop()
@@ -86,7 +90,9 @@ async def test_bad_input_over_sqs_lands_in_the_dlq_with_its_reason(
     assert poison_dead[0]["MessageAttributes"][DEAD_LETTER_REASON][  # type: ignore[index]
         "StringValue"] == "ValueError: poison 1"
     errors = await store.list_errors()
-    assert len(errors) == 4 and all(e.reason and e.body for e in errors)
+    assert len(errors) == 5 and all(e.reason and e.body for e in errors)
+    assert {e.error_type for e in errors} >= {"OversizeMessageError", "ValueError"}
+    assert await store.get_instance("ArticleOrderSaga", "big") is None
     record = await store.get_instance("ArticleOrderSaga", "fine")
     assert record is not None and record.state == "PaymentPending"
     await store.close()

@@ -19,6 +19,7 @@ EXTENSIONS: tuple[str, ...] = (
     "sfn_string_output",        # DescribeExecution: a string output as JSON
     "asl_timestamps",           # Choice/Wait timestamps: fractions, offsets, UTC
     "intrinsic_format",         # States.Format: \{ \} escapes, lone braces
+    "sqs_receive_cost",         # receives no longer scan the queue once per message
     "events_put_faults",        # test tool: make PutEvents entries fail on request
 )
 """Modules (relative to this package) applied at server start, in order."""

@@ -8,8 +8,11 @@ only those. moto never does, so tests could not see it.
 The control: a PutEvents entry with ``Source`` ``stepsaga.emulator`` and ``DetailType``
 ``InjectPutEventsFailures``, detail ``{"entries": N, "errorCode": "...", "bus": "..."}``,
 makes the next N ordinary entries (to `bus`, or to any bus when it is left out) fail
-with that code, without being routed. The control entry itself succeeds and goes
-nowhere. ``Emulator.fail_put_events(n, ...)`` sends it.
+with that code, without being routed — those that come within ``"seconds"`` (default 2)
+of the control. Failures no entry met by then lapse: like EventBridge's own, they are
+momentary, and do not pile up while nothing is published (a queue of them would fail a
+lone publisher's every retry). The control entry itself succeeds and goes nowhere.
+``Emulator.fail_put_events(n, ...)`` sends it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import functools
 import importlib
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,8 +29,11 @@ CONTROL_SOURCE = "stepsaga.emulator"
 CONTROL_DETAIL_TYPE = "InjectPutEventsFailures"
 
 _lock = threading.Lock()
+DEFAULT_SECONDS = 2.0
+"""How long injected failures wait for entries to fail before they lapse."""
 _pending: list[dict[str, Any]] = []
-"""Failures still to inject: {"left": n, "errorCode": code, "bus": name | None}."""
+"""Failures still to inject: {"left": n, "errorCode": code, "bus": name | None,
+"until": time.monotonic() deadline}."""
 
 
 def _bus_name(entry: dict[str, Any]) -> str:
@@ -36,6 +43,8 @@ def _bus_name(entry: dict[str, Any]) -> str:
 
 def _take_failure(entry: dict[str, Any]) -> str | None:
     with _lock:
+        now = time.monotonic()
+        _pending[:] = [fault for fault in _pending if fault["until"] > now]
         for fault in _pending:
             if fault["bus"] in (None, _bus_name(entry)) and fault["left"] > 0:
                 fault["left"] -= 1
@@ -63,7 +72,9 @@ def apply() -> None:
                     _pending.append({"left": int(detail.get("entries", 1)),
                                      "errorCode": str(detail.get("errorCode",
                                                                  "ThrottlingException")),
-                                     "bus": detail.get("bus")})
+                                     "bus": detail.get("bus"),
+                                     "until": time.monotonic() + float(
+                                         detail.get("seconds", DEFAULT_SECONDS))})
                 results[index] = {"EventId": f"control-{index}"}
                 continue
             code = _take_failure(entry)

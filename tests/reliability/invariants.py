@@ -1,0 +1,231 @@
+"""The business invariants of a reliability run, checked at the end against the
+services' own tables, the outside systems' tables (gateway, carrier) and the engine's
+tables. Each check returns violations as ``(order id or None, text)``."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core_saga.persistence import SagaStore
+from examples.order_to_cash.inventory import RESERVED, reservation_of, stock_levels
+from examples.order_to_cash.orders import repository_for as order_repository
+from examples.order_to_cash.payment import balance
+from examples.order_to_cash.payment import repository_for as payment_repository
+from examples.order_to_cash.shipping import CREATED
+from examples.order_to_cash.shipping import repository_for as shipping_repository
+
+from .fakes import carrier_labels, gateway_calls
+from .plan import PlannedOrder
+
+TERMINAL = ("Completed", "Canceled")
+AWAITING = ("AwaitingReview", "AwaitingShippingSupervision")
+
+Violation = tuple[str | None, str]
+
+
+@dataclass(frozen=True)
+class Ending:
+    """Where an order ended, read from the order service and the saga."""
+
+    order_id: str
+    status: str | None
+    saga_state: str | None
+    cancel_code: str | None
+
+    @property
+    def label(self) -> str:
+        if self.status == "Canceled":
+            return f"Canceled:{self.cancel_code}"
+        return str(self.status)
+
+
+async def endings(store: SagaStore, orders: Sequence[PlannedOrder]) -> dict[str, Ending]:
+    found = {}
+    for order in orders:
+        async with store.transaction() as tx:
+            record = await order_repository(tx).get(order.order_id)
+        saga = await store.get_instance("OrderSaga", order.order_id)
+        found[order.order_id] = Ending(
+            order.order_id, record.status if record else None,
+            saga.state if saga else None, record.cancel_code if record else None)
+    return found
+
+
+async def check_terminal(store: SagaStore, orders: Sequence[PlannedOrder],
+                         ended: dict[str, Ending]) -> list[Violation]:
+    """Every order is Completed or Canceled, the same in the order service and the saga;
+    a saga that is not is stuck unless a timer or a message is still pending for it."""
+    pending = Counter(row.correlation_id for row in await store.pending_outbox())
+    found: list[Violation] = []
+    for order in orders:
+        end = ended[order.order_id]
+        if end.status in TERMINAL and end.saga_state == end.status:
+            continue
+        found.append((order.order_id, f"not terminal: order {end.status}, saga "
+                                      f"{end.saga_state}"))
+        if end.saga_state not in TERMINAL and not pending[order.order_id] and \
+                end.saga_state not in AWAITING:
+            found.append((order.order_id, f"stuck in {end.saga_state} with no pending timer "
+                                          "or message"))
+    return found
+
+
+async def check_money(store: SagaStore, fakes: AsyncEngine, orders: Sequence[PlannedOrder],
+                      ended: dict[str, Ending]) -> list[Violation]:
+    """Charges − refunds = the amount of a completed order, 0 for a canceled one — in the
+    payment service's ledger and at the gateway."""
+    async with fakes.connect() as conn:
+        rows = (await conn.execute(select(gateway_calls))).all()
+    at_gateway: dict[str, Decimal] = defaultdict(Decimal)
+    for row in rows:
+        if row.kind == "charge" and row.approved:
+            at_gateway[row.order_id] += Decimal(row.amount)
+        elif row.kind == "refund":
+            at_gateway[row.order_id] -= Decimal(row.amount)
+    found: list[Violation] = []
+    for order in orders:
+        async with store.transaction() as tx:
+            kept = balance(await payment_repository(tx).entries(order.order_id))
+        status = ended[order.order_id].status
+        wanted = order.amount if status == "Completed" else Decimal(0)
+        if kept != wanted:
+            found.append((order.order_id, f"ledger keeps {kept}, wanted {wanted} ({status})"))
+        if at_gateway[order.order_id] != wanted:
+            found.append((order.order_id, f"the gateway holds {at_gateway[order.order_id]}, "
+                                          f"wanted {wanted} ({status})"))
+    return found
+
+
+async def check_stock(store: SagaStore, initial: dict[str, int],
+                      orders: Sequence[PlannedOrder], ended: dict[str, Ending]
+                      ) -> list[Violation]:
+    """Initial stock = available + shipped; only a completed order holds stock."""
+    shipped: Counter[str] = Counter()
+    found: list[Violation] = []
+    for order in orders:
+        reservation = await reservation_of(store, order.order_id)
+        held = reservation is not None and reservation.status == RESERVED
+        if ended[order.order_id].status == "Completed":
+            if not held or reservation is None:
+                found.append((order.order_id, "completed without a reservation"))
+                continue
+            for line in reservation.lines:
+                shipped[line.sku] += line.quantity
+        elif held:
+            found.append((order.order_id, f"{ended[order.order_id].status} but still holds "
+                                          "stock"))
+    available = await stock_levels(store, initial)
+    for sku, start in initial.items():
+        if (available[sku] or 0) + shipped[sku] != start:
+            found.append((None, f"stock of {sku} not conserved: {start} at start, "
+                                f"{available[sku]} available + {shipped[sku]} shipped"))
+    return found
+
+
+async def check_shipments(store: SagaStore, fakes: AsyncEngine,
+                          orders: Sequence[PlannedOrder], ended: dict[str, Ending]
+                          ) -> list[Violation]:
+    """At most one shipment per order — one live label at the carrier — and only a
+    completed order has one."""
+    async with fakes.connect() as conn:
+        labels = (await conn.execute(select(carrier_labels))).all()
+    live: Counter[str] = Counter(row.order_id for row in labels if not row.voided)
+    found: list[Violation] = []
+    for order in orders:
+        async with store.transaction() as tx:
+            shipment = await shipping_repository(tx).get(order.order_id)
+        status = ended[order.order_id].status
+        shipped = shipment is not None and shipment.status == CREATED
+        if live[order.order_id] > 1:
+            found.append((order.order_id, f"{live[order.order_id]} live labels at the carrier"))
+        if status == "Completed" and not shipped:
+            found.append((order.order_id, "completed without a shipment"))
+        if status != "Completed" and (shipped or live[order.order_id]):
+            found.append((order.order_id, f"{status} but shipped (shipment {shipment}, "
+                                          f"{live[order.order_id]} live label(s))"))
+    return found
+
+
+async def check_handoffs(store: SagaStore, orders: Sequence[PlannedOrder],
+                         decisions: dict[str, int]) -> list[Violation]:
+    """Each hand-off took effect at most once in the saga, and each review was decided
+    at most once by the people (`decisions`: review id → decisions that changed it)."""
+    found: list[Violation] = []
+    for order in orders:
+        applied = Counter(
+            record.from_state for record in await store.history("OrderSaga", order.order_id)
+            if record.message_type.endswith("SupervisionCompleted:v1")
+            and record.from_state in AWAITING and record.to_state != record.from_state)
+        for state, times in applied.items():
+            if times > 1:
+                found.append((order.order_id, f"a supervision outcome took effect {times} "
+                                              f"times in {state}"))
+    for review, changed in decisions.items():
+        if changed > 1:
+            found.append((None, f"review {review} was decided {changed} times"))
+    return found
+
+
+async def check_outbox(store: SagaStore) -> list[Violation]:
+    """Nothing is left undispatched."""
+    return [(row.correlation_id, f"outbox row {row.id} ({row.message_type} to "
+                                 f"{row.destination}) never dispatched")
+            for row in await store.pending_outbox()]
+
+
+async def missing_errors(store: SagaStore, injected: dict[str, str]) -> set[str]:
+    """The markers of the injected malformed messages not (yet) in the error store."""
+    seen = {marker for record in await store.list_errors(limit=100_000)
+            for marker in _markers(record.body)}
+    return set(injected) - seen
+
+
+async def settled(store: SagaStore, orders: Sequence[PlannedOrder],
+                  malformed: dict[str, str]) -> bool:
+    """Whether the workers have finished: every order terminal in the order service,
+    the outbox empty, and every malformed message injected (`malformed`: marker → what
+    it was) in the error store. The orders' end says nothing about the last malformed
+    messages: one may have been put on a queue a moment before, or have come back from
+    a killed worker only after its visibility timeout."""
+    ended = await endings(store, orders)
+    return (all(e.status in TERMINAL for e in ended.values())
+            and not await store.pending_outbox()
+            and not await missing_errors(store, malformed))
+
+
+async def check_error_store(store: SagaStore, injected: dict[str, str]) -> list[Violation]:
+    """Every malformed message injected (`injected`: marker → what it was) is in the
+    error store with a reason, and nothing else is there."""
+    errors = await store.list_errors(limit=100_000)
+    seen: set[str] = set()
+    found: list[Violation] = []
+    for record in errors:
+        marker = next((m for m in _markers(record.body) if m in injected), None)
+        if marker is None:
+            found.append((record.correlation_id, f"a valid message is in the error store: "
+                                                 f"{record.endpoint}: {record.reason} "
+                                                 f"({record.body[:200]!r})"))
+            continue
+        if not record.reason:
+            found.append((None, f"{marker} is in the error store without a reason"))
+        seen.add(marker)
+    for marker, what in injected.items():
+        if marker not in seen:
+            found.append((None, f"injected {what} ({marker}) is not in the error store"))
+    return found
+
+
+def _markers(body: str) -> Iterable[str]:
+    start = body.find("chaos-bad-")
+    while start >= 0:
+        end = start + len("chaos-bad-")
+        while end < len(body) and body[end].isdigit():
+            end += 1
+        yield body[start:end]
+        start = body.find("chaos-bad-", end)

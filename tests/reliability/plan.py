@@ -1,0 +1,167 @@
+"""What a reliability run does: its options, the orders' paths, the fault rates and the
+short timings that make every path end within seconds.
+
+Each order's path is written into its id (``rel-00042-carrier-long``), so every worker
+process, restarted or not, knows how the fake gateway and carrier treat it without
+sharing memory with the harness.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from supervisor_workflows import ManualReviewTimings, SlowShippingTimings
+
+# -- the orders -------------------------------------------------------------------------------
+
+HAPPY = "happy"
+DECLINED = "declined"
+SCARCE = "scarce"
+"""Orders for an article with too little stock: some are refunded after payment."""
+CARRIER_SHORT = "carrier-short"
+"""The carrier refuses the order for less than the saga needs to give up."""
+CARRIER_LONG = "carrier-long"
+"""The carrier refuses it for good: SlowShipping gives up, the saga compensates."""
+CARRIER_SILENT_SHORT = "silent-short"
+"""The carrier's label call times out for a while (redelivery), then works."""
+CARRIER_SILENT_LONG = "silent-long"
+"""The label call times out past the saga's shipping deadline: the deadline fires."""
+REVIEW_APPROVE = "review-approve"
+REVIEW_REJECT = "review-reject"
+REVIEW_TIMEOUT = "review-timeout"
+
+PATH_WEIGHTS: dict[str, float] = {
+    HAPPY: 0.50, DECLINED: 0.08, SCARCE: 0.10, CARRIER_SHORT: 0.06, CARRIER_LONG: 0.04,
+    CARRIER_SILENT_SHORT: 0.05, CARRIER_SILENT_LONG: 0.04, REVIEW_APPROVE: 0.05,
+    REVIEW_REJECT: 0.04, REVIEW_TIMEOUT: 0.04,
+}
+PATHS = tuple(PATH_WEIGHTS)
+
+REVIEW_PATHS = (REVIEW_APPROVE, REVIEW_REJECT, REVIEW_TIMEOUT)
+REFUSED_PATHS = (CARRIER_SHORT, CARRIER_LONG)
+SILENT_PATHS = (CARRIER_SILENT_SHORT, CARRIER_SILENT_LONG)
+
+STOCK = {"BOOK-1": 100_000, "MUG-1": 100_000, "SCARCE-1": 0}
+"""SCARCE-1's level is set per run: about half the scarce orders get it."""
+PRICES = {"BOOK-1": Decimal("12.50"), "MUG-1": Decimal("8.90"), "SCARCE-1": Decimal("42.00")}
+
+OUTAGE_SECONDS = {CARRIER_SHORT: 1.0, CARRIER_LONG: 3600.0,
+                  CARRIER_SILENT_SHORT: 1.5, CARRIER_SILENT_LONG: 3600.0}
+"""How long, from its first label call, the carrier fails an order of each path."""
+
+EXPECTED: dict[str, frozenset[str]] = {
+    HAPPY: frozenset({"Completed"}),
+    DECLINED: frozenset({"Canceled:payment_declined"}),
+    SCARCE: frozenset({"Completed", "Canceled:inventory_unavailable"}),
+    CARRIER_SHORT: frozenset({"Completed"}),
+    CARRIER_LONG: frozenset({"Canceled:shipping_abandoned"}),
+    CARRIER_SILENT_SHORT: frozenset({"Completed"}),
+    CARRIER_SILENT_LONG: frozenset({"Canceled:shipping_deadline"}),
+    REVIEW_APPROVE: frozenset({"Completed"}),
+    REVIEW_REJECT: frozenset({"Canceled:review_rejected"}),
+    REVIEW_TIMEOUT: frozenset({"Canceled:review_timed_out"}),
+}
+"""Where each path should end. Faults may legitimately move an order elsewhere (a
+worker killed while it ships can push an order past its shipping deadline), so the
+report shows these as planned-versus-actual; the invariants are what must hold."""
+
+
+def path_of(order_id: str) -> str:
+    """The path written into an order id (``rel-00042-carrier-long`` → carrier-long)."""
+    for path in PATHS:
+        if order_id.endswith("-" + path):
+            return path
+    return HAPPY
+
+
+@dataclass(frozen=True)
+class PlannedOrder:
+    """One order of a run."""
+
+    order_id: str
+    path: str
+    lines: tuple[tuple[str, int], ...]
+
+    @property
+    def amount(self) -> Decimal:
+        return sum((PRICES[sku] * quantity for sku, quantity in self.lines), Decimal(0))
+
+    @property
+    def risk_flags(self) -> tuple[str, ...]:
+        return ("reliability-check",) if self.path in REVIEW_PATHS else ()
+
+
+def plan_orders(count: int, rng: random.Random) -> list[PlannedOrder]:
+    """`count` orders with paths drawn from :data:`PATH_WEIGHTS`."""
+    orders = []
+    for number in range(count):
+        path = rng.choices(PATHS, weights=[PATH_WEIGHTS[p] for p in PATHS])[0]
+        lines: list[tuple[str, int]] = [("BOOK-1", rng.randint(1, 3))]
+        if rng.random() < 0.5:
+            lines.append(("MUG-1", rng.randint(1, 2)))
+        if path == SCARCE:
+            lines = [("SCARCE-1", 1), *lines]
+        orders.append(PlannedOrder(f"rel-{number:05d}-{path}", path, tuple(lines)))
+    return orders
+
+
+# -- the faults -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FaultRates:
+    """How often each fault happens. Per-message and per-call rates are shares; the
+    harness's own faults come every so many seconds on average."""
+
+    gateway_transient: float = 0.10
+    """Gateway calls that fail (half of them after the gateway did the work)."""
+    duplicate: float = 0.05
+    """Received messages whose body a worker puts back on the queue (a duplicate)."""
+    delay: float = 0.05
+    """Sent messages held back 1–3 s, so they arrive out of order."""
+    kill_every: float = 8.0
+    """Mean seconds between SIGKILLs of a worker process (restarted 0.5–2 s later); for
+    this and the other periodic faults, 0 turns it off."""
+    db_cut_every: float = 3.0
+    """Mean seconds between cut database connections (PostgreSQL)."""
+    put_events_fail_every: float = 4.0
+    """Mean seconds between PutEvents calls made to fail partially."""
+    malformed_every: float = 1.5
+    """Mean seconds between malformed or oversize messages put on a queue."""
+    callback_twice: float = 0.5
+    """Review decisions sent twice (and, for rejections, contradicted)."""
+    callback_invalid: float = 0.5
+    """Review decisions preceded by a call with an invalid task token."""
+
+
+NO_FAULTS = FaultRates(gateway_transient=0, duplicate=0, delay=0, kill_every=0,
+                      db_cut_every=0, put_events_fail_every=0, malformed_every=0,
+                      callback_twice=0, callback_invalid=0)
+"""A fault-free baseline (the orders' own paths still decline, run short and so on)."""
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Short versions of every duration, so that the slow paths end in seconds."""
+
+    shipping_deadline: timedelta = timedelta(seconds=12)
+    shipping_retry_initial: timedelta = timedelta(seconds=0.4)
+    shipping_retry_max: timedelta = timedelta(seconds=1.5)
+    shipping_retry_budget: int = 3
+    review: ManualReviewTimings = field(default_factory=lambda: ManualReviewTimings(
+        review_timeout_seconds=6, escalation_timeout_seconds=3,
+        delivery_timeout_seconds=5, delivery_max_attempts=3))
+    shipping: SlowShippingTimings = field(default_factory=lambda: SlowShippingTimings(
+        deadline_seconds=5, interval_seconds=1, backoff_rate=1.5, max_delay_seconds=2,
+        attempt_timeout_seconds=5, delivery_timeout_seconds=5, delivery_max_attempts=3))
+    visibility_seconds: int = 4
+    """The queues' visibility timeout: how soon a killed worker's messages come back."""
+
+
+TIMINGS = Timings()
+"""The timings of every run: the harness provisions with them, the workers run with them."""
+
+MAX_MESSAGE_BYTES = 64 * 1024
+"""The workers' size limit in a run; the oversize messages are a little over it."""

@@ -1,0 +1,157 @@
+"""One worker process of a reliability run: the whole Order-to-Cash app (saga and
+services), the review-task consumer and the bridge's sinks, on the run's database and
+emulator, with the chaos transport and the durable fakes. The harness starts several,
+SIGKILLs them at random and starts them again; SIGTERM stops one cleanly.
+
+    python -m tests.reliability.worker '<config as JSON>'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bridge import (
+    AwsClients,
+    AwsConfig,
+    HandOffConfig,
+    ReviewStore,
+    ReviewTaskConsumer,
+    TaskHeartbeats,
+    attach_bridge,
+)
+from core_saga import WorkerSettings
+from core_saga.persistence import SagaStore, store_from_url
+from core_saga.transports import SqsTransport
+from examples.order_to_cash import OrderSagaSettings, build_worker
+from examples.order_to_cash.queues import ORDER_SAGA_QUEUE, REVIEW_QUEUE
+
+from .chaos_transport import ChaosTransport
+from .fakes import DurableCarrier, DurableGateway, fakes_engine
+from .plan import MAX_MESSAGE_BYTES, TIMINGS, Timings
+
+APPLICATION_NAME = "stepsaga-reliability-worker"
+"""PostgreSQL ``application_name`` of the workers' connections: the harness cuts these."""
+MAX_DELIVERIES = 25
+"""Deliveries before a worker dead-letters a failing message: enough for every fault."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What the harness tells a worker process (JSON on its command line)."""
+
+    index: int
+    seed: int
+    database_url: str
+    schema: str | None
+    fakes_url: str
+    endpoint_url: str
+    region: str
+    prefix: str
+    bus: str
+    gateway_transient: float
+    duplicate: float
+    delay: float
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerConfig:
+        return cls(**json.loads(text))
+
+
+def worker_settings(config: WorkerConfig, timings: Timings) -> WorkerSettings:
+    return WorkerSettings(
+        database_url=config.database_url, database_schema=config.schema,
+        aws_endpoint_url=config.endpoint_url, aws_region=config.region,
+        queue_prefix=config.prefix, wait_time_seconds=1, concurrency=16,
+        visibility_timeout=timings.visibility_seconds, max_deliveries=MAX_DELIVERIES,
+        redelivery_base_seconds=0.25, outbox_poll_seconds=0.2, delete_linger_seconds=0.05,
+        send_linger_seconds=0.02, shutdown_grace_seconds=10,
+        max_message_bytes=MAX_MESSAGE_BYTES)
+
+
+def open_store(config: WorkerConfig, application_name: str = APPLICATION_NAME) -> SagaStore:
+    if config.database_url.startswith("postgresql"):
+        return store_from_url(config.database_url, schema=config.schema, pool_size=8,
+                              server_settings={"application_name": application_name})
+    return store_from_url(config.database_url)
+
+
+async def run(config: WorkerConfig) -> None:
+    timings = TIMINGS
+    settings = worker_settings(config, timings)
+    rng = random.Random(config.seed * 1000 + config.index * 17 + os.getpid())
+    store = open_store(config)
+    reviews = ReviewStore.open(store)
+    fakes = fakes_engine(config.fakes_url, config.schema)
+    inner = await SqsTransport.connect(settings.sqs())
+    transport = ChaosTransport(inner, rng, duplicate=config.duplicate, delay=config.delay)
+    reply_to = await inner.queue_url(ORDER_SAGA_QUEUE)
+    saga_settings = OrderSagaSettings(
+        review_threshold=None, shipping_deadline=timings.shipping_deadline,
+        shipping_retry_initial=timings.shipping_retry_initial,
+        shipping_retry_max=timings.shipping_retry_max,
+        shipping_retry_budget=timings.shipping_retry_budget,
+        supervision=HandOffConfig(bus=config.bus, reply_to=reply_to))
+    aws = AwsConfig.from_settings(settings)
+    clients = AwsClients(aws)
+    heartbeats = TaskHeartbeats(await clients.client("stepfunctions"))
+    worker = build_worker(settings, store, transport,
+                          saga_settings=saga_settings,
+                          gateway=DurableGateway(fakes, rng,
+                                                 transient_rate=config.gateway_transient),
+                          carrier=DurableCarrier(fakes), heartbeats=heartbeats)
+    worker.add_consumer(ReviewTaskConsumer(reviews), queue=REVIEW_QUEUE)
+    sinks = await attach_bridge(worker, aws)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.request_stop)
+    print(f"worker {config.index} ready (pid {os.getpid()})", flush=True)
+    orphan_watch = asyncio.create_task(_stop_when_orphaned(worker.request_stop))
+    try:
+        await worker.run(install_signal_handlers=False)
+    finally:
+        orphan_watch.cancel()
+        await sinks.close()
+        await clients.close()
+        await transport.close()
+        await reviews.close()
+        await fakes.dispose()
+        await store.close()
+
+
+ORPHAN_GRACE_SECONDS = 5.0
+
+
+async def _stop_when_orphaned(stop: Callable[[], None]) -> None:
+    """Stop when the harness is gone (killed itself): a worker never outlives its run.
+    The emulator died with the harness, so a graceful stop may never drain; exit anyway
+    after a grace period (what is uncommitted rolls back, as after a SIGKILL)."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    stop()
+    await asyncio.sleep(ORPHAN_GRACE_SECONDS)
+    os._exit(3)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    config = WorkerConfig.from_json(args[0])
+    logging.basicConfig(level=logging.WARNING,
+                        format=f"%(asctime)s w{config.index} %(levelname)s %(name)s %(message)s")
+    asyncio.run(run(config))
+
+
+if __name__ == "__main__":
+    main()
+
