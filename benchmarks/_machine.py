@@ -1,8 +1,10 @@
 """What the benchmarks share: the machine and versions they ran on, the summary of
-repeated figures, interleaved repeats, and the PostgreSQL server they use."""
+repeated figures, interleaved repeats, the PostgreSQL server they use, and their
+comma-separated number options."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -47,3 +49,17 @@ async def interleave(runs: Mapping[K, Callable[[], Awaitable[T]]], repeats: int
         for key, run in runs.items():
             results[key].append(await run())
     return results
+
+
+def int_list(example: str, *, at_least: int, problem: str) -> Callable[[str], list[int]]:
+    """An argparse ``type`` for comma-separated whole numbers, each 1 or more and at least
+    `at_least` of them; `example` shows the form, `problem` says what else is wrong."""
+    def parse(text: str) -> list[int]:
+        try:
+            numbers = [int(part) for part in text.split(",") if part.strip()]
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r}: write e.g. {example}") from exc
+        if len(numbers) < at_least or min(numbers, default=0) < 1:
+            raise argparse.ArgumentTypeError(problem)
+        return numbers
+    return parse

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _machine import PG, describe, interleave, summary
+from _machine import PG, describe, int_list, interleave, summary
 from engine import run_ceiling, run_engine
 
 from core_saga.persistence import AsyncpgStore
@@ -58,23 +58,15 @@ async def run_asyncpg_engine(sagas: int, events: int, concurrency: int) -> float
         await store.close()
 
 
-def _levels(text: str) -> list[int]:
-    try:
-        levels = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: write e.g. 1,8,32") from exc
-    if not levels or min(levels) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: concurrencies must be 1 or more")
-    return levels
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--sagas", type=int, default=160,
                         help="instances (state rows) per run (default 160)")
     parser.add_argument("--events", type=int, default=10,
                         help="transitions per instance (default 10)")
-    parser.add_argument("--concurrency", type=_levels, default=[1, 8, 32],
+    parser.add_argument("--concurrency", default=[1, 8, 32],
+                        type=int_list("1,8,32", at_least=1,
+                                      problem="concurrencies must be 1 or more"),
                         help="comma-separated connection counts (default 1,8,32)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-engine", action="store_true",

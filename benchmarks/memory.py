@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import PG, describe, summary  # noqa: E402
+from _machine import PG, describe, int_list, summary  # noqa: E402
 from order_to_cash import (  # noqa: E402
     BenchGateway,
     OrderWatch,
@@ -174,19 +174,11 @@ async def measure(count: int, orders: int) -> dict[str, float]:
         await store.close()
 
 
-def _counts(text: str) -> list[int]:
-    try:
-        counts = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: write e.g. 100,10000,100000") from exc
-    if len(counts) < 2 or min(counts) < 1:
-        raise argparse.ArgumentTypeError("give at least two counts, each 1 or more")
-    return counts
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--counts", type=_counts, default=[100, 10_000, 100_000],
+    parser.add_argument("--counts", default=[100, 10_000, 100_000],
+                        type=int_list("100,10000,100000", at_least=2,
+                                      problem="give at least two counts, each 1 or more"),
                         help="waiting sagas per run, comma-separated (default "
                              "100,10000,100000)")
     parser.add_argument("--orders", type=int, default=20,
