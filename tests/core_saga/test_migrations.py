@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bridge.reviews._store import review_tasks
+from bridge.reviews import review_tasks
 from core_saga.persistence import downgrade_sync, upgrade
 from core_saga.persistence._schema import metadata
 

@@ -18,7 +18,8 @@ log = logging.getLogger("reliability.chaos")
 
 
 class ChaosTransport:
-    """Wraps an :class:`SqsTransport`; counts what it did in :attr:`injected`."""
+    """Wraps an :class:`SqsTransport`; logs each fault as a ``CHAOS`` line, which the
+    harness counts."""
 
     def __init__(self, inner: SqsTransport, rng: random.Random, *, duplicate: float,
                  delay: float) -> None:
@@ -26,7 +27,6 @@ class ChaosTransport:
         self.rng = rng
         self.duplicate = duplicate
         self.delay = delay
-        self.injected = {"duplicate": 0, "delay": 0}
         self.max_message_bytes = inner.max_message_bytes
 
     def __getattr__(self, name: str) -> Any:
@@ -37,7 +37,6 @@ class ChaosTransport:
         held = []
         for message in messages:
             if not message.delay_seconds and self.rng.random() < self.delay:
-                self.injected["delay"] += 1
                 log.warning("CHAOS out-of-order delivery: %s to %s held back",
                             message.message_type, queue)
                 message = replace(message, delay_seconds=self.rng.randint(1, 3))
@@ -50,7 +49,6 @@ class ChaosTransport:
                                             wait_seconds=wait_seconds)
         copies = [m for m in received if self.rng.random() < self.duplicate]
         if copies:
-            self.injected["duplicate"] += len(copies)
             for copy in copies:
                 log.warning("CHAOS duplicate delivery: a copy of %s put back on %s",
                             copy.transport_id, queue)

@@ -98,11 +98,9 @@ class DurableGateway:
         self.engine = engine
         self.rng = rng
         self.transient_rate = transient_rate
-        self.faults = 0
 
     def _maybe_fail(self, after: bool) -> None:
         if self.transient_rate and self.rng.random() < self.transient_rate / 2:
-            self.faults += 1
             log.warning("CHAOS gateway transient error: %s the work",
                         "after" if after else "before")
             raise GatewayUnavailable("gateway timed out" + (" after the work" if after else ""))

@@ -20,8 +20,9 @@ What it injects, and from where:
   the workflow timed the review out), and malformed and oversize messages on every
   queue.
 
-The seed is printed; ``--seed`` replays the same orders, paths and fault schedule (the
-interleaving of processes is the operating system's, so a replay is close, not exact).
+The seed is printed; ``--seed`` replays the same orders, paths and the harness's own
+fault schedule (the workers' faults also draw on their process ids, and the interleaving
+of processes is the operating system's, so a replay is close, not exact).
 """
 
 from __future__ import annotations
