@@ -96,3 +96,36 @@ async def test_a_label_is_voided_here_even_when_the_carrier_is_down(store: SagaS
     assert answer.voided and "carrier was unreachable" in answer.note
     shipment = await shipment_of(store, "o-1")
     assert shipment is not None and shipment.status == VOIDED and h.faults == []
+
+
+async def test_a_label_issued_by_an_attempt_that_never_committed_is_voided(
+        store: SagaStore) -> None:
+    """Found by the reliability run on PostgreSQL: a CreateShipment got a label from the
+    carrier, but its transaction did not commit (a cut connection, a killed worker);
+    the saga's deadline then canceled the shipment, leaving the "no label" marker, and
+    the command's redelivery answered "canceled" while the label stayed live at the
+    carrier. The redelivery now looks the label up by its idempotency key and voids it."""
+    h, carrier = await shipping_service(store)
+    stray = await carrier.create_label(order_id="o-1", lines=LINES,
+                                       idempotency_key="o-1:label")  # never recorded here
+    await h.send(SHIPPING_QUEUE, CancelShipment(order_id="o-1"))
+    await h.send(SHIPPING_QUEUE, create(2))                            # the redelivery
+    assert carrier.voided == {stray.tracking_id}
+    assert h.published(ShipmentCreated) == []
+    assert h.published(ShipmentFailed)[0].reason == "the order's shipment is canceled"
+    shipment = await shipment_of(store, "o-1")
+    assert shipment is not None and shipment.status == CANCELED
+    assert f"voided label {stray.tracking_id} issued by an earlier attempt" in shipment.note
+    await h.send(SHIPPING_QUEUE, create(2))                            # and once more: no change
+    assert carrier.voided == {stray.tracking_id} and h.faults == []
+
+
+async def test_a_stray_label_left_while_the_carrier_is_down_does_not_fail_the_command(
+        store: SagaStore) -> None:
+    h, carrier = await shipping_service(store)
+    await carrier.create_label(order_id="o-1", lines=LINES, idempotency_key="o-1:label")
+    await h.send(SHIPPING_QUEUE, CancelShipment(order_id="o-1"))
+    carrier.down_for(timedelta(hours=1))
+    await h.send(SHIPPING_QUEUE, create(2))
+    assert carrier.voided == set() and h.faults == []
+    assert h.published(ShipmentFailed)[0].reason == "the order's shipment is canceled"

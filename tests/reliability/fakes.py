@@ -165,6 +165,13 @@ class DurableCarrier:
             "tracking_id": tracking, "voided": False})
         return Label(tracking, self.name)
 
+    async def label_for(self, *, idempotency_key: str) -> Label | None:
+        async with self.engine.connect() as conn:
+            tracking = (await conn.execute(
+                select(carrier_labels.c.tracking_id)
+                .where(carrier_labels.c.idempotency_key == idempotency_key))).scalar()
+        return None if tracking is None else Label(str(tracking), self.name)
+
     async def void_label(self, *, tracking_id: str) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(update(carrier_labels)

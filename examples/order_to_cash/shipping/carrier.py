@@ -37,6 +37,12 @@ class Carrier(Protocol):
         """Void a label; raise :class:`CarrierUnavailable` when the carrier is down."""
         ...
 
+    async def label_for(self, *, idempotency_key: str) -> Label | None:
+        """The label issued under `idempotency_key`, if any (carriers that take
+        idempotency keys look them up); raise :class:`CarrierUnavailable` when the
+        carrier is down."""
+        ...
+
 
 class FakeCarrier:
     """An in-process carrier for tests and the demo.
@@ -97,3 +103,7 @@ class FakeCarrier:
     async def void_label(self, *, tracking_id: str) -> None:
         self._check_up()
         self.voided.add(tracking_id)
+
+    async def label_for(self, *, idempotency_key: str) -> Label | None:
+        self._check_up()
+        return self.labels.get(idempotency_key)

@@ -4,6 +4,7 @@ cancel it."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from bridge import TaskHeartbeats, send_task_failure, send_task_success
@@ -18,7 +19,7 @@ from ..messages import (
     ShipmentFailed,
 )
 from .carrier import Carrier, CarrierUnavailable
-from .repository import CANCELED, CREATED, VOIDED, Shipment, repository_for
+from .repository import CANCELED, CREATED, VOIDED, Shipment, ShippingRepository, repository_for
 
 log = logging.getLogger("examples.order_to_cash.shipping")
 
@@ -60,6 +61,8 @@ class CreateShipmentConsumer(Consumer[CreateShipment]):
             shipment = Shipment(command.order_id, CREATED, label.tracking_id, label.carrier,
                                 f"label issued on attempt {command.attempt}", ctx.now, ctx.now)
             await repo.add(shipment)
+        elif shipment.status == CANCELED and shipment.tracking_id is None:
+            await self._void_stray_label(command, repo, ctx.now)
         if shipment.status == CREATED and shipment.tracking_id:
             if token:
                 send_task_success(ctx, token, {"trackingId": shipment.tracking_id,
@@ -76,13 +79,37 @@ class CreateShipmentConsumer(Consumer[CreateShipment]):
                                        reason=f"the order's shipment is {shipment.status}"))
 
 
+    async def _void_stray_label(self, command: CreateShipment, repo: ShippingRepository,
+                                now: datetime) -> None:
+        """The order's shipment was canceled before any label was recorded, but an earlier
+        delivery of this command may have got one from the carrier and then not
+        committed (a crash, a cut connection, or the cancel's marker committed first):
+        void it, best effort, as :class:`CancelShipmentConsumer` voids a recorded one."""
+        try:
+            stray = await self.carrier.label_for(idempotency_key=_label_key(command))
+            if stray is None:
+                return
+            await self.carrier.void_label(tracking_id=stray.tracking_id)
+        except CarrierUnavailable as exc:
+            log.warning("could not check the carrier for a stray label of %s: %s",
+                        command.order_id, exc)
+            return
+        await repo.set_status(command.order_id, CANCELED,
+                              f"canceled before any label was recorded; voided label "
+                              f"{stray.tracking_id} issued by an earlier attempt", now)
+
     async def _create_label(self, command: CreateShipment, token: str | None) -> Any:
         call = self.carrier.create_label(order_id=command.order_id, lines=command.lines,
-                                         idempotency_key=f"{command.order_id}:label")
+                                         idempotency_key=_label_key(command))
         if self.heartbeats is None or not token:
             return await call
         async with self.heartbeats.keep_alive(token):
             return await call
+
+
+def _label_key(command: CreateShipment) -> str:
+    """One label per order, however often it is asked for."""
+    return f"{command.order_id}:label"
 
 
 class CancelShipmentConsumer(Consumer[CancelShipment]):
