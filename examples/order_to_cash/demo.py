@@ -441,7 +441,8 @@ async def run_demo(options: DemoOptions | None = None, *, console: Console | Non
         if options.keep_running and not stop.is_set():
             console.print(f"\nthe console stays up at {console_url} (token {token}); the "
                           "worker keeps running. Press Ctrl-C to stop.")
-            console.print(f"[dim]timelines in the terminal: stepsaga orders show ORDER_ID "
+            console.print(f"[dim]timelines in the terminal: STEPSAGA_AWS_ENDPOINT_URL="
+                          f"{emulator.endpoint_url} stepsaga orders show ORDER_ID "
                           f"--database-url sqlite+aiosqlite:///{database}[/dim]")
             await stop.wait()
         console.print("stopping…")
