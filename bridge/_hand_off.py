@@ -188,8 +188,8 @@ async def _acknowledge_and_claim(ctx: ConsumeContext[SupervisionCompleted]) -> b
     if token:
         send_task_success(ctx, token, {"handoffId": message.handoff_id,
                                        "acknowledgedBy": ctx.endpoint})
-    first = await ctx.transaction.inbox_claim(ctx.endpoint + OUTCOME_CONSUMER_SUFFIX,
-                                              message.handoff_id, ctx.now)
+    first = await ctx.transaction.claim_once(ctx.endpoint + OUTCOME_CONSUMER_SUFFIX,
+                                             message.handoff_id)
     if not first:
         log.info("hand-off %s: outcome %s delivered again; acknowledged, applied before",
                  message.handoff_id, message.outcome)

@@ -43,12 +43,14 @@ from ._graph import to_dot, to_mermaid
 from ._messages import Fault, Message, MessageRegistry, RequestTimeoutExpired, registry
 from ._model import Concurrency, SagaModel, Unhandled
 from ._outbox import DONE_WITH_NOTE, SEND_KIND, OutboxDispatcher, OutboxSink, TransportSink
+from ._outbox_transaction import Outbox, OutboxTransaction
 from ._receive import Outcome, ReceivePipeline, RedeliveryPolicy
 from ._retry import RetryPolicy
 from ._saga import Saga
 from ._settings import WorkerSettings
 from ._states import FINAL, INITIAL, SagaState, State
 from ._topology import Topology
+from ._transaction import Result, Row, ScalarResult, StatementError, Transaction
 from ._worker import Worker
 
 __all__ = [
@@ -86,8 +88,10 @@ __all__ = [
     "MessageTooLargeError",
     "MissingInstance",
     "NotRespondableError",
+    "Outbox",
     "OutboxDispatcher",
     "OutboxSink",
+    "OutboxTransaction",
     "Outcome",
     "Outgoing",
     "OversizeMessageError",
@@ -98,7 +102,9 @@ __all__ = [
     "RedeliveryPolicy",
     "Request",
     "RequestTimeoutExpired",
+    "Result",
     "RetryPolicy",
+    "Row",
     "Saga",
     "SagaDefinitionError",
     "SagaFault",
@@ -106,11 +112,14 @@ __all__ = [
     "SagaModel",
     "SagaNotFoundError",
     "SagaState",
+    "ScalarResult",
     "Schedule",
     "State",
+    "StatementError",
     "StepsagaError",
     "SystemClock",
     "Topology",
+    "Transaction",
     "TransportSink",
     "Unhandled",
     "UnhandledEventError",

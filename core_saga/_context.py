@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from sqlalchemy.sql.base import Executable
 
 from ._clock import Clock
 from ._envelope import TASK_TOKEN, TRACEPARENT, Envelope, new_id
@@ -13,6 +16,7 @@ from ._errors import NotRespondableError
 from ._messages import Message
 from ._states import SagaState
 from ._tracing import current_traceparent, producer_span
+from ._transaction import Parameters, Result, ScalarResult, StatementError, Transaction
 
 if TYPE_CHECKING:
     from ._saga import Saga
@@ -45,6 +49,35 @@ PublishRoutes = Callable[[str], Sequence[str]]
 """Maps a message-type URN to the queues subscribed to it."""
 
 
+class _NoTransaction:
+    """``ctx.transaction`` of a context made outside any transaction (a fault being
+    recorded): every use says so."""
+
+    dialect = "none"
+
+    def _fail(self) -> StatementError:
+        return StatementError("this context has no database transaction")
+
+    async def execute(self, statement: Executable, parameters: Parameters = None) -> Result:
+        raise self._fail()
+
+    async def scalar(self, statement: Executable, parameters: Parameters = None) -> Any:
+        raise self._fail()
+
+    async def scalars(self, statement: Executable, parameters: Parameters = None
+                      ) -> ScalarResult:
+        raise self._fail()
+
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        raise self._fail()
+
+    async def claim_once(self, scope: str, key: str) -> bool:
+        raise self._fail()
+
+
+_NO_TRANSACTION: Transaction = _NoTransaction()
+
+
 class ConsumeContext(Generic[M]):
     """The message being consumed, and `publish`/`send`/`respond` that write to the
     transactional outbox: nothing leaves before the transaction commits."""
@@ -53,15 +86,18 @@ class ConsumeContext(Generic[M]):
                  "transaction")
 
     def __init__(self, envelope: Envelope, *, endpoint: str, clock: Clock,
-                 routes: PublishRoutes, outgoing: list[Outgoing] | None = None) -> None:
+                 routes: PublishRoutes, outgoing: list[Outgoing] | None = None,
+                 transaction: Transaction | None = None) -> None:
         self.envelope = envelope
         self.message: M = envelope.message  # type: ignore[assignment]
         self.endpoint = endpoint
         self.clock = clock
         self.now: datetime = clock.now()
-        self.transaction: Any = None
-        """The store transaction this message is handled in (its `conn` is the SQLAlchemy
-        connection, for a service's own tables in the same commit)."""
+        self.transaction: Transaction = transaction if transaction is not None \
+            else _NO_TRANSACTION
+        """The database transaction this message is handled in: write your own tables
+        with SQLAlchemy Core statements (``await ctx.transaction.execute(insert(t)...)``);
+        they commit with the inbox entry, the saga and the outbox, or not at all."""
         self._routes = routes
         self.outgoing: list[Outgoing] = [] if outgoing is None else outgoing
 
@@ -169,9 +205,10 @@ class BehaviorContext(ConsumeContext[M], Generic[S, M]):
 
     def __init__(self, envelope: Envelope, *, saga: S, machine: Saga[S], event_name: str,
                  endpoint: str, clock: Clock, routes: PublishRoutes,
-                 outgoing: list[Outgoing] | None = None) -> None:
+                 outgoing: list[Outgoing] | None = None,
+                 transaction: Transaction | None = None) -> None:
         super().__init__(envelope, endpoint=endpoint, clock=clock, routes=routes,
-                         outgoing=outgoing)
+                         outgoing=outgoing, transaction=transaction)
         self.saga: S = saga
         self.machine = machine
         self.event_name = event_name

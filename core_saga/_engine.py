@@ -67,8 +67,8 @@ class ConsumerHandler:
     async def handle(self, tx: StoreTransaction, envelope: Envelope, work: Work,
                      endpoint: str, clock: Clock, routes: PublishRoutes) -> None:
         ctx: ConsumeContext[Any] = ConsumeContext(envelope, endpoint=endpoint, clock=clock,
-                                                  routes=routes, outgoing=work.outgoing)
-        ctx.transaction = tx
+                                                  routes=routes, outgoing=work.outgoing,
+                                                  transaction=tx)
         await self.consumer.consume(ctx)
 
 
@@ -116,8 +116,7 @@ class SagaHandler:
         if event.on_receipt is not None:
             receipt: ConsumeContext[Any] = ConsumeContext(
                 envelope, endpoint=endpoint, clock=clock, routes=routes,
-                outgoing=work.outgoing)
-            receipt.transaction = tx
+                outgoing=work.outgoing, transaction=tx)
             if not await event.on_receipt(receipt):
                 return
         correlation_id = await self._correlate(tx, event, envelope)
@@ -126,7 +125,7 @@ class SagaHandler:
             record = await tx.load(model.name, correlation_id, lock=self._lock)
         if record is None:
             if event.name not in model.initial_events:
-                await self._missing(event, envelope, work, endpoint, clock, routes,
+                await self._missing(tx, event, envelope, work, endpoint, clock, routes,
                                     correlation_id)
                 return
             if correlation_id is None:
@@ -151,8 +150,8 @@ class SagaHandler:
                                       correlation_id=correlation_id)
         ctx: BehaviorContext[Any, Any] = BehaviorContext(
             envelope, saga=instance, machine=self.saga, event_name=event.name,
-            endpoint=endpoint, clock=clock, routes=routes, outgoing=work.outgoing)
-        ctx.transaction = tx
+            endpoint=endpoint, clock=clock, routes=routes, outgoing=work.outgoing,
+            transaction=tx)
         ran = False
         for behavior in behaviors:
             if behavior.filter is not None and not behavior.filter(ctx):
@@ -223,7 +222,8 @@ class SagaHandler:
                                {k: str(getattr(instance, k)) for k in model.indexed
                                 if getattr(instance, k) is not None})
 
-    async def _missing(self, event: Event[Any], envelope: Envelope, work: Work,
+    async def _missing(self, tx: StoreTransaction, event: Event[Any], envelope: Envelope,
+                       work: Work,
                        endpoint: str, clock: Clock, routes: PublishRoutes,
                        correlation_id: str | None) -> None:
         policy = event.on_missing
@@ -241,7 +241,8 @@ class SagaHandler:
                                     message_id=envelope.message_id,
                                     correlation_id=correlation_id)
         ctx: ConsumeContext[Any] = ConsumeContext(envelope, endpoint=endpoint, clock=clock,
-                                                  routes=routes, outgoing=work.outgoing)
+                                                  routes=routes, outgoing=work.outgoing,
+                                                  transaction=tx)
         await policy(ctx)
 
 

@@ -18,6 +18,7 @@ from ._engine import ConsumerHandler, Endpoint, Handler, SagaHandler
 from ._errors import ReceiptExpiredError
 from ._health import HealthServer
 from ._outbox import OutboxDispatcher, OutboxSink, TransportSink
+from ._outbox_transaction import Outbox
 from ._receive import Outcome, ReceivePipeline, RedeliveryPolicy
 from ._saga import Saga
 from ._settings import WorkerSettings
@@ -116,6 +117,13 @@ class Worker:
     def add_consumer(self, consumer: Consumer[Any], queue: str) -> Worker:
         """Host `consumer` on `queue`."""
         return self._add(queue, ConsumerHandler(consumer))
+
+    def outbox(self) -> Outbox:
+        """An :class:`~core_saga.Outbox` on this worker's store, topology and dispatcher:
+        for code in the same process (an HTTP endpoint) that writes rows and sends or
+        publishes messages in one transaction."""
+        return Outbox(self.store, topology=self.topology, dispatcher=self.dispatcher,
+                      clock=self.clock)
 
     def add_sink(self, kind: str, sink: OutboxSink) -> Worker:
         """Deliver outbox rows of `kind` (e.g. EventBridge entries) through `sink`."""

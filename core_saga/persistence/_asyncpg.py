@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 import asyncpg
 import orjson
+from sqlalchemy import MetaData
+from sqlalchemy.sql.base import Executable
 
 from .._context import Outgoing
 from .._errors import ConcurrencyError
+from .._transaction import Parameters, Result, check_statement
+from ._pg_statements import StatementCache, prepare_connection
+from ._pg_statements import run as run_statement
 from ._schema import metadata
 from ._store import (
     ErrorRecord,
@@ -122,12 +128,17 @@ _PURGE_OUTBOX = "DELETE FROM outbox WHERE dispatched_at IS NOT NULL AND dispatch
 def _ddl() -> tuple[str, ...]:
     """CREATE TABLE/INDEX IF NOT EXISTS for the tables of ``_schema.py``, compiled from
     the same SQLAlchemy metadata that SqlStore and the migrations use."""
+    return ddl_for(metadata)
+
+
+def ddl_for(tables: MetaData) -> tuple[str, ...]:
+    """CREATE TABLE/INDEX IF NOT EXISTS statements for `tables`, for PostgreSQL."""
     from sqlalchemy.dialects import postgresql
     from sqlalchemy.schema import CreateIndex, CreateTable
 
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     statements: list[str] = []
-    for table in metadata.sorted_tables:
+    for table in tables.sorted_tables:
         statements.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
         statements.extend(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
                           for index in sorted(table.indexes, key=lambda i: str(i.name)))
@@ -179,24 +190,36 @@ def _instance(r: Any) -> InstanceRecord:
 class AsyncpgTransaction(StoreTransaction):
     """A StoreTransaction on one pooled asyncpg connection, inside a transaction.
 
-    ``conn`` is an **asyncpg** ``Connection``, not a SQLAlchemy ``AsyncConnection`` as
-    on :class:`SqlTransaction`: services that write their own tables in the message's
-    transaction use asyncpg's API on it (``await tx.conn.execute("INSERT INTO t VALUES
-    ($1)", value)``; ``async with tx.conn.transaction():`` for a savepoint), and must
-    not keep it past the transaction. The connection goes back to the pool without
-    ``RESET ALL`` (see :class:`AsyncpgStore`), so keep session state transaction-scoped:
-    ``SET LOCAL``, ``pg_advisory_xact_lock``.
+    User code runs SQLAlchemy Core statements with :meth:`execute` (compiled once per
+    statement shape, see ``_pg_statements``), as on every store. ``conn`` is the raw
+    asyncpg connection, for the engine; the connection goes back to the pool without
+    ``RESET ALL`` (see :class:`AsyncpgStore`), so keep session state
+    transaction-scoped: ``SET LOCAL``, ``pg_advisory_xact_lock``.
 
     History is written with the outbox insert that follows it, one round trip for both
-    (or just before COMMIT), so it is not visible through ``conn`` until then; call
-    :meth:`flush` first to read it back inside the transaction.
+    (or just before COMMIT), so it is not visible to statements in the same
+    transaction until then; call :meth:`flush` first to read it back.
     """
 
-    __slots__ = ("_history", "conn")
+    __slots__ = ("_history", "_statements", "conn")
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, statements: StatementCache) -> None:
         self.conn: Any = conn
         self._history: list[HistoryRecord] = []
+        self._statements = statements
+
+    @property
+    def dialect(self) -> str:
+        return "postgresql"
+
+    async def execute(self, statement: Executable, parameters: Parameters = None) -> Result:
+        return await run_statement(self.conn, self._statements, check_statement(statement),
+                                   parameters)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        async with self.conn.transaction():
+            yield
 
     async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
         # A concurrent claim of the same id waits for the first to commit, then does nothing.
@@ -337,7 +360,13 @@ class _Pool:
                 conn = self._idle.pop()
                 if not conn.is_closed():
                     return conn
-            return await asyncpg.connect(self._dsn, **self._connect_kwargs)
+            conn = await asyncpg.connect(self._dsn, **self._connect_kwargs)
+            try:
+                await prepare_connection(conn)
+            except BaseException:
+                conn.terminate()
+                raise
+            return conn
         except BaseException:
             self._slots.release()
             raise
@@ -418,7 +447,7 @@ class _Transaction:
         except BaseException:
             await pool.release(conn, reusable=False)
             raise
-        tx = self._tx = AsyncpgTransaction(conn)
+        tx = self._tx = AsyncpgTransaction(conn, self._store.statements)
         return tx
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -474,6 +503,8 @@ class AsyncpgStore(SagaStore):
         self._reset_sessions = reset_sessions
         self._connect_kwargs = connect_kwargs
         self._pool: _Pool | None = None
+        self.statements = StatementCache()
+        """User statements (``ctx.transaction.execute``) compiled for PostgreSQL, by shape."""
 
     @classmethod
     def from_url(cls, url: str, *, schema: str | None = None, pool_size: int = 20,
@@ -511,6 +542,13 @@ class AsyncpgStore(SagaStore):
             if self.schema is not None:
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             for statement in _ddl():
+                await conn.execute(statement)
+
+    async def create_tables(self, metadata: MetaData) -> None:
+        async with self._connection() as conn, conn.transaction():
+            if self.schema is not None:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            for statement in ddl_for(metadata):
                 await conn.execute(statement)
 
     async def drop_schema(self) -> None:

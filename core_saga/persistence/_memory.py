@@ -10,8 +10,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import MetaData
+from sqlalchemy.sql.base import Executable
+
 from .._context import Outgoing
 from .._errors import ConcurrencyError
+from .._transaction import Parameters, Result, StatementError, check_statement
 from ._store import (
     ErrorRecord,
     HistoryRecord,
@@ -44,6 +48,28 @@ class MemoryTransaction(StoreTransaction):
     def __init__(self, tables: _Tables) -> None:
         self.t = tables
         self.undo: list[Callable[[], None]] = []
+
+    @property
+    def dialect(self) -> str:
+        return "memory"
+
+    async def execute(self, statement: Executable, parameters: Parameters = None) -> Result:
+        check_statement(statement)
+        raise StatementError(
+            "MemoryStore keeps only the engine's own data and runs no SQL: a consumer or "
+            "saga that writes its own tables needs a SQL store — in tests, "
+            "SqlStore.from_url('sqlite+aiosqlite:///<a temporary file>') (or "
+            "SagaTestHarness(store=...)); in production PostgreSQL")
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        mark = len(self.undo)
+        try:
+            yield
+        except BaseException:
+            while len(self.undo) > mark:
+                self.undo.pop()()
+            raise
 
     def _remember(self, table: dict[Any, Any], key: Any) -> None:
         old = table.get(key, _MISSING)
@@ -161,6 +187,9 @@ class MemoryStore(SagaStore):
                 for undo in reversed(tx.undo):
                     undo()
                 raise
+
+    async def create_tables(self, metadata: MetaData) -> None:
+        return None
 
     async def create_schema(self) -> None:
         return None

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     Integer,
+    MetaData,
     String,
     Text,
     bindparam,
@@ -22,9 +23,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.base import Executable
 
 from .._context import Outgoing
 from .._errors import ConcurrencyError
+from .._transaction import Parameters, Result, check_statement
 from ._schema import (
     UTCDateTime,
     errors,
@@ -121,7 +124,22 @@ class SqlTransaction(StoreTransaction):
 
     def __init__(self, conn: AsyncConnection, dialect: str) -> None:
         self.conn = conn
-        self.dialect = dialect
+        """The SQLAlchemy connection (the engine's; user code goes through
+        :meth:`execute`, which is the same on every store)."""
+        self._dialect = dialect
+
+    @property
+    def dialect(self) -> str:
+        return self._dialect
+
+    async def execute(self, statement: Executable, parameters: Parameters = None) -> Result:
+        result = await self.conn.execute(check_statement(statement), parameters)
+        return Result(result.all() if result.returns_rows else [], result.rowcount)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        async with self.conn.begin_nested():
+            yield
 
     async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
         result = await self.conn.execute(
@@ -130,7 +148,7 @@ class SqlTransaction(StoreTransaction):
 
     async def load(self, saga_type: str, correlation_id: str, *, lock: bool
                    ) -> InstanceRecord | None:
-        stmt = _LOAD_LOCKED if lock and self.dialect == "postgresql" else _LOAD
+        stmt = _LOAD_LOCKED if lock and self._dialect == "postgresql" else _LOAD
         row = (await self.conn.execute(
             stmt, {"saga_type": saga_type, "correlation_id": correlation_id})).first()
         return None if row is None else _row_to_instance(row)
@@ -274,6 +292,12 @@ class SqlStore(SagaStore):
             yield SqlTransaction(conn, self.dialect)
 
     async def create_schema(self) -> None:
+        async with self.engine.begin() as conn:
+            if self.schema is not None:
+                await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await conn.run_sync(metadata.create_all)
+
+    async def create_tables(self, metadata: MetaData) -> None:
         async with self.engine.begin() as conn:
             if self.schema is not None:
                 await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')

@@ -6,10 +6,14 @@ import abc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import MetaData
+from sqlalchemy.sql.base import Executable
+
 from .._context import Outgoing
+from .._transaction import Parameters, Result, ScalarResult
 
 
 @dataclass(slots=True)
@@ -77,7 +81,40 @@ class ErrorRecord:
 
 
 class StoreTransaction(abc.ABC):
-    """The operations of one consumed message, all in one database transaction."""
+    """The operations of one consumed message, all in one database transaction.
+
+    User code sees it as a :class:`core_saga.Transaction` (``ctx.transaction``): the
+    statement methods at the top. The rest is the engine's.
+    """
+
+    # -- the user's statements (core_saga.Transaction) ---------------------------------
+    @property
+    @abc.abstractmethod
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"`` (``"memory"`` for MemoryStore)."""
+
+    @abc.abstractmethod
+    async def execute(self, statement: Executable, parameters: Parameters = None) -> Result:
+        """Run a SQLAlchemy Core statement in this transaction."""
+
+    async def scalar(self, statement: Executable, parameters: Parameters = None) -> Any:
+        """The first column of the first row, or None."""
+        return (await self.execute(statement, parameters)).scalar()
+
+    async def scalars(self, statement: Executable, parameters: Parameters = None
+                      ) -> ScalarResult:
+        """The first column of every row."""
+        return (await self.execute(statement, parameters)).scalars()
+
+    @abc.abstractmethod
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A block whose writes are undone if it raises."""
+
+    async def claim_once(self, scope: str, key: str) -> bool:
+        """Record `key` in `scope` (an inbox entry); False if it was there already."""
+        return await self.inbox_claim(scope, key, datetime.now(UTC))
+
+    # -- the engine's operations ---------------------------------------------------------
 
     @abc.abstractmethod
     async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
@@ -138,6 +175,12 @@ class SagaStore(abc.ABC):
     @abc.abstractmethod
     async def create_schema(self) -> None:
         """Create the tables if missing (embedded use and tests; production runs Alembic)."""
+
+    @abc.abstractmethod
+    async def create_tables(self, metadata: MetaData) -> None:
+        """Create the tables of your own `metadata` (a service's ``Table`` s) if missing,
+        in this store's database and schema — for embedded use and tests; production
+        runs migrations. A no-op on MemoryStore, which runs no SQL."""
 
     @abc.abstractmethod
     async def close(self) -> None:

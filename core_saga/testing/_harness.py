@@ -15,6 +15,7 @@ from .._engine import ConsumerHandler, Endpoint, Handler, SagaHandler, Work
 from .._envelope import Envelope, new_id
 from .._messages import Message
 from .._outbox import OutboxDispatcher, OutboxSink, TransportSink
+from .._outbox_transaction import Outbox
 from .._receive import Outcome, ReceivePipeline, RedeliveryPolicy
 from .._saga import Saga
 from .._states import SagaState, State
@@ -73,6 +74,13 @@ class SagaTestHarness:
     def add_consumer(self, consumer: Consumer[Any], queue: str) -> SagaTestHarness:
         """Host `consumer` on `queue`."""
         return self._add(queue, ConsumerHandler(consumer))
+
+    def outbox(self) -> Outbox:
+        """An :class:`~core_saga.Outbox` on the harness's store, topology and clock
+        (what ``Worker.outbox()`` is in production). Messages it commits are delivered
+        by the next ``publish``, ``send``, ``advance`` or :meth:`drain`."""
+        return Outbox(self.store, topology=self.topology, dispatcher=self.dispatcher,
+                      clock=self.clock)
 
     def add_sink(self, kind: str, sink: OutboxSink) -> SagaTestHarness:
         """Deliver outbox rows of `kind` (an extension's: EventBridge entries, task-token
