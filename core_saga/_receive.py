@@ -22,7 +22,7 @@ from .transports import ReceivedMessage
 log = logging.getLogger("core_saga.receive")
 
 
-class Outcome(enum.Enum):
+class ReceiveOutcome(enum.Enum):
     """What became of a received message."""
 
     ACK = "ack"
@@ -65,7 +65,7 @@ class ReceivePipeline:
         self.types = types
         self.store = endpoint.store
 
-    async def handle(self, received: ReceivedMessage) -> tuple[Outcome, str | None]:
+    async def handle(self, received: ReceivedMessage) -> tuple[ReceiveOutcome, str | None]:
         """Process one message; the outcome and, when not ACK, the reason."""
         try:
             size = len(received.body)
@@ -77,12 +77,12 @@ class ReceivePipeline:
             envelope = decode_envelope(received.body, types=self.types)
         except MessageError as exc:
             await self._record(received.body, exc, None)
-            return Outcome.DEAD, exc.reason
+            return ReceiveOutcome.DEAD, exc.reason
         if not self.endpoint.handles(envelope.message_type):
             reason = (f"skipped: endpoint {self.endpoint.name!r} has no consumer for "
                       f"{envelope.message_type}")
             await self._record(received.body, LookupError(reason), envelope)
-            return Outcome.DEAD, reason
+            return ReceiveOutcome.DEAD, reason
         try:
             with consume_span(self.endpoint.name, envelope):
                 processed = await self.endpoint.process(envelope)
@@ -92,11 +92,11 @@ class ReceivePipeline:
                 log.warning("%s: message %s failed (delivery %d), will retry: %s",
                             self.endpoint.name, envelope.message_id, received.receive_count,
                             reason)
-                return Outcome.RETRY, reason
+                return ReceiveOutcome.RETRY, reason
             log.error("%s: message %s failed %d times, dead-lettered: %s",
                       self.endpoint.name, envelope.message_id, received.receive_count, reason)
             await self._record(received.body, exc, envelope)
-            return Outcome.DEAD, reason
+            return ReceiveOutcome.DEAD, reason
         if processed.rows and self.batch_sends:
             self.dispatcher.deliver_soon(processed.rows)
         elif processed.rows:
@@ -105,7 +105,7 @@ class ReceivePipeline:
             except Exception:
                 # Committed rows are safe: the poller sends them once their lease ends.
                 log.exception("%s: immediate dispatch failed", self.endpoint.name)
-        return Outcome.ACK, None
+        return ReceiveOutcome.ACK, None
 
     async def _record(self, body: bytes, exc: BaseException, envelope: Envelope | None) -> None:
         """Keep the message in the error store and, for a request, send its Fault."""

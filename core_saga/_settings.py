@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ._aws import AwsConfig
 from .transports import DEFAULT_MAX_MESSAGE_BYTES, SqsConfig
 
 
@@ -73,6 +74,10 @@ class WorkerSettings(BaseSettings):
             raise ValueError(f"database_url {value!r} must be sqlite+aiosqlite://…, "
                              "postgresql://… or memory://")
         return value
+
+    def aws(self) -> AwsConfig:
+        """Where these settings send AWS calls (region, endpoint)."""
+        return AwsConfig(region=self.aws_region, endpoint_url=self.aws_endpoint_url)
 
     def sqs(self) -> SqsConfig:
         """The SQS client configuration these settings describe."""

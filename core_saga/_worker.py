@@ -19,7 +19,7 @@ from ._errors import ReceiptExpiredError
 from ._health import HealthServer
 from ._outbox import OutboxDispatcher, OutboxSink, TransportSink
 from ._outbox_transaction import Outbox
-from ._receive import Outcome, ReceivePipeline, RedeliveryPolicy
+from ._receive import ReceiveOutcome, ReceivePipeline, RedeliveryPolicy
 from ._saga import Saga
 from ._settings import WorkerSettings
 from ._topology import Topology
@@ -241,10 +241,10 @@ class Worker:
         try:
             outcome, reason = await pipeline.handle(message)
             keeper.cancel()
-            if outcome is Outcome.ACK:
+            if outcome is ReceiveOutcome.ACK:
                 self.handled += 1
                 deleter.add(message)
-            elif outcome is Outcome.RETRY:
+            elif outcome is ReceiveOutcome.RETRY:
                 self.failed += 1
                 await self.transport.change_visibility(
                     queue, message, self.redelivery.delay(message.receive_count))

@@ -430,10 +430,11 @@ class _Transaction:
     (ROLLBACK on error), the connection back to the pool. A plain class rather than
     ``@asynccontextmanager``: this runs once per message."""
 
-    __slots__ = ("_pool", "_store", "_tx", "_xact")
+    __slots__ = ("_pool", "_readonly", "_store", "_tx", "_xact")
 
-    def __init__(self, store: AsyncpgStore) -> None:
+    def __init__(self, store: AsyncpgStore, readonly: bool = False) -> None:
         self._store = store
+        self._readonly = readonly
         self._pool: _Pool
         self._xact: Any = None
         self._tx: AsyncpgTransaction
@@ -442,7 +443,8 @@ class _Transaction:
         pool = self._pool = self._store._pool or self._store._open()
         conn = await pool.acquire()
         try:
-            self._xact = conn.transaction()
+            self._xact = conn.transaction(readonly=True) if self._readonly \
+                else conn.transaction()
             await self._xact.start()
         except BaseException:
             await pool.release(conn, reusable=False)
@@ -531,8 +533,8 @@ class AsyncpgStore(SagaStore):
                                self._reset_sessions)
         return self._pool
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self)
+    def transaction(self, *, readonly: bool = False) -> _Transaction:
+        return _Transaction(self, readonly)
 
     def _connection(self) -> _Connection:
         return _Connection(self)

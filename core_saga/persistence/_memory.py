@@ -178,7 +178,8 @@ class MemoryStore(SagaStore):
         self._lock = asyncio.Lock()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[MemoryTransaction]:
+    async def transaction(self, *, readonly: bool = False
+                          ) -> AsyncIterator[MemoryTransaction]:
         async with self._lock:
             tx = MemoryTransaction(self._tables)
             try:

@@ -287,9 +287,18 @@ class SqlStore(SagaStore):
         return cls(engine, schema=schema)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqlTransaction]:
-        async with self.engine.begin() as conn:
-            yield SqlTransaction(conn, self.dialect)
+    async def transaction(self, *, readonly: bool = False
+                          ) -> AsyncIterator[SqlTransaction]:
+        if not readonly:
+            async with self.engine.begin() as conn:
+                yield SqlTransaction(conn, self.dialect)
+            return
+        async with self.engine.connect() as plain:
+            conn = await plain.execution_options(
+                **{_READ_ONLY: True},
+                **({"postgresql_readonly": True} if self.dialect == "postgresql" else {}))
+            async with conn.begin():
+                yield SqlTransaction(conn, self.dialect)
 
     async def create_schema(self) -> None:
         async with self.engine.begin() as conn:
@@ -423,6 +432,10 @@ class SqlStore(SagaStore):
             return int(a.rowcount or 0), int(b.rowcount or 0)
 
 
+_READ_ONLY = "stepsaga_read_only"
+"""Execution option of a read-only transaction (a deferred BEGIN on SQLite)."""
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -438,4 +451,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A writer takes the lock at BEGIN (and waits for it there, up to the busy
+        # timeout) rather than failing when it first writes; a reader takes none.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -169,8 +169,11 @@ class SagaStore(abc.ABC):
     """A database that keeps saga instances, inbox, outbox, history and errors."""
 
     @abc.abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
-        """One transaction; it commits when the block ends and rolls back on error."""
+    def transaction(self, *, readonly: bool = False
+                    ) -> AbstractAsyncContextManager[StoreTransaction]:
+        """One transaction; it commits when the block ends and rolls back on error.
+        `readonly` promises that it only reads: on SQLite it then takes no write lock
+        (a deferred ``BEGIN``), on PostgreSQL it is ``READ ONLY``."""
 
     @abc.abstractmethod
     async def create_schema(self) -> None:

@@ -16,7 +16,7 @@ from .._envelope import Envelope, new_id
 from .._messages import Message
 from .._outbox import OutboxDispatcher, OutboxSink, TransportSink
 from .._outbox_transaction import Outbox
-from .._receive import Outcome, ReceivePipeline, RedeliveryPolicy
+from .._receive import ReceiveOutcome, ReceivePipeline, RedeliveryPolicy
 from .._saga import Saga
 from .._states import SagaState, State
 from .._topology import Topology
@@ -164,9 +164,9 @@ class SagaTestHarness:
                 for message in received:
                     progressed = True
                     outcome, reason = await pipeline.handle(message)
-                    if outcome is Outcome.ACK:
+                    if outcome is ReceiveOutcome.ACK:
                         await self.transport.delete_batch(queue, [message])
-                    elif outcome is Outcome.RETRY:
+                    elif outcome is ReceiveOutcome.RETRY:
                         await self.transport.change_visibility(queue, message, 0)
                     else:
                         self.faults.append((queue, reason or ""))

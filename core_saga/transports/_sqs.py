@@ -14,6 +14,7 @@ import orjson
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
+from .._aws import AwsConfig
 from .._errors import MessageTooLargeError, ReceiptExpiredError
 from ._base import DEFAULT_MAX_MESSAGE_BYTES, ReceivedMessage, SendFailure, TransportMessage
 
@@ -24,26 +25,13 @@ MAX_BATCH = 10
 
 
 @dataclass(frozen=True, slots=True)
-class SqsConfig:
-    """How to reach SQS. Leave `endpoint_url` None on AWS; the emulator sets it."""
+class SqsConfig(AwsConfig):
+    """How to reach SQS (an :class:`~core_saga.AwsConfig`) and name its queues."""
 
-    region: str = "us-east-1"
-    endpoint_url: str | None = None
-    aws_access_key_id: str | None = None
-    aws_secret_access_key: str | None = None
     queue_prefix: str = ""
     """Prepended to every logical queue name (e.g. a stage: ``prod-``)."""
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     """Refuse larger bodies at send. 1 MiB is the SQS limit since January 2026."""
-
-    def client_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"region_name": self.region}
-        if self.endpoint_url:
-            kwargs["endpoint_url"] = self.endpoint_url
-        if self.aws_access_key_id:
-            kwargs["aws_access_key_id"] = self.aws_access_key_id
-            kwargs["aws_secret_access_key"] = self.aws_secret_access_key
-        return kwargs
 
 
 class SqsTransport:

@@ -36,18 +36,17 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from bridge import AwsClients, AwsConfig, HandOffConfig, TaskHeartbeats, attach_bridge
+from bridge import AwsClients, HandOffConfig, TaskHeartbeats, attach_bridge
 from core_saga import (
     Clock,
     Consumer,
-    ConsumerHandler,
     Saga,
-    SagaHandler,
     SystemClock,
     Topology,
     Worker,
     WorkerSettings,
 )
+from core_saga.extension import ConsumerHandler, SagaHandler
 from core_saga.persistence import SagaStore, store_from_url
 from core_saga.transports import InMemoryTransport, SqsTransport, Transport
 
@@ -334,7 +333,7 @@ async def run(options: argparse.Namespace) -> None:
             supervision=HandOffConfig(bus=bus, reply_to=reply_to))
         # Hand-offs (EventBridge) and task-token answers (Step Functions) leave through
         # the bridge's sinks; with in-process queues there is no AWS to reach.
-        aws = None if options.transport == "memory" else AwsConfig.from_settings(settings)
+        aws = None if options.transport == "memory" else settings.aws()
         heartbeat_clients = None if aws is None else AwsClients(aws)
         heartbeats = (None if heartbeat_clients is None else
                       TaskHeartbeats(await heartbeat_clients.client("stepfunctions")))

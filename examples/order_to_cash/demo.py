@@ -63,7 +63,6 @@ from rich.text import Text
 from sqlalchemy import select
 
 from bridge import (
-    AwsConfig,
     ConsoleSettings,
     HandOffConfig,
     ReviewService,
@@ -73,8 +72,8 @@ from bridge import (
     attach_bridge,
     create_app,
 )
-from bridge.reviews import AwsConfig as StepFunctionsConfig
 from bridge.reviews import StepFunctions
+from core_saga import AwsConfig as StepFunctionsConfig
 from core_saga import Worker, WorkerSettings
 from core_saga.emulator import Emulator, patched_environ, start_emulator
 from core_saga.persistence import SqlStore
@@ -389,7 +388,7 @@ async def run_demo(options: DemoOptions | None = None, *, console: Console | Non
         worker = build_worker(settings, store, transport, saga_settings=saga_settings,
                               gateway=gateway, carrier=carrier)
         worker.add_consumer(ReviewTaskConsumer(reviews), queue=REVIEW_QUEUE)
-        sinks = await attach_bridge(worker, AwsConfig.from_settings(settings))
+        sinks = await attach_bridge(worker, settings.aws())
         stack.push_async_callback(sinks.close)
         running = asyncio.create_task(worker.run(install_signal_handlers=False))
         stack.push_async_callback(_stop_worker, worker, running)

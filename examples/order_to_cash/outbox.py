@@ -21,7 +21,8 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from core_saga import SEND_KIND, Clock, Envelope, Message, OutboxDispatcher, Outgoing, new_id
+from core_saga import Clock, Envelope, Message
+from core_saga.extension import SEND_KIND, OutboxDispatcher, Outgoing, new_id
 from core_saga.persistence import SagaStore
 
 log = logging.getLogger("examples.order_to_cash.outbox")

@@ -292,7 +292,7 @@ async def test_request_times_out_without_response() -> None:
         await h.assert_state(RequestSaga, "r", RequestSaga.timed_out)
         # A late response is stale: ignored, no fault.
         [request_body] = h.waiting("stock")
-        from core_saga import decode_envelope
+        from core_saga.extension import decode_envelope
         request = decode_envelope(request_body)
         late = h._envelope(StockChecked(sku="sku-1", available=1), "r", None, None)
         late.request_id = request.request_id
@@ -342,7 +342,7 @@ async def test_respond_and_custom_missing_instance_handler() -> None:
         missing = h._envelope(GetStatus(id="nope"), "nope", None, None)
         missing.request_id, missing.response_address = "req-2", "replies"
         await h.send_envelope("respond-saga", missing)
-        from core_saga import decode_envelope
+        from core_saga.extension import decode_envelope
         replies = [decode_envelope(b) for b in h.waiting("replies")]
         assert [(r.request_id, r.message) for r in replies] == [
             ("req-1", Status(id="x", state="Running")), ("req-2", NotFound(id="nope"))]
@@ -412,7 +412,7 @@ async def test_stale_timer_is_ignored() -> None:
         [row] = await h.store.pending_outbox()
         # The timer is delivered, but the instance no longer holds its token.
         await h.publish(Poke(id="w", kind="stop"))
-        from core_saga import decode_envelope
+        from core_saga.extension import decode_envelope
         await h.send_envelope("timer-saga", decode_envelope(row.body))
         await h.assert_state(TimerSaga, "w", TimerSaga.stopped)
         assert h.faults == []
