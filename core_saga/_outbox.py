@@ -7,7 +7,7 @@ import enum
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -122,6 +122,9 @@ class OutboxDispatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: set[asyncio.Task[None]] = set()
         self._failing: dict[tuple[str, str], int] = {}
+        self._passes_failed = 0
+        self.on_failure: Callable[[BaseException], None] | None = None
+        """Called when a dispatch pass fails (the worker reports an outage with it)."""
         self.linger = 0.01
         """Seconds :meth:`deliver_soon` waits to fill a batch."""
 
@@ -157,8 +160,12 @@ class OutboxDispatcher:
     async def _deliver_logged(self, rows: list[OutboxRow]) -> None:
         try:
             await self.deliver(rows)
-        except Exception:
-            log.exception("outbox: batched dispatch failed; the poller will retry")
+        except Exception as exc:
+            # The rows are committed and leased: the poller sends them when it can.
+            log.warning("outbox: sending %d committed rows failed (%s: %s); the poller "
+                        "will send them", len(rows), type(exc).__name__, exc)
+            if self.on_failure is not None:
+                self.on_failure(exc)
 
     async def drain(self) -> None:
         """Send what :meth:`deliver_soon` holds, and wait for sends under way."""
@@ -269,8 +276,20 @@ class OutboxDispatcher:
         while not stop.is_set():
             try:
                 await self.run_due()
-            except Exception:
-                log.exception("outbox: dispatch pass failed")
+            except Exception as exc:
+                # One line when the passes start failing (the database is down, say) and
+                # one when they work again: not a traceback every poll.
+                self._passes_failed += 1
+                if self._passes_failed == 1:
+                    log.warning("outbox: dispatch passes failing (%s: %s); will keep trying",
+                                type(exc).__name__, exc)
+                if self.on_failure is not None:
+                    self.on_failure(exc)
+            else:
+                if self._passes_failed:
+                    log.warning("outbox: dispatch passes work again after %d failed",
+                                self._passes_failed)
+                    self._passes_failed = 0
             self._wake.clear()
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
             await asyncio.wait(waiters, timeout=poll_interval,

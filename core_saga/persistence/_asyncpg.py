@@ -145,6 +145,19 @@ def ddl_for(tables: MetaData) -> tuple[str, ...]:
     return tuple(statements)
 
 
+def postgres_timeouts(lock: float | None, statement: float | None,
+                      idle_in_transaction: float | None) -> dict[str, str]:
+    """Server settings for the session timeouts (milliseconds; omitted when None)."""
+    found: dict[str, str] = {}
+    for name, seconds in (("lock_timeout", lock), ("statement_timeout", statement),
+                          ("idle_in_transaction_session_timeout", idle_in_transaction)):
+        if seconds is not None:
+            if seconds <= 0:
+                raise ValueError(f"{name} must be positive seconds, not {seconds!r}")
+            found[name] = str(int(seconds * 1000))
+    return found
+
+
 def _utc(value: datetime) -> datetime:
     """Naive datetimes are UTC (as in the SQLAlchemy store); asyncpg would take local time."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
@@ -492,12 +505,18 @@ class AsyncpgStore(SagaStore):
     """
 
     def __init__(self, dsn: str, *, schema: str | None = None, pool_size: int = 20,
-                 reset_sessions: bool = False, **connect_kwargs: Any) -> None:
+                 reset_sessions: bool = False, lock_timeout: float | None = 10.0,
+                 statement_timeout: float | None = 60.0,
+                 idle_in_transaction_timeout: float | None = 60.0,
+                 **connect_kwargs: Any) -> None:
+        settings = dict(connect_kwargs.pop("server_settings", None) or {})
+        settings.update(postgres_timeouts(lock_timeout, statement_timeout,
+                                          idle_in_transaction_timeout))
         if schema is not None:
             if not schema.replace("_", "").isalnum():
                 raise ValueError(f"schema name {schema!r} must be letters, digits and _")
-            settings = dict(connect_kwargs.pop("server_settings", None) or {})
             settings["search_path"] = schema
+        if settings:
             connect_kwargs["server_settings"] = settings
         self.dsn = dsn
         self.schema = schema
@@ -510,17 +529,26 @@ class AsyncpgStore(SagaStore):
 
     @classmethod
     def from_url(cls, url: str, *, schema: str | None = None, pool_size: int = 20,
-                 reset_sessions: bool = False, **connect_kwargs: Any) -> AsyncpgStore:
+                 reset_sessions: bool = False, lock_timeout: float | None = 10.0,
+                 statement_timeout: float | None = 60.0,
+                 idle_in_transaction_timeout: float | None = 60.0,
+                 **connect_kwargs: Any) -> AsyncpgStore:
         """A store for ``postgresql://user@host/db`` (``postgresql+asyncpg://`` too).
         `schema` puts the tables in their own schema via the search path, as
-        :meth:`SqlStore.from_url` does; `pool_size` caps the connections. Other keywords
+        :meth:`SqlStore.from_url` does; `pool_size` caps the connections. The timeouts
+        (seconds; None: the server's) keep one stuck transaction from halting the rest:
+        a lock wait gives up after `lock_timeout` (the message is tried again later,
+        uncounted), a statement after `statement_timeout`, and a transaction left idle
+        (a frozen process) is ended after `idle_in_transaction_timeout`. Other keywords
         go to :func:`asyncpg.connect` (``ssl=``, ``statement_cache_size=``, …)."""
         scheme, sep, rest = url.partition("://")
         if not sep or scheme not in ("postgresql", "postgresql+asyncpg", "postgres"):
             raise ValueError(f"unsupported database URL {url!r}: AsyncpgStore takes "
                              "postgresql:// or postgresql+asyncpg://")
         return cls(f"postgresql://{rest}", schema=schema, pool_size=pool_size,
-                   reset_sessions=reset_sessions, **connect_kwargs)
+                   reset_sessions=reset_sessions, lock_timeout=lock_timeout,
+                   statement_timeout=statement_timeout,
+                   idle_in_transaction_timeout=idle_in_transaction_timeout, **connect_kwargs)
 
     @property
     def url(self) -> str:
@@ -552,6 +580,12 @@ class AsyncpgStore(SagaStore):
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             for statement in ddl_for(metadata):
                 await conn.execute(statement)
+
+    async def database_time(self) -> datetime | None:
+        async with self._connection() as conn:
+            value = await conn.fetchval("SELECT clock_timestamp()")
+        assert isinstance(value, datetime)
+        return value
 
     async def drop_schema(self) -> None:
         """Drop every table, and the schema if the store has one (tests)."""

@@ -162,6 +162,9 @@ class MemoryTransaction(StoreTransaction):
             del self.t.outbox_extra[i]
         return len(gone)
 
+    async def touch_probe(self, name: str, now: datetime) -> None:
+        return None
+
     async def add_error(self, record: ErrorRecord) -> None:
         mark = len(self.t.errors)
         self.undo.append(lambda: self.t.errors.__delitem__(slice(mark, None)))

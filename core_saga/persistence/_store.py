@@ -9,11 +9,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, bindparam, text
 from sqlalchemy.sql.base import Executable
 
 from .._context import Outgoing
 from .._transaction import Parameters, Result, ScalarResult
+from ._schema import UTCDateTime
+
+PROBE_CONSUMER = "__stepsaga_probe__"
+"""The inbox "consumer" of the rows :meth:`SagaStore.probe` writes (one per worker)."""
+
+_PROBE_UPSERT = text(
+    "INSERT INTO inbox (consumer, message_id, processed_at) "
+    "VALUES (:consumer, :message_id, :processed_at) "
+    "ON CONFLICT (consumer, message_id) DO UPDATE SET processed_at = excluded.processed_at"
+).bindparams(bindparam("processed_at", type_=UTCDateTime()))
 
 
 @dataclass(slots=True)
@@ -164,6 +174,11 @@ class StoreTransaction(abc.ABC):
     async def add_error(self, record: ErrorRecord) -> None:
         """Keep a message that could not be handled."""
 
+    async def touch_probe(self, name: str, now: datetime) -> None:
+        """Insert or refresh the probe row `name` (see :meth:`SagaStore.probe`)."""
+        await self.execute(_PROBE_UPSERT, {"consumer": PROBE_CONSUMER, "message_id": name,
+                                           "processed_at": now})
+
 
 class SagaStore(abc.ABC):
     """A database that keeps saga instances, inbox, outbox, history and errors."""
@@ -188,6 +203,18 @@ class SagaStore(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Release connections."""
+
+    async def probe(self, name: str) -> None:
+        """Prove that the database takes a write now: commit one row (``name``'s, in the
+        inbox table, refreshed each time). Raises what the database raises. The worker
+        probes while it believes the store is down, and on a failure that may be one."""
+        async with self.transaction() as tx:
+            await tx.touch_probe(name, datetime.now(UTC))
+
+    async def database_time(self) -> datetime | None:
+        """The database server's clock (PostgreSQL ``clock_timestamp()``), or None when
+        the store has no clock of its own (SQLite: the host's; memory)."""
+        return None
 
     # -- outbox dispatch ------------------------------------------------------------
     @abc.abstractmethod

@@ -167,6 +167,18 @@ class SqsTransport:
                     f"{queue}: message {message.transport_id}: {code}") from exc
             raise
 
+    async def redrive_limit(self, queue: str) -> int | None:
+        """The queue's ``maxReceiveCount`` (receives before SQS itself moves a message to
+        the dead-letter queue), or None without a redrive policy."""
+        source = await self.queue_url(queue)
+        self._count("GetQueueAttributes")
+        attributes = await self.client.get_queue_attributes(
+            QueueUrl=source, AttributeNames=["RedrivePolicy"])
+        policy = (attributes.get("Attributes") or {}).get("RedrivePolicy")
+        if not policy:
+            return None
+        return int(orjson.loads(policy)["maxReceiveCount"])
+
     async def dead_letter_url(self, queue: str) -> str:
         """The URL of `queue`'s dead-letter queue, from its redrive policy."""
         url = self._dlq_urls.get(queue)
