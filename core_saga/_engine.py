@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
+from . import _metrics
 from ._activities import run_activities
 from ._clock import Clock
 from ._consumer import Consumer
@@ -315,6 +316,7 @@ class Endpoint:
                     self.on_committed(envelope, work)
                 return Processed(False, rows, work)
             except ConcurrencyError:
+                _metrics.conflicts.add(1, {"messaging.destination.name": self.name})
                 if attempt == self.max_conflict_retries:
                     raise
                 await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import orjson
 
+from . import _metrics
 from ._clock import Clock
 from .persistence import ErrorRecord, OutboxRow, SagaStore
 from .transports import Transport, TransportMessage
@@ -219,6 +220,19 @@ class OutboxDispatcher:
         if done:
             await self.store.mark_dispatched(done, self.clock.now())
             self.sent += len(done)
+            sent_now = self.clock.now()
+            delivered = set(done)
+            for (kind, destination), group in groups.items():
+                count = sum(1 for row in group if row.id in delivered)
+                if count:
+                    _metrics.sent.add(count, {"messaging.destination.name": destination,
+                                              "stepsaga.outbox.kind": kind})
+                for row in group:
+                    if row.id in delivered and row.created_at is not None \
+                            and row.deliver_at > row.created_at:
+                        # a timer (or a delayed send): how late after its due time
+                        _metrics.timer_lag.record(
+                            max(0.0, (sent_now - row.deliver_at).total_seconds()))
 
     def _log_batch_failure(self, kind: str, destination: str, exc: BaseException) -> None:
         # One line when a destination starts failing, then every 100th: an outage must
@@ -237,6 +251,8 @@ class OutboxDispatcher:
                         destination, count)
 
     async def _failed(self, row: OutboxRow, result: DeliveryResult) -> None:
+        _metrics.delivery_failures.add(1, {"stepsaga.outbox.kind": row.kind,
+                                           "stepsaga.delivery": result.status.value})
         now = self.clock.now()
         attempts = row.attempts + 1
         if result.status is DeliveryStatus.PERMANENT:

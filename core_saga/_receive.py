@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 import traceback
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from . import _metrics
 from ._clock import Clock
 from ._context import SEND, ConsumeContext
 from ._engine import Endpoint
@@ -82,6 +84,19 @@ class ReceivePipeline:
 
     async def handle(self, received: ReceivedMessage) -> tuple[ReceiveOutcome, str | None]:
         """Process one message; the outcome and, when not ACK, the reason."""
+        started = time.perf_counter()
+        seen: list[str] = []
+        outcome, reason = await self._handle(received, seen)
+        attributes = _metrics.endpoint_attributes(self.endpoint.name,
+                                                  seen[0] if seen else None)
+        _metrics.process_duration.record(time.perf_counter() - started, attributes)
+        _metrics.handled.add(1, {**attributes, "stepsaga.outcome": outcome.value})
+        if outcome is ReceiveOutcome.DEAD:
+            _metrics.dead_lettered.add(1, attributes)
+        return outcome, reason
+
+    async def _handle(self, received: ReceivedMessage, seen: list[str]
+                      ) -> tuple[ReceiveOutcome, str | None]:
         try:
             size = len(received.body)
             if self.max_message_bytes is not None and size > self.max_message_bytes:
@@ -90,6 +105,7 @@ class ReceivePipeline:
                 raise OversizeMessageError(f"the body is {size} bytes, over the endpoint's "
                                            f"limit of {self.max_message_bytes} bytes")
             envelope = decode_envelope(received.body, types=self.types)
+            seen.append(envelope.message_type)
         except MessageError as exc:
             return await self._dead(received.body, exc, None, exc.reason)
         if not self.endpoint.handles(envelope.message_type):

@@ -84,6 +84,9 @@ class WorkerSettings(BaseSettings):
     """Port of the /health and /ready endpoint; None (the default) turns it off, 0 picks
     a free port."""
     health_host: str = "127.0.0.1"
+    metrics_interval_seconds: float = Field(15.0, gt=0)
+    """How often the gauges read from the database (outbox backlog, sagas per state) are
+    refreshed, when metrics are on."""
     shutdown_grace_seconds: float = Field(30.0, gt=0)
     """How long SIGTERM waits for in-flight messages."""
     otlp_endpoint: str | None = None

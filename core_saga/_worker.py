@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from . import _metrics
 from ._clock import Clock, DatabaseClock, SystemClock
 from ._consumer import Consumer
 from ._context import SEND
@@ -262,7 +263,8 @@ class Worker:
         if self.settings.health_port is not None:
             self.health = HealthServer(self.settings.health_host, self.settings.health_port,
                                        alive=lambda: not self._stop.is_set(),
-                                       ready=self._ready_checks)
+                                       ready=self._ready_checks,
+                                       metrics=_metrics.prometheus_text)
             await self.health.start()
         background: list[asyncio.Task[Any]] = []
         receivers: list[asyncio.Task[Any]] = []
@@ -280,6 +282,7 @@ class Worker:
             receivers = [asyncio.create_task(self._receive_loop(q, p, deleters[q]))
                          for q, p in self._pipelines.items()]
             receivers.append(asyncio.create_task(self._purge_loop()))
+            receivers.append(asyncio.create_task(self._gauge_loop()))
             self._started.set()
             log.info("worker started on %s", ", ".join(self._pipelines))
             await self._stop.wait()
@@ -312,6 +315,29 @@ class Worker:
                         loop.remove_signal_handler(sig)
             log.info("worker stopped: %d handled, %d failed, %d held through outages",
                      self.handled, self.failed, self.held)
+
+    async def refresh_gauges(self) -> None:
+        """Read the gauges' values from the store now: outbox backlog, oldest due row,
+        due timers, the hosted sagas' instances per state."""
+        _metrics.gauges.set_database_up(self.store_health.name, self.store_health.up)
+        _metrics.gauges.set_outbox(await self.store.outbox_stats(self.clock.now()))
+        counts: dict[tuple[str, str], int] = {}
+        for name in sorted({h.name for hs in self._handlers.values() for h in hs
+                            if isinstance(h, SagaHandler)}):
+            for state, count in (await self.store.count_instances(name)).items():
+                counts[(name, state)] = count
+        _metrics.gauges.set_sagas(counts)
+
+    async def _gauge_loop(self) -> None:
+        while not self._stop.is_set():
+            if _metrics.enabled() and self.store_health.up:
+                try:
+                    await self.refresh_gauges()
+                except Exception as exc:
+                    log.debug("gauges not refreshed: %s", exc)
+            else:
+                _metrics.gauges.set_database_up(self.store_health.name, self.store_health.up)
+            await _sleep_unless(self._stop, self.settings.metrics_interval_seconds)
 
     async def _clock_loop(self, clock: DatabaseClock) -> None:
         while not self._stop.is_set():
@@ -359,6 +385,8 @@ class Worker:
                 log.warning("%s: receiving again after %d failed receives", queue, failures)
                 failures = 0
             self._receiving[queue] = True
+            if messages:
+                _metrics.consumed.add(len(messages), _metrics.endpoint_attributes(queue))
             if not messages and self.settings.wait_time_seconds == 0:
                 await asyncio.sleep(0.05)  # short polling: do not spin
             for message in messages:

@@ -84,9 +84,9 @@ def worker(
     build = load_object(factory)
     try:
         settings = WorkerSettings()
-        from ._tracing import configure_tracing
+        from .telemetry import configure
 
-        provider = configure_tracing(endpoint=settings.otlp_endpoint)
+        telemetry = configure(otlp_endpoint=settings.otlp_endpoint)
     except ValueError as exc:
         raise typer.BadParameter(f"bad worker settings: {exc}") from exc
 
@@ -95,8 +95,7 @@ def worker(
         try:
             await built.run()
         finally:
-            if provider is not None:
-                provider.force_flush()  # type: ignore[attr-defined]
+            telemetry.flush()
 
     asyncio.run(run())
 

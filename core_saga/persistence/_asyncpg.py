@@ -120,6 +120,8 @@ _ERROR_ROW = ("endpoint, error_type, reason, body, at, message_id, message_type,
 _LIST_ERRORS = f"SELECT {_ERROR_ROW} FROM message_errors ORDER BY id DESC LIMIT $1"
 _LIST_ERRORS_AT = (f"SELECT {_ERROR_ROW} FROM message_errors WHERE endpoint = $2 "
                    "ORDER BY id DESC LIMIT $1")
+_OUTBOX_STATS = ("SELECT count(*), min(deliver_at), count(schedule_token) FROM outbox "
+                 "WHERE dispatched_at IS NULL AND NOT failed AND deliver_at <= $1")
 _PURGE_INBOX = "DELETE FROM inbox WHERE processed_at < $1"
 _PURGE_OUTBOX = "DELETE FROM outbox WHERE dispatched_at IS NOT NULL AND dispatched_at < $1"
 
@@ -580,6 +582,13 @@ class AsyncpgStore(SagaStore):
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             for statement in ddl_for(metadata):
                 await conn.execute(statement)
+
+    async def outbox_stats(self, now: datetime) -> dict[str, float]:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(_OUTBOX_STATS, _utc(now))
+        count, oldest, timers = row[0], row[1], row[2]
+        age = 0.0 if oldest is None else max(0.0, (_utc(now) - oldest).total_seconds())
+        return {"backlog": float(count), "oldest_age": age, "timers_due": float(timers)}
 
     async def database_time(self) -> datetime | None:
         async with self._connection() as conn:

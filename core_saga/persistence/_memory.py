@@ -192,6 +192,14 @@ class MemoryStore(SagaStore):
                     undo()
                 raise
 
+    async def outbox_stats(self, now: datetime) -> dict[str, float]:
+        due = [(row, self._tables.outbox_extra[i]) for i, row in self._tables.outbox.items()
+               if row.dispatched_at is None and not row.failed and row.deliver_at <= now]
+        oldest = min((row.deliver_at for row, _ in due), default=now)
+        return {"backlog": float(len(due)),
+                "oldest_age": max(0.0, (now - oldest).total_seconds()),
+                "timers_due": float(sum(1 for _, extra in due if extra["token"]))}
+
     async def create_tables(self, metadata: MetaData) -> None:
         return None
 

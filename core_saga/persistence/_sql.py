@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -383,6 +383,20 @@ class SqlStore(SagaStore):
             if self.schema is not None:
                 await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             await conn.run_sync(metadata.create_all)
+
+    async def outbox_stats(self, now: datetime) -> dict[str, float]:
+        due = (outbox.c.dispatched_at.is_(None), outbox.c.failed.is_(False),
+               outbox.c.deliver_at <= now)
+        stmt = select(func.count(), func.min(outbox.c.deliver_at),
+                      func.count(outbox.c.schedule_token)).where(*due)
+        async with self.engine.connect() as conn:
+            count, oldest, timers = (await conn.execute(stmt)).one()
+        if isinstance(oldest, str):  # SQLite hands an aggregate back untyped
+            oldest = datetime.fromisoformat(oldest)
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+        return {"backlog": float(count), "oldest_age": age, "timers_due": float(timers)}
 
     async def database_time(self) -> datetime | None:
         if self.dialect != "postgresql":

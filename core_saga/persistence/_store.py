@@ -211,6 +211,12 @@ class SagaStore(abc.ABC):
         async with self.transaction() as tx:
             await tx.touch_probe(name, datetime.now(UTC))
 
+    @abc.abstractmethod
+    async def outbox_stats(self, now: datetime) -> dict[str, float]:
+        """For the metrics: ``backlog`` (rows due and not sent, failed ones aside),
+        ``oldest_age`` (seconds the oldest of them has waited since it came due; 0 when
+        none) and ``timers_due`` (how many of them are timers)."""
+
     async def database_time(self) -> datetime | None:
         """The database server's clock (PostgreSQL ``clock_timestamp()``), or None when
         the store has no clock of its own (SQLite: the host's; memory)."""

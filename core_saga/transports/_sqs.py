@@ -14,6 +14,7 @@ import orjson
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
+from .. import _metrics
 from .._aws import AwsConfig
 from .._errors import MessageTooLargeError, ReceiptExpiredError
 from ._base import DEFAULT_MAX_MESSAGE_BYTES, ReceivedMessage, SendFailure, TransportMessage
@@ -68,6 +69,7 @@ class SqsTransport:
 
     def _count(self, operation: str) -> None:
         self.calls[operation] = self.calls.get(operation, 0) + 1
+        _metrics.aws_calls.add(1, {"rpc.service": "sqs", "rpc.method": operation})
 
     @property
     def total_calls(self) -> int:
