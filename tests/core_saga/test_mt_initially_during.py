@@ -3,12 +3,15 @@ events; unhandled events."""
 
 from __future__ import annotations
 
+import pytest
+
 from core_saga import (
     Event,
     Message,
     MissingInstance,
     Query,
     Saga,
+    SagaDefinitionError,
     SagaState,
     State,
     Unhandled,
@@ -49,6 +52,11 @@ async def test_finalize_removes_instance_when_completed_when_finalized() -> None
         await h.publish(Start(id="f"))
         await h.publish(Poke(id="f", kind="ignored-by-filters"))
         await h.assert_state(FinalizeSaga, "f", FinalizeSaga.running)
+        # No filter accepts it: an unhandled event, not a silent no-op.
+        [(_, reason)] = h.faults
+        assert reason.startswith("UnhandledEventError: saga 'FinalizeSaga', instance 'f', "
+                                 "state 'Running', event 'Poke'")
+        assert reason.endswith("no behavior's filter accepts this message in this state")
         await h.publish(Poke(id="f", kind="finish"))
         assert await h.instance(FinalizeSaga, "f") is None
         history = await h.history(FinalizeSaga, "f")
@@ -207,3 +215,200 @@ async def test_query_correlation_and_during_any() -> None:
         await h.publish(Poke(id="q1"))  # during_any covers Closed too
         assert h.faults == []
 
+
+
+# -- set_completed with an async predicate -------------------------------------------------
+
+async def _is_done(saga: Data) -> bool:
+    return saga.current_state == "Done"
+
+
+class AsyncCompletedSaga(Saga[Data]):
+    running = State()
+    done = State(terminal=True)
+    start = Event(Start, correlate_by=by_id)
+    poke = Event(Poke, correlate_by=by_id)
+
+    def define(self) -> None:
+        self.initially(self.when(self.start).transition_to(self.running))
+        self.during(self.running, self.when(self.poke).transition_to(self.done))
+        self.set_completed(_is_done)
+
+
+
+async def test_an_async_set_completed_predicate_is_awaited() -> None:
+    async with SagaTestHarness() as h:
+        h.add_saga(AsyncCompletedSaga())
+        await h.publish(Start(id="a"))
+        await h.assert_state(AsyncCompletedSaga, "a", "Running")  # kept: not complete yet
+        await h.publish(Poke(id="a"))
+        assert await h.instance(AsyncCompletedSaga, "a") is None
+
+
+# -- ignore and when of one event in one state ------------------------------------------------
+
+def test_ignore_and_when_in_two_during_blocks_is_a_definition_error() -> None:
+    with pytest.raises(SagaDefinitionError) as err:
+        class Both(Saga[Data]):
+            running = State()
+            done = State(terminal=True)
+            start = Event(Start, correlate_by=by_id)
+            poke = Event(Poke, correlate_by=by_id)
+
+            def define(self) -> None:
+                self.initially(self.when(self.start).transition_to(self.running))
+                self.during(self.running, self.ignore(self.poke))
+                self.during(self.running, self.done, self.when(self.poke).transition_to(self.done))
+    assert str(err.value).startswith(
+        "saga 'Both', state 'Running', event 'Poke': the event is both handled (when) and "
+        "ignored (ignore) in this state, in different during()/during_any() blocks")
+
+
+def test_during_any_ignore_and_a_states_when_is_a_definition_error() -> None:
+    with pytest.raises(SagaDefinitionError, match="both handled"):
+        class Both(Saga[Data]):
+            running = State()
+            done = State(terminal=True)
+            start = Event(Start, correlate_by=by_id)
+            poke = Event(Poke, correlate_by=by_id)
+
+            def define(self) -> None:
+                self.initially(self.when(self.start).transition_to(self.running))
+                self.during(self.running, self.when(self.poke).transition_to(self.done))
+                self.during_any(self.ignore(self.poke))
+
+
+def test_a_behavior_behind_an_unfiltered_ignore_is_a_definition_error() -> None:
+    with pytest.raises(SagaDefinitionError, match="would never run"):
+        class Hidden(Saga[Data]):
+            running = State()
+            done = State(terminal=True)
+            start = Event(Start, correlate_by=by_id)
+            poke = Event(Poke, correlate_by=by_id)
+
+            def define(self) -> None:
+                self.initially(self.when(self.start).transition_to(self.running))
+                self.during(self.running, self.ignore(self.poke),
+                            self.when(self.poke).transition_to(self.done))
+    with pytest.raises(SagaDefinitionError, match="never applies"):
+        class Moot(Saga[Data]):
+            running = State()
+            done = State(terminal=True)
+            start = Event(Start, correlate_by=by_id)
+            poke = Event(Poke, correlate_by=by_id)
+
+            def define(self) -> None:
+                self.initially(self.when(self.start).transition_to(self.running))
+                self.during(self.running, self.when(self.poke).transition_to(self.done),
+                            self.ignore(self.poke))
+
+
+class FallbackSaga(Saga[Data]):
+    """Filtered whens with the ignore last in the same during(): the allowed fallback."""
+
+    running = State()
+    done = State(terminal=True)
+    start = Event(Start, correlate_by=by_id)
+    poke = Event(Poke, correlate_by=by_id)
+
+    def define(self) -> None:
+        self.initially(self.when(self.start).transition_to(self.running))
+        self.during(self.running,
+                    self.when(self.poke, filter=lambda ctx: ctx.message.kind == "done")
+                    .transition_to(self.done),
+                    self.ignore(self.poke))
+
+
+async def test_filtered_whens_with_a_trailing_ignore_ignore_what_the_filters_leave() -> None:
+    async with SagaTestHarness() as h:
+        h.add_saga(FallbackSaga())
+        await h.publish(Start(id="f"))
+        await h.publish(Poke(id="f", kind="other"))
+        await h.assert_state(FallbackSaga, "f", "Running")
+        await h.publish(Poke(id="f", kind="done"))
+        await h.assert_state(FallbackSaga, "f", "Done")
+        assert h.faults == []
+    assert {(t.source, t.target) for t in FallbackSaga.model.transitions} == {
+        ("Initial", "Running"), ("Running", "Done")}
+
+
+# -- ignore_others ------------------------------------------------------------------------------
+
+class QuietEndSaga(Saga[Data]):
+    running = State()
+    done = State(terminal=True)
+    start = Event(Start, correlate_by=by_id)
+    poke = Event(Poke, correlate_by=by_id)
+    tick = Event(Tick, correlate_by=lambda m: m.id)
+
+    def define(self) -> None:
+        self.initially(self.when(self.start).transition_to(self.running))
+        self.during(self.running,
+                    self.when(self.poke, filter=lambda ctx: ctx.message.kind == "done")
+                    .transition_to(self.done))
+        self.during(self.done, self.ignore_others())
+
+
+async def test_ignore_others_ignores_every_event_without_a_behavior_in_those_states() -> None:
+    async with SagaTestHarness() as h:
+        h.add_saga(QuietEndSaga())
+        await h.publish(Start(id="q"))
+        await h.publish(Tick(id="q"))  # Running has no behavior for it: faults
+        assert len(h.faults) == 1 and "UnhandledEventError" in h.faults[0][1]
+        await h.publish(Poke(id="q", kind="done"))
+        for late in (Start(id="q"), Poke(id="q"), Tick(id="q")):
+            await h.publish(late)
+        await h.assert_state(QuietEndSaga, "q", "Done")
+        assert len(h.faults) == 1
+        assert [r.event for r in await h.history(QuietEndSaga, "q")] == ["Start", "Poke"]
+    assert QuietEndSaga.model.unhandled_policy("Done") is Unhandled.IGNORE
+    assert QuietEndSaga.model.unhandled_policy("Running") is Unhandled.FAULT
+
+
+def test_ignore_others_is_refused_in_initially() -> None:
+    with pytest.raises(SagaDefinitionError, match=r"ignore_others\(\) does not apply in "
+                       r"initially\(\)"):
+        class Early(Saga[Data]):
+            done = State(terminal=True)
+            start = Event(Start, correlate_by=by_id)
+
+            def define(self) -> None:
+                self.initially(self.when(self.start).transition_to(self.done),
+                               self.ignore_others())  # type: ignore[arg-type]
+
+
+# -- a subclass redeclares a state or an event ---------------------------------------------------
+
+class Shout(Message):
+    message_namespace = "t.override"
+    order: str
+
+
+class BaseFlow(Saga[Data]):
+    running = State()
+    done = State(terminal=True)
+    start = Event(Start, correlate_by=by_id)
+    poke = Event(Poke, correlate_by=by_id)
+
+    def define(self) -> None:
+        self.initially(self.when(self.start).transition_to(self.running))
+        self.during(self.running, self.when(self.poke).transition_to(self.done))
+
+
+class LoudFlow(BaseFlow):
+    """Overrides an event (another message type) and a state (its name), nothing else."""
+
+    poke = Event(Shout, correlate_by=lambda m: m.order)  # type: ignore[assignment]
+    done = State("Finished", terminal=True)
+
+
+async def test_a_subclass_member_replaces_the_parents_in_its_behaviors() -> None:
+    assert set(LoudFlow.model.states) == {"Initial", "Running", "Finished", "Final"}
+    assert LoudFlow.model.events["Poke"].message_type is Shout
+    assert BaseFlow.model.events["Poke"].message_type is Poke  # the parent is untouched
+    async with SagaTestHarness() as h:
+        h.add_saga(LoudFlow())
+        await h.publish(Start(id="l"))
+        await h.publish(Shout(order="l"))
+        await h.assert_state(LoudFlow, "l", "Finished")
+        assert h.faults == []
