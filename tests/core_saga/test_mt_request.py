@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from core_saga import (
+    BehaviorContext,
     ConsumeContext,
     Consumer,
     Event,
     Message,
     Request,
     Saga,
+    SagaDefinitionError,
     SagaState,
     State,
+    to_dot,
+    to_mermaid,
 )
 from core_saga.testing import SagaTestHarness
 
@@ -114,3 +120,88 @@ async def test_request_times_out_without_response() -> None:
         await h.assert_state(RequestSaga, "r", RequestSaga.timed_out)
         assert h.faults == []
 
+
+
+# -- a request without a destination is published ------------------------------------------------
+
+async def _ask(ctx: BehaviorContext[ReqData, Start]) -> CheckStock:
+    return CheckStock(sku=f"sku-{ctx.message.value}")
+
+
+class PublishedRequestSaga(Saga[ReqData]):
+    completed = State(terminal=True)
+    faulted = State(terminal=True)
+    timed_out = State(terminal=True)
+    start = Event(Start, correlate_by=by_id)
+    check_stock = Request(CheckStock, StockChecked, request_id_field="stock_request_id")
+
+    def define(self) -> None:
+        self.initially(self.when(self.start)
+                       .request(self.check_stock, _ask)
+                       .transition_to(self.check_stock.pending))
+        self.during(
+            self.check_stock.pending,
+            self.when(self.check_stock.completed)
+            .then(lambda ctx: setattr(ctx.saga, "available", ctx.message.available))
+            .transition_to(self.completed),
+            self.when(self.check_stock.faulted).transition_to(self.faulted),
+            self.when(self.check_stock.timeout_expired).transition_to(self.timed_out),
+        )
+
+
+
+async def test_a_request_without_destination_is_published_to_its_subscribers() -> None:
+    async with SagaTestHarness() as h:
+        h.add_saga(PublishedRequestSaga(), queue="published-request")
+        h.add_consumer(StockConsumer("ok"), "stock-subscriber")
+        await h.publish(Start(id="r", value=5))
+        await h.assert_state(PublishedRequestSaga, "r", "Completed")
+        [request] = h.envelopes(CheckStock)
+        assert request.response_address == "published-request"
+        assert h.published(CheckStock) == [CheckStock(sku="sku-5")]
+        instance = await h.instance(PublishedRequestSaga, "r")
+        assert instance is not None and instance.available == 3
+
+
+# -- the pending state: checked, and drawn only when used ----------------------------------------
+
+def test_a_request_answered_only_in_a_pending_state_nobody_enters_is_refused() -> None:
+    with pytest.raises(SagaDefinitionError) as err:
+        class Forgot(Saga[ReqData]):
+            completed = State(terminal=True)
+            failed = State(terminal=True)
+            start = Event(Start, correlate_by=by_id)
+            check_stock = Request(CheckStock, StockChecked, destination="stock",
+                                  request_id_field="stock_request_id", timeout=None)
+
+            def define(self) -> None:
+                self.initially(self.when(self.start).request(self.check_stock, _ask))
+                self.during(self.check_stock.pending,
+                            self.when(self.check_stock.completed).transition_to(self.completed),
+                            self.when(self.check_stock.faulted).transition_to(self.failed))
+    assert ("request 'CheckStock' is answered only in 'CheckStock.Pending', which no behavior "
+            "enters: add .transition_to(self.check_stock.pending) after .request(...)"
+            ) in str(err.value)
+
+
+def test_the_pending_state_is_drawn_connected_and_an_unused_one_not_at_all() -> None:
+    mermaid = to_mermaid(RequestSaga.model)
+    assert "Initial --> CheckStock_Pending: Start" in mermaid
+    assert "CheckStock_Pending --> Completed: CheckStock.Completed" in mermaid
+
+    class InPlace(Saga[ReqData]):
+        waiting = State()
+        completed = State(terminal=True)
+        start = Event(Start, correlate_by=by_id)
+        check_stock = Request(CheckStock, StockChecked, destination="stock",
+                              request_id_field="stock_request_id", timeout=None)
+
+        def define(self) -> None:
+            self.initially(self.when(self.start).request(self.check_stock, _ask)
+                           .transition_to(self.waiting))
+            self.during(self.waiting,
+                        self.when(self.check_stock.completed).transition_to(self.completed),
+                        self.when(self.check_stock.faulted).transition_to(self.completed))
+
+    assert "Pending" not in to_mermaid(InPlace.model)
+    assert "Pending" not in to_dot(InPlace.model)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from core_saga import (
+    BehaviorContext,
     Event,
     Saga,
     Schedule,
@@ -83,3 +85,37 @@ async def test_stale_timer_is_ignored() -> None:
         await h.assert_state(TimerSaga, "w", TimerSaga.stopped)
         assert h.faults == []
 
+
+
+async def _delay_for(ctx: BehaviorContext[Data, Any]) -> timedelta:
+    return timedelta(minutes=ctx.saga.value)
+
+
+async def _tick(ctx: BehaviorContext[Data, Any]) -> Tick:
+    return Tick(id=ctx.saga.correlation_id)
+
+
+class AsyncTimerSaga(Saga[Data]):
+    """The delay and the message of a timer from async functions."""
+
+    waiting = State()
+    expired = State(terminal=True)
+    start = Event(Start, correlate_by=by_id)
+    tick = Schedule(Tick, token_field="tick_token", delay=_delay_for)
+
+    def define(self) -> None:
+        self.initially(self.when(self.start)
+                       .then(lambda ctx: setattr(ctx.saga, "value", ctx.message.value))
+                       .schedule(self.tick, _tick)
+                       .transition_to(self.waiting))
+        self.during(self.waiting, self.when(self.tick.received).transition_to(self.expired))
+
+
+async def test_a_timer_delay_and_message_may_come_from_async_functions() -> None:
+    async with SagaTestHarness() as h:
+        h.add_saga(AsyncTimerSaga())
+        await h.publish(Start(id="t", value=3))
+        await h.advance(timedelta(minutes=2))
+        await h.assert_state(AsyncTimerSaga, "t", "Waiting")
+        await h.advance(timedelta(minutes=1))
+        await h.assert_state(AsyncTimerSaga, "t", "Expired")
