@@ -62,9 +62,3 @@ def returned_type(fn: Callable[..., Any], base: type[T]) -> type[T] | None:
         return found
     return None
 
-
-def is_coroutine_function(fn: object) -> bool:
-    """Whether calling `fn` returns a coroutine (``async def``, or an object whose
-    ``__call__`` is one)."""
-    return inspect.iscoroutinefunction(fn) or (
-        callable(fn) and inspect.iscoroutinefunction(type(fn).__call__))
