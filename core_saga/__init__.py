@@ -38,7 +38,7 @@ from ._errors import (
     UnhandledEventError,
     UnknownMessageTypeError,
 )
-from ._events import Event, MissingInstance, Query, Request, Schedule
+from ._events import CompositeEvent, Event, MissingInstance, Query, Request, Schedule
 from ._graph import to_dot, to_mermaid
 from ._messages import Fault, Message, MessageRegistry, RequestTimeoutExpired, registry
 from ._model import Concurrency, SagaModel, Unhandled
@@ -62,6 +62,7 @@ __all__ = [  # noqa: RUF022
     "INITIAL",
     "FINAL",
     "Event",
+    "CompositeEvent",
     "Schedule",
     "Request",
     "Query",

@@ -142,7 +142,7 @@ class SqlTransaction(StoreTransaction):
         self._dialect = dialect
         self._lazy = lazy
         self._writing = not lazy
-        self._inbox: dict[str, Any] | None = None
+        self._inbox: list[dict[str, Any]] = []
 
     @property
     def dialect(self) -> str:
@@ -154,17 +154,17 @@ class SqlTransaction(StoreTransaction):
             return
         self._writing = True
         await self.conn.exec_driver_sql("BEGIN IMMEDIATE")
-        if self._inbox is not None:
-            claim, self._inbox = self._inbox, None
+        claims, self._inbox = self._inbox, []
+        for claim in claims:
             result = await self.conn.execute(_INBOX_CLAIM, claim)
             if not result.rowcount:
-                raise ConcurrencyError(f"message {claim['message_id']} was handled by "
+                raise ConcurrencyError(f"{claim['message_id']} was claimed by "
                                        f"{claim['consumer']} meanwhile")
 
     async def finish(self) -> None:
         """Write what is still held back (the inbox entry of a message that wrote
         nothing else) before COMMIT."""
-        if self._inbox is not None:
+        if self._inbox:
             await self._write()
 
     async def execute(self, statement: Executable, parameters: Parameters = None) -> Result:
@@ -183,10 +183,13 @@ class SqlTransaction(StoreTransaction):
     async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
         claim = {"consumer": consumer, "message_id": message_id, "processed_at": now}
         if not self._writing:
+            if any(c["consumer"] == consumer and c["message_id"] == message_id
+                   for c in self._inbox):
+                return False
             seen = (await self.conn.execute(_INBOX_SEEN, claim)).first()
             if seen is not None:
                 return False
-            self._inbox = claim  # inserted with the first write, checked then
+            self._inbox.append(claim)  # inserted with the first write, checked then
             return True
         result = await self.conn.execute(_INBOX_CLAIM, claim)
         return bool(result.rowcount)

@@ -234,5 +234,12 @@ class SagaTestHarness:
         """Bodies waiting on a queue nobody in the harness consumes."""
         return self.transport.peek(queue)
 
+    def waiting_envelopes(self, queue: str) -> list[Envelope]:
+        """The envelopes waiting on a queue nobody in the harness consumes (replies to a
+        ``response_address`` outside the harness, say), decoded."""
+        from .._envelope import decode_envelope
+
+        return [decode_envelope(body) for body in self.transport.peek(queue)]
+
 
 

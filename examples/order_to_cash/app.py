@@ -262,13 +262,13 @@ def _sqs_endpoint(options: argparse.Namespace, settings: WorkerSettings
 
 def provision_local(client: Callable[[str], Any], prefix: str = "", *, bus: str = LOCAL_BUS,
                     manual_review: Any = None, slow_shipping: Any = None,
-                    max_receive_count: int = 5, visibility_timeout: int = 30) -> Any:
+                    max_receive_count: int = 10, visibility_timeout: int = 30) -> Any:
     """Make the app's queues (each with its dead-letter queue and redrive policy) and the
     supervision resources (bus, rules, claim table, review queue, both workflows) on an
     emulator, as ``infra/`` deploys them on AWS. `client` gives a boto3 client per
-    service; `max_receive_count` is the redrive policy's (keep it at or above the
-    workers' ``max_deliveries``), `visibility_timeout` every queue's. The result is the
-    :class:`supervisor_workflows.local.SupervisionResources`."""
+    service; `max_receive_count` is the redrive policy's (a worker refuses less than
+    its ``max_deliveries`` + ``dead_letter_margin``), `visibility_timeout` every
+    queue's. The result is the :class:`supervisor_workflows.local.SupervisionResources`."""
     from core_saga.emulator import create_sqs_queue
     from supervisor_workflows.local import provision
 
