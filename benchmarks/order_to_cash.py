@@ -61,6 +61,7 @@ from sqlalchemy import func, select  # noqa: E402
 
 from core_saga import (  # noqa: E402
     SEND_KIND,
+    Outbox,
     OutboxDispatcher,
     SystemClock,
     TransportSink,
@@ -69,7 +70,6 @@ from core_saga import (  # noqa: E402
 from core_saga.persistence import AsyncpgStore, SagaStore, SqlStore  # noqa: E402
 from core_saga.transports import InMemoryTransport, SqsTransport  # noqa: E402
 from examples.order_to_cash import (  # noqa: E402
-    TransactionalOutbox,
     build_topology,
     build_worker,
     create_tables,
@@ -352,8 +352,8 @@ async def run_sqs(emulator: Any, processes: int, orders: int, window: int, logdi
         sqs = await SqsTransport.connect(settings.sqs())
         clock = SystemClock()
         dispatcher = OutboxDispatcher(store, {SEND_KIND: TransportSink(sqs)}, clock)
-        service = OrderService(TransactionalOutbox(store, routes=build_topology().routes,
-                                                   clock=clock, dispatcher=dispatcher))
+        service = OrderService(Outbox(store, topology=build_topology(), clock=clock,
+                                      dispatcher=dispatcher))
         watch = OrderWatch(store)
         async with worker_processes(processes, emulator.endpoint_url, prefix, store.schema,
                                     emulator.env(), logdir) as procs:
