@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Select, bindparam, insert, select, update
 
 from core_saga import Row, Transaction
 
@@ -42,6 +42,22 @@ class OrderRecord:
     tracking_id: str | None = None
 
 
+# Built once: a statement object is compiled once per store and its cache key computed
+# once, so each message pays only for binding its values.
+_BY_ID = select(orders).where(orders.c.order_id == bindparam("key"))
+_BY_IDEMPOTENCY_KEY = select(orders).where(orders.c.idempotency_key == bindparam("key"))
+_LINES = (select(order_lines).where(order_lines.c.order_id == bindparam("order_id"))
+          .order_by(order_lines.c.line_no))
+_INSERT = insert(orders)
+_INSERT_LINES = insert(order_lines)
+_SET_OUTCOME = (
+    update(orders)
+    .where(orders.c.order_id == bindparam("w_order_id"), orders.c.status == SUBMITTED)
+    .values(status=bindparam("status"), cancel_code=bindparam("cancel_code"),
+            reason=bindparam("reason"), tracking_id=bindparam("tracking_id"),
+            updated_at=bindparam("updated_at")))
+
+
 class OrderRepository:
     """Orders (tables ``orders`` and ``order_lines``), seen from the transaction `tx`."""
 
@@ -51,44 +67,42 @@ class OrderRepository:
     async def insert(self, order: OrderRecord) -> None:
         """Insert the order and its lines; ``sqlalchemy.exc.IntegrityError`` if the id
         or the idempotency key is taken."""
-        await self.tx.execute(insert(orders).values(
-            order_id=order.order_id, idempotency_key=order.idempotency_key,
-            request_hash=order.request_hash, customer_id=order.customer_id,
-            currency=order.currency, amount=order.amount,
-            risk_flags=json.dumps(list(order.risk_flags)), status=order.status,
-            cancel_code=order.cancel_code, reason=order.reason,
-            tracking_id=order.tracking_id, created_at=order.created_at,
-            updated_at=order.updated_at))
-        await self.tx.execute(insert(order_lines), [
+        await self.tx.execute(_INSERT, {
+            "order_id": order.order_id, "idempotency_key": order.idempotency_key,
+            "request_hash": order.request_hash, "customer_id": order.customer_id,
+            "currency": order.currency, "amount": order.amount,
+            "risk_flags": json.dumps(list(order.risk_flags)), "status": order.status,
+            "cancel_code": order.cancel_code, "reason": order.reason,
+            "tracking_id": order.tracking_id, "created_at": order.created_at,
+            "updated_at": order.updated_at})
+        await self.tx.execute(_INSERT_LINES, [
             {"order_id": order.order_id, "line_no": number, "sku": line.sku,
              "quantity": line.quantity, "unit_price": line.unit_price}
             for number, line in enumerate(order.lines)])
 
     async def get(self, order_id: str) -> OrderRecord | None:
         """The order, or None."""
-        return await self._load(orders.c.order_id == order_id)
+        return await self._load(_BY_ID, order_id)
 
     async def find_by_idempotency_key(self, key: str) -> OrderRecord | None:
         """The order placed under the Idempotency-Key `key`, or None."""
-        return await self._load(orders.c.idempotency_key == key)
+        return await self._load(_BY_IDEMPOTENCY_KEY, key)
 
     async def set_outcome(self, order_id: str, *, status: str, at: datetime,
                           cancel_code: str | None = None, reason: str | None = None,
                           tracking_id: str | None = None) -> bool:
         """Record how a Submitted order ended; False (nothing changed) when the order is
         unknown or has ended already."""
-        result = await self.tx.execute(
-            update(orders).where(orders.c.order_id == order_id, orders.c.status == SUBMITTED)
-            .values(status=status, cancel_code=cancel_code, reason=reason,
-                    tracking_id=tracking_id, updated_at=at))
+        result = await self.tx.execute(_SET_OUTCOME, {
+            "w_order_id": order_id, "status": status, "cancel_code": cancel_code,
+            "reason": reason, "tracking_id": tracking_id, "updated_at": at})
         return result.rowcount == 1
 
-    async def _load(self, where: ColumnElement[bool]) -> OrderRecord | None:
-        row = (await self.tx.execute(select(orders).where(where))).first()
+    async def _load(self, query: Select[Any], key: str) -> OrderRecord | None:
+        row = (await self.tx.execute(query, {"key": key})).first()
         if row is None:
             return None
-        lines = await self.tx.execute(select(order_lines).where(
-            order_lines.c.order_id == row.order_id).order_by(order_lines.c.line_no))
+        lines = await self.tx.execute(_LINES, {"order_id": row.order_id})
         return _record(row, lines.all())
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Final, Literal
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from core_saga import Row, Transaction
 
@@ -49,6 +49,15 @@ def balance(entries: Iterable[LedgerEntry]) -> Decimal:
     return total
 
 
+# Built once: a statement object is compiled once per store and its cache key computed
+# once, so each message pays only for binding its values.
+_GET = select(payments).where(payments.c.order_id == bindparam("order_id"),
+                              payments.c.kind == bindparam("kind"))
+_ADD = insert(payments)
+_ENTRIES = (select(payments).where(payments.c.order_id == bindparam("order_id"))
+            .order_by(payments.c.kind))
+
+
 class PaymentRepository:
     """The payment ledger (table ``payments``), seen from the transaction `tx`."""
 
@@ -57,23 +66,20 @@ class PaymentRepository:
 
     async def get(self, order_id: str, kind: Kind) -> LedgerEntry | None:
         """The order's charge or refund row, if any."""
-        row = (await self.tx.execute(select(payments).where(
-            payments.c.order_id == order_id, payments.c.kind == kind))).first()
+        row = (await self.tx.execute(_GET, {"order_id": order_id, "kind": kind})).first()
         return None if row is None else _entry(row)
 
     async def add(self, entry: LedgerEntry) -> None:
         """Insert a row; ``sqlalchemy.exc.IntegrityError`` (rolling the message back) if
         the order has one of that kind already."""
-        await self.tx.execute(insert(payments).values(
-            order_id=entry.order_id, kind=entry.kind, status=entry.status,
-            amount=entry.amount, currency=entry.currency, reference=entry.reference,
-            note=entry.note, created_at=entry.created_at))
+        await self.tx.execute(_ADD, {
+            "order_id": entry.order_id, "kind": entry.kind, "status": entry.status,
+            "amount": entry.amount, "currency": entry.currency, "reference": entry.reference,
+            "note": entry.note, "created_at": entry.created_at})
 
     async def entries(self, order_id: str) -> list[LedgerEntry]:
         """Every row of the order."""
-        result = await self.tx.execute(select(payments).where(payments.c.order_id == order_id)
-                                       .order_by(payments.c.kind))
-        return [_entry(r) for r in result]
+        return [_entry(r) for r in await self.tx.execute(_ENTRIES, {"order_id": order_id})]
 
 
 def _entry(row: Row) -> LedgerEntry:
