@@ -51,27 +51,30 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import describe  # noqa: E402
+from _machine import describe
 
-from bridge import AwsConfig, HandOffConfig, attach_bridge  # noqa: E402
-from bridge.contracts import ReviewTask  # noqa: E402
-from core_saga import WorkerSettings, decode_envelope  # noqa: E402
-from core_saga.emulator import Emulator, start_emulator  # noqa: E402
-from core_saga.persistence import SqlStore  # noqa: E402
-from core_saga.transports import SqsTransport  # noqa: E402
-from examples.order_to_cash import (  # noqa: E402
+from bridge import HandOffConfig, attach_bridge
+from bridge.contracts import ReviewTask
+from core_saga import (
+    WorkerSettings,
+)
+from core_saga.emulator import Emulator, start_emulator
+from core_saga.extension import decode_envelope
+from core_saga.persistence import SqlStore
+from core_saga.transports import SqsTransport
+from examples.order_to_cash import (
     OrderSagaSettings,
     build_worker,
     create_tables,
     order_service,
 )
-from examples.order_to_cash.app import provision_local  # noqa: E402
-from examples.order_to_cash.inventory import set_stock_levels  # noqa: E402
-from examples.order_to_cash.orders import OrderRequest  # noqa: E402
-from examples.order_to_cash.payment import FakePaymentGateway  # noqa: E402
-from examples.order_to_cash.queues import ORDER_SAGA_QUEUE  # noqa: E402
-from examples.order_to_cash.shipping import FakeCarrier  # noqa: E402
-from supervisor_workflows import ManualReviewTimings  # noqa: E402
+from examples.order_to_cash.app import provision_local
+from examples.order_to_cash.inventory import set_stock_levels
+from examples.order_to_cash.orders import OrderRequest
+from examples.order_to_cash.payment import FakePaymentGateway
+from examples.order_to_cash.queues import ORDER_SAGA_QUEUE
+from examples.order_to_cash.shipping import FakeCarrier
+from supervisor_workflows import ManualReviewTimings
 
 PRICE_SQS_REQUEST = 0.40 / 1e6
 PRICE_EVENTBRIDGE_EVENT = 1.00 / 1e6
@@ -164,7 +167,7 @@ async def run(emulator: Emulator, orders: int, share: float, workdir: Path) -> C
         bus=resources.bus_name, reply_to=reply_to))
     worker = build_worker(settings, store, transport, saga_settings=saga_settings,
                           gateway=FakePaymentGateway(seed=1), carrier=FakeCarrier())
-    sinks = await attach_bridge(worker, AwsConfig.from_settings(settings))
+    sinks = await attach_bridge(worker, settings.aws())
     service = order_service(worker)
     stop = asyncio.Event()
     review_calls: Counter[str] = Counter()

@@ -28,17 +28,16 @@ from _machine import PG, describe, interleave, summary
 
 from core_saga import (
     BehaviorContext,
-    Endpoint,
     Envelope,
     Event,
     Message,
     Saga,
-    SagaHandler,
     SagaState,
     State,
     SystemClock,
     Topology,
 )
+from core_saga.extension import Endpoint, SagaHandler
 from core_saga.persistence import AsyncpgStore, MemoryStore, SagaStore, SqlStore
 
 

@@ -38,29 +38,30 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import PG, describe, int_list, summary  # noqa: E402
-from order_to_cash import (  # noqa: E402
+from _machine import PG, describe, int_list, summary
+from order_to_cash import (
     BenchGateway,
     OrderWatch,
     drive,
     stock_for,
 )
 
-from bridge import HandoffRecord  # noqa: E402
-from core_saga import SCHEDULE_TOKEN, Envelope, WorkerSettings  # noqa: E402
-from core_saga.persistence import AsyncpgStore  # noqa: E402
-from core_saga.transports import InMemoryTransport  # noqa: E402
-from examples.order_to_cash import (  # noqa: E402
+from bridge import HandoffRecord
+from core_saga import Envelope, WorkerSettings
+from core_saga.extension import SCHEDULE_TOKEN
+from core_saga.persistence import AsyncpgStore
+from core_saga.transports import InMemoryTransport
+from examples.order_to_cash import (
     OrderSaga,
     OrderState,
     build_worker,
     create_tables,
     order_service,
 )
-from examples.order_to_cash.inventory import set_stock_levels  # noqa: E402
-from examples.order_to_cash.messages import ShipmentDeadlineExpired, StockLine  # noqa: E402
-from examples.order_to_cash.queues import ORDER_SAGA_QUEUE  # noqa: E402
-from examples.order_to_cash.shipping import FakeCarrier  # noqa: E402
+from examples.order_to_cash.inventory import set_stock_levels
+from examples.order_to_cash.messages import ShipmentDeadlineExpired, StockLine
+from examples.order_to_cash.queues import ORDER_SAGA_QUEUE
+from examples.order_to_cash.shipping import FakeCarrier
 
 TARGET = 1.10
 """Largest count's RSS over the smallest's: flat within 10%."""

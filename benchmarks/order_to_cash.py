@@ -56,32 +56,26 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import PG, describe, summary  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from _machine import PG, describe, summary
+from sqlalchemy import func, select
 
-from core_saga import (  # noqa: E402
-    SEND_KIND,
-    Outbox,
-    OutboxDispatcher,
-    SystemClock,
-    TransportSink,
-    WorkerSettings,
-)
-from core_saga.persistence import AsyncpgStore, SagaStore, SqlStore  # noqa: E402
-from core_saga.transports import InMemoryTransport, SqsTransport  # noqa: E402
-from examples.order_to_cash import (  # noqa: E402
+from core_saga import Outbox, SystemClock, WorkerSettings
+from core_saga.extension import SEND_KIND, OutboxDispatcher, TransportSink
+from core_saga.persistence import AsyncpgStore, SagaStore, SqlStore
+from core_saga.transports import InMemoryTransport, SqsTransport
+from examples.order_to_cash import (
     build_topology,
     build_worker,
     create_tables,
     order_service,
 )
-from examples.order_to_cash.inventory import set_stock_levels  # noqa: E402
-from examples.order_to_cash.orders import OrderRequest, OrderService  # noqa: E402
-from examples.order_to_cash.orders.tables import orders as orders_table  # noqa: E402
-from examples.order_to_cash.payment import ChargeResult, FakePaymentGateway  # noqa: E402
-from examples.order_to_cash.queues import ALL_QUEUES, REVIEW_QUEUE  # noqa: E402
-from examples.order_to_cash.shipping import FakeCarrier  # noqa: E402
-from examples.order_to_cash.storage import as_utc  # noqa: E402
+from examples.order_to_cash.inventory import set_stock_levels
+from examples.order_to_cash.orders import OrderRequest, OrderService
+from examples.order_to_cash.orders.tables import orders as orders_table
+from examples.order_to_cash.payment import ChargeResult, FakePaymentGateway
+from examples.order_to_cash.queues import ALL_QUEUES, REVIEW_QUEUE
+from examples.order_to_cash.shipping import FakeCarrier
+from examples.order_to_cash.storage import as_utc
 
 SKUS = tuple(f"SKU-{n:02d}" for n in range(20))
 """Happy orders spread over these, so no single stock row is every order's lock."""

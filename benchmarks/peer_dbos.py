@@ -59,8 +59,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import PG, describe, summary  # noqa: E402
-from order_to_cash import (  # noqa: E402
+from _machine import PG, describe, summary
+from order_to_cash import (
     BenchGateway,
     memory_postgres,
     order_kind,
@@ -68,27 +68,27 @@ from order_to_cash import (  # noqa: E402
     stock_for,
 )
 
-from core_saga import Result, ScalarResult, StatementError  # noqa: E402
-from core_saga.persistence import SqlStore  # noqa: E402
-from examples.order_to_cash import create_tables  # noqa: E402
-from examples.order_to_cash.inventory import set_stock_levels  # noqa: E402
-from examples.order_to_cash.inventory.repository import (  # noqa: E402
+from core_saga import Result, ScalarResult, StatementError
+from core_saga.persistence import SqlStore
+from examples.order_to_cash import create_tables
+from examples.order_to_cash.inventory import set_stock_levels
+from examples.order_to_cash.inventory.repository import (
     RESERVED,
     UNAVAILABLE,
     InventoryRepository,
     Reservation,
 )
-from examples.order_to_cash.messages import OrderLine, StockLine  # noqa: E402
-from examples.order_to_cash.orders import OrderRequest  # noqa: E402
-from examples.order_to_cash.orders.repository import (  # noqa: E402
+from examples.order_to_cash.messages import OrderLine, StockLine
+from examples.order_to_cash.orders import OrderRequest
+from examples.order_to_cash.orders.repository import (
     CANCELED,
     COMPLETED,
     SUBMITTED,
     OrderRecord,
     OrderRepository,
 )
-from examples.order_to_cash.orders.service import fingerprint  # noqa: E402
-from examples.order_to_cash.payment.repository import (  # noqa: E402
+from examples.order_to_cash.orders.service import fingerprint
+from examples.order_to_cash.payment.repository import (
     CHARGE,
     CHARGED,
     DECLINED,
@@ -98,8 +98,8 @@ from examples.order_to_cash.payment.repository import (  # noqa: E402
     LedgerEntry,
     PaymentRepository,
 )
-from examples.order_to_cash.shipping import FakeCarrier  # noqa: E402
-from examples.order_to_cash.shipping.repository import (  # noqa: E402
+from examples.order_to_cash.shipping import FakeCarrier
+from examples.order_to_cash.shipping.repository import (
     CREATED,
     Shipment,
     ShippingRepository,

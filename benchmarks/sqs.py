@@ -25,14 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import describe, summary  # noqa: E402
+from _machine import describe, summary
 
-from core_saga import Envelope, Worker, WorkerSettings  # noqa: E402
-from core_saga.emulator import Emulator, start_emulator  # noqa: E402
-from core_saga.persistence import SqlStore  # noqa: E402
-from core_saga.transports import SqsTransport  # noqa: E402
-from examples.quickstart.article_saga import ArticleOrderSaga, OrderSubmitted  # noqa: E402
-from examples.quickstart.services import QUEUES, host_services, metadata  # noqa: E402
+from core_saga import Envelope, Worker, WorkerSettings
+from core_saga.emulator import Emulator, start_emulator
+from core_saga.persistence import SqlStore
+from core_saga.transports import SqsTransport
+from examples.quickstart.article_saga import ArticleOrderSaga, OrderSubmitted
+from examples.quickstart.services import QUEUES, host_services, metadata
 
 SEND_LINGER = 0.05
 DELETE_LINGER = 0.2

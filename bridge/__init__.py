@@ -12,13 +12,14 @@
 - The operator's side: :func:`build_timeline` (one order's saga history, messages,
   hand-offs and Step Functions executions, in time order), the review store and
   :class:`ReviewService` (approve / reject pending manual reviews), and the ops
-  console (:func:`create_app`).
+  console (``bridge.console.create_app``; its dependencies come with the ``console``
+  extra, and importing ``bridge`` does not load them).
 
 docs/supervision.md describes the flow and the workflows; docs/console.md the console.
 """
 
 from ._attach import BridgeSinks, SinkHost, attach_bridge
-from ._aws import AwsClients, AwsConfig
+from ._aws import AwsClients
 from ._hand_off import (
     HandOff,
     HandOffConfig,
@@ -41,7 +42,6 @@ from ._task_answers import (
     send_task_heartbeat,
     send_task_success,
 )
-from .console import ConsoleSettings, TokenGrant, create_app
 from .reviews import (
     DecisionResult,
     Review,
@@ -56,9 +56,7 @@ __all__ = [
     "EVENTBRIDGE",
     "TASK_ANSWER",
     "AwsClients",
-    "AwsConfig",
     "BridgeSinks",
-    "ConsoleSettings",
     "DecisionResult",
     "EventBridgeSink",
     "ExecutionLink",
@@ -79,10 +77,8 @@ __all__ = [
     "TaskHeartbeats",
     "Timeline",
     "TimelineEntry",
-    "TokenGrant",
     "attach_bridge",
     "build_timeline",
-    "create_app",
     "hand_off",
     "handoffs_of",
     "outcome_is",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ._aws import AwsClients, AwsConfig
+from core_saga import AwsConfig
+
+from ._aws import AwsClients
 from ._publisher import EVENTBRIDGE, EventBridgeSink
 from ._task_answers import TASK_ANSWER, StepFunctionsSink
 
@@ -33,7 +35,7 @@ async def attach_bridge(host: SinkHost, config: AwsConfig) -> BridgeSinks:
     """Deliver `host`'s EventBridge entries (kind ``eventbridge``) and task-token answers
     (kind ``sfn-task``) to AWS as `config` says. Close the result when done::
 
-        sinks = await attach_bridge(worker, AwsConfig.from_settings(settings))
+        sinks = await attach_bridge(worker, settings.aws())
         try:
             await worker.run()
         finally:

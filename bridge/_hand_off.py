@@ -29,8 +29,9 @@ hand-off, however often it is delivered.
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
 
@@ -67,8 +68,9 @@ log = logging.getLogger("bridge.hand_off")
 S = TypeVar("S", bound=SupervisedState)
 T = TypeVar("T")
 Ctx = BehaviorContext[Any, Any]
-ValueOf: TypeAlias = T | Callable[[Ctx], T]
-"""A value, or a function of the behavior's context giving it."""
+ValueOf: TypeAlias = T | Callable[[Ctx], T | Awaitable[T]]
+"""A value, or a function of the behavior's context giving it (sync or ``async``, as
+everywhere in the saga DSL)."""
 
 WORKFLOW_OUTCOMES: dict[str, tuple[str, ...]] = {
     WORKFLOW_MANUAL_REVIEW: ("approved", "rejected", "timed_out"),
@@ -100,10 +102,13 @@ class HandOffConfig:
             raise ValueError("HandOffConfig.reply_to must be the saga's SQS queue URL")
 
 
-def _value(value: ValueOf[T], ctx: Ctx) -> T:
-    if callable(value):
-        return value(ctx)
-    return value
+async def _value(value: ValueOf[T], ctx: Ctx) -> T:
+    if not callable(value):
+        return value
+    result = value(ctx)
+    if inspect.isawaitable(result):
+        return await result
+    return result
 
 
 def request_supervision(ctx: Ctx, workflow: Workflow, *, reason: str,
@@ -152,9 +157,9 @@ class HandOff(Activity):
         self.then = then
 
     async def execute(self, ctx: Ctx) -> None:
-        request_supervision(ctx, self.workflow, reason=_value(self.reason, ctx),
-                            payload=_value(self.payload, ctx),
-                            config=_value(self.config, ctx))
+        request_supervision(ctx, self.workflow, reason=await _value(self.reason, ctx),
+                            payload=await _value(self.payload, ctx),
+                            config=await _value(self.config, ctx))
         if self.then is not None:
             ctx.transition(self.then.name)
 

@@ -19,6 +19,7 @@ import orjson
 from botocore.exceptions import ClientError
 
 from core_saga import ConsumeContext
+from core_saga.extension import DeliveryResult
 from core_saga.persistence import OutboxRow
 
 from .contracts import MAX_EVENTBRIDGE_ENTRY_BYTES, check_eventbridge_entry_size
@@ -96,16 +97,17 @@ class EventBridgeSink:
         self.entries_sent = 0
         """Entries the bus accepted."""
 
-    async def deliver(self, destination: str, rows: Sequence[OutboxRow]) -> dict[int, str]:
-        failed: dict[int, str] = {}
+    async def deliver(self, destination: str, rows: Sequence[OutboxRow]
+                      ) -> dict[int, DeliveryResult]:
+        failed: dict[int, DeliveryResult] = {}
         for chunk in _chunks(rows):
             failed.update(await self._deliver_chunk(chunk))
         return failed
 
-    async def _deliver_chunk(self, rows: Sequence[OutboxRow]) -> dict[int, str]:
-        permanent: dict[int, str] = {}
+    async def _deliver_chunk(self, rows: Sequence[OutboxRow]) -> dict[int, DeliveryResult]:
+        permanent: dict[int, DeliveryResult] = {}
         pending = list(rows)
-        reasons: dict[int, str] = {}
+        reasons: dict[int, DeliveryResult] = {}
         for attempt in range(self.quick_retries + 1):
             if attempt:
                 delay = self.backoff_seconds * 2 ** (attempt - 1)
@@ -116,8 +118,9 @@ class EventBridgeSink:
                 code = exc.response.get("Error", {}).get("Code", "ClientError")
                 reason = f"PutEvents failed: {code}: {exc}"
                 if code in PERMANENT_CALL_ERRORS:
-                    return {**permanent, **{r.id: "permanent: " + reason for r in pending}}
-                reasons = {r.id: reason for r in pending}
+                    return {**permanent,
+                            **{r.id: DeliveryResult.permanent(reason) for r in pending}}
+                reasons = {r.id: DeliveryResult.retry(reason) for r in pending}
                 continue
             retry: list[OutboxRow] = []
             reasons = {}
@@ -128,14 +131,15 @@ class EventBridgeSink:
                     continue
                 reason = f"PutEvents entry failed: {code}: {result.get('ErrorMessage', '')}"
                 if code in PERMANENT_ENTRY_ERRORS:
-                    permanent[row.id] = "permanent: " + reason
+                    permanent[row.id] = DeliveryResult.permanent(reason)
                 else:
                     retry.append(row)
-                    reasons[row.id] = reason
+                    reasons[row.id] = DeliveryResult.retry(reason)
             if not retry:
                 return permanent
             log.info("eventbridge: %d of %d entries failed (%s); re-sending those",
-                     len(retry), len(pending), sorted(set(reasons.values()))[0])
+                     len(retry), len(pending),
+                     sorted(r.reason for r in reasons.values())[0])
             pending = retry
         return {**permanent, **reasons}
 

@@ -28,7 +28,8 @@ from typing import Any, Protocol
 import orjson
 from botocore.exceptions import ClientError
 
-from core_saga import DONE_WITH_NOTE, ConsumeContext
+from core_saga import ConsumeContext
+from core_saga.extension import DeliveryResult
 from core_saga.persistence import OutboxRow
 
 log = logging.getLogger("bridge.task_answers")
@@ -122,17 +123,18 @@ class StepFunctionsSink:
             data["taskToken"] = "***"
         return orjson.dumps(data).decode()
 
-    async def deliver(self, destination: str, rows: Sequence[OutboxRow]) -> dict[int, str]:
+    async def deliver(self, destination: str, rows: Sequence[OutboxRow]
+                      ) -> dict[int, DeliveryResult]:
         results = await asyncio.gather(*(self._answer(row) for row in rows))
-        return {row.id: reason for row, reason in zip(rows, results, strict=True)
-                if reason is not None}
+        return {row.id: result for row, result in zip(rows, results, strict=True)
+                if result is not None}
 
-    async def _answer(self, row: OutboxRow) -> str | None:
+    async def _answer(self, row: OutboxRow) -> DeliveryResult | None:
         try:
             body = orjson.loads(row.body)
             action, token = body["action"], body["taskToken"]
         except (ValueError, KeyError, TypeError) as exc:
-            return f"permanent: not a task answer: {type(exc).__name__}"
+            return DeliveryResult.permanent(f"not a task answer: {type(exc).__name__}")
         self.calls += 1
         try:
             if action == SUCCESS:
@@ -143,7 +145,7 @@ class StepFunctionsSink:
             elif action == HEARTBEAT:
                 await self.client.send_task_heartbeat(taskToken=token)
             else:
-                return f"permanent: unknown task answer {action!r}"
+                return DeliveryResult.permanent(f"unknown task answer {action!r}")
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "ClientError")
             message = str(exc.response.get("Error", {}).get("Message", "")).replace(token, "***")
@@ -152,9 +154,10 @@ class StepFunctionsSink:
                 log.info("%s for %s (row %s): the task is gone (%s)", action,
                          row.correlation_id, row.id, code)
                 # finished, not retried; the note stays on the row (the order's timeline)
-                return f"{DONE_WITH_NOTE} {action}: the task is gone ({code})"
+                return DeliveryResult.settled(f"{action}: the task is gone ({code})")
             reason = f"{action} failed: {code}: {message}"
-            return ("permanent: " + reason) if code in PERMANENT_ERRORS else reason
+            return (DeliveryResult.permanent(reason) if code in PERMANENT_ERRORS
+                    else DeliveryResult.retry(reason))
         self.answered += 1
         return None
 

@@ -24,7 +24,8 @@ from typing import Any
 
 import orjson
 
-from core_saga import Envelope, new_id
+from core_saga import Envelope
+from core_saga.extension import DeliveryResult, new_id
 from core_saga.persistence import OutboxRow
 from core_saga.testing import SagaTestHarness
 
@@ -48,7 +49,8 @@ class RecordingSink:
     def __init__(self) -> None:
         self.rows: list[OutboxRow] = []
 
-    async def deliver(self, destination: str, rows: Sequence[OutboxRow]) -> dict[int, str]:
+    async def deliver(self, destination: str, rows: Sequence[OutboxRow]
+                      ) -> dict[int, DeliveryResult]:
         self.rows.extend(rows)
         return {}
 

@@ -41,10 +41,10 @@ from bridge.contracts import (
     SUPERVISION_COMPLETED_URN,
     SUPERVISION_STARTED_URN,
 )
-from bridge.reviews import AwsConfig, Review, ReviewStore, StepFunctions
-from bridge.reviews._store import engine_for
-from core_saga import SagaModel
+from bridge.reviews import Review, ReviewStore, StepFunctions, execution_console_url
+from core_saga import AwsConfig, SagaModel
 from core_saga.persistence import (
+    AsyncpgStore,
     ErrorRecord,
     HistoryRecord,
     InstanceRecord,
@@ -117,6 +117,29 @@ class Timeline(BaseModel):
 
 
 # -- reading the database ---------------------------------------------------------------------
+
+def engine_for(store_or_url: SagaStore | str, *, schema: str | None = None
+               ) -> tuple[AsyncEngine, SqlStore | None]:
+    """A SQLAlchemy engine on the database of a store (or a URL), and the SqlStore made
+    for it that the caller must close (None when the given store's engine is reused)."""
+    if isinstance(store_or_url, SqlStore):
+        return store_or_url.engine, None
+    if isinstance(store_or_url, AsyncpgStore):
+        made = SqlStore.from_url("postgresql+asyncpg://" + store_or_url.dsn.partition("://")[2],
+                                 schema=store_or_url.schema, pool_size=2)
+        return made.engine, made
+    if isinstance(store_or_url, str):
+        url = store_or_url
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                url = "postgresql+asyncpg://" + url[len(plain):]
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(f"unsupported database URL {store_or_url!r}: use "
+                             "sqlite+aiosqlite:// or postgresql://")
+        made = SqlStore.from_url(url, schema=schema, pool_size=5)
+        return made.engine, made
+    raise TypeError(f"the timeline needs a SQL database, not a {type(store_or_url).__name__}")
+
 
 def _json(text: str | bytes | None) -> Any:
     if text is None:
@@ -695,7 +718,7 @@ async def build_timeline(db: SagaDatabase, correlation_id: str, *,
         arns.setdefault(review.execution_arn, (review.handoff_id, "ManualReview"))
     for arn, (hid, workflow) in arns.items():
         link = ExecutionLink(handoff_id=hid, workflow=workflow, execution_arn=arn,
-                             console_url=aws.execution_console_url(arn))
+                             console_url=execution_console_url(aws, arn))
         if sfn is not None:
             try:
                 events = await sfn.execution_history(arn)

@@ -3,17 +3,22 @@ describes itself so the compiled model, the checks and the graphs can read it.""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from ._callables import MaybeAwaitable, describe, resolve, returned_type
 from ._context import SEND, BehaviorContext
-from ._envelope import SCHEDULE_TOKEN, new_id
+from ._envelope import SCHEDULE_TOKEN, Envelope, new_id
 from ._messages import Message, RequestTimeoutExpired
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, RetryWait, current_attempts
 from ._states import FINAL, State
 
 Ctx = BehaviorContext[Any, Any]
+Factory = Callable[[Ctx], MaybeAwaitable[Message]]
+"""Builds an outgoing message from the behavior's context; may be ``async``."""
+Configure = Callable[[Ctx, Envelope], MaybeAwaitable[None]]
+"""Adjusts an outgoing envelope before it is written (request id, headers…)."""
 
 
 class Activity:
@@ -52,6 +57,8 @@ async def run_activities(activities: Sequence[Activity], ctx: Ctx) -> None:
             continue
         try:
             await activity.execute(ctx)
+        except RetryWait:
+            raise  # a retry waiting for its next attempt is not a failure to catch
         except Exception as exc:
             for handler in activities[index + 1:]:
                 if isinstance(handler, Catch) and isinstance(exc, handler.exception_types):
@@ -61,54 +68,57 @@ async def run_activities(activities: Sequence[Activity], ctx: Ctx) -> None:
             raise
 
 
+def _sent_type(factory: Callable[..., Any], given: type[Message] | None
+               ) -> type[Message] | None:
+    """The message type a factory builds: the one given, else its return annotation."""
+    return given if given is not None else returned_type(factory, Message)
+
+
 class Then(Activity):
     kind = "then"
 
-    def __init__(self, fn: Callable[[Ctx], None]) -> None:
+    def __init__(self, fn: Callable[[Ctx], MaybeAwaitable[None]]) -> None:
         self.fn = fn
 
     async def execute(self, ctx: Ctx) -> None:
-        self.fn(ctx)
+        await resolve(self.fn(ctx))
 
     def label(self) -> str:
-        return f"then {getattr(self.fn, '__name__', 'fn')}"
+        return f"then {describe(self.fn, 'fn')}"
 
 
-class ThenAsync(Activity):
+class ThenAsync(Then):
     kind = "then_async"
 
-    def __init__(self, fn: Callable[[Ctx], Awaitable[None]]) -> None:
-        self.fn = fn
-
-    async def execute(self, ctx: Ctx) -> None:
-        await self.fn(ctx)
-
     def label(self) -> str:
-        return f"then_async {getattr(self.fn, '__name__', 'fn')}"
+        return f"then_async {describe(self.fn, 'fn')}"
 
 
 class If(Activity):
     kind = "if"
 
-    def __init__(self, predicate: Callable[[Ctx], bool] | Callable[[Ctx], Awaitable[bool]],
+    def __init__(self, predicate: Callable[[Ctx], MaybeAwaitable[bool]],
                  then: Sequence[Activity], otherwise: Sequence[Activity],
-                 *, is_async: bool) -> None:
+                 *, is_async: bool = False) -> None:
         self.predicate = predicate
         self.then = tuple(then)
         self.otherwise = tuple(otherwise)
         self.is_async = is_async
+        """Declared with if_async/if_else_async (every predicate is awaited when async)."""
 
     async def execute(self, ctx: Ctx) -> None:
-        result = self.predicate(ctx)
-        if self.is_async:
-            result = await result  # type: ignore[misc]
+        result = await resolve(self.predicate(ctx))
         await run_activities(self.then if result else self.otherwise, ctx)
 
     def branches(self) -> Sequence[Sequence[Activity]]:
         return (self.then, self.otherwise)
 
+    def condition(self) -> str:
+        """The predicate's name (or docstring) for graph edges."""
+        return describe(self.predicate, "condition")
+
     def label(self) -> str:
-        return f"if {getattr(self.predicate, '__name__', 'predicate')}"
+        return f"if {self.condition()}"
 
 
 class TransitionTo(Activity):
@@ -130,13 +140,17 @@ class TransitionTo(Activity):
 class Publish(Activity):
     kind = "publish"
 
-    def __init__(self, factory: Callable[[Ctx], Message],
-                 message_type: type[Message] | None = None) -> None:
+    def __init__(self, factory: Factory, message_type: type[Message] | None = None,
+                 configure: Configure | None = None) -> None:
         self.factory = factory
-        self.message_type = message_type
+        self.message_type = _sent_type(factory, message_type)
+        self.configure = configure
 
     async def execute(self, ctx: Ctx) -> None:
-        ctx.publish(self.factory(ctx))
+        envelope = ctx.make_envelope(await resolve(self.factory(ctx)))
+        if self.configure is not None:
+            await resolve(self.configure(ctx, envelope))
+        ctx.publish_envelope(envelope)
 
     def sent_types(self) -> Sequence[type[Message]]:
         return (self.message_type,) if self.message_type else ()
@@ -149,20 +163,29 @@ class Publish(Activity):
 class Send(Activity):
     kind = "send"
 
-    def __init__(self, destination: str | Callable[[Ctx], str],
-                 factory: Callable[[Ctx], Message], *, delay: timedelta | None,
+    def __init__(self, destination: str | Callable[[Ctx], MaybeAwaitable[str]],
+                 factory: Factory, *, delay: timedelta | None,
                  message_type: type[Message] | None, compensable: bool,
-                 compensation: type[Message] | None) -> None:
+                 compensation: type[Message] | None,
+                 configure: Configure | None = None) -> None:
         self.destination = destination
         self.factory = factory
         self.delay = delay
-        self.message_type = message_type
+        self.message_type = _sent_type(factory, message_type)
         self.compensable = compensable
         self.compensation = compensation
+        self.configure = configure
 
     async def execute(self, ctx: Ctx) -> None:
-        destination = self.destination(ctx) if callable(self.destination) else self.destination
-        ctx.send(destination, self.factory(ctx), delay=self.delay)
+        destination = (await resolve(self.destination(ctx)) if callable(self.destination)
+                       else self.destination)
+        if not destination:
+            raise ValueError(f"{self.label()}: the destination function gave "
+                             f"{destination!r}, not a queue name")
+        envelope = ctx.make_envelope(await resolve(self.factory(ctx)))
+        if self.configure is not None:
+            await resolve(self.configure(ctx, envelope))
+        ctx.send_envelope(destination, envelope, delay=self.delay)
 
     def sent_types(self) -> Sequence[type[Message]]:
         return (self.message_type,) if self.message_type else ()
@@ -176,18 +199,34 @@ class Send(Activity):
 class Respond(Activity):
     kind = "respond"
 
-    def __init__(self, factory: Callable[[Ctx], Message]) -> None:
+    def __init__(self, factory: Factory, message_type: type[Message] | None = None,
+                 configure: Configure | None = None) -> None:
         self.factory = factory
+        self.message_type = _sent_type(factory, message_type)
+        self.configure = configure
 
     async def execute(self, ctx: Ctx) -> None:
-        ctx.respond(self.factory(ctx))
+        message = await resolve(self.factory(ctx))
+        configure = self.configure
+        if configure is None:
+            ctx.respond(message)
+            return
+        envelope = ctx.make_response(message)
+        await resolve(configure(ctx, envelope))
+        ctx.respond_envelope(envelope)
+
+    def sent_types(self) -> Sequence[type[Message]]:
+        return (self.message_type,) if self.message_type else ()
+
+    def label(self) -> str:
+        name = self.message_type.__name__ if self.message_type else "message"
+        return f"respond {name}"
 
 
 class ScheduleMessage(Activity):
     kind = "schedule"
 
-    def __init__(self, schedule: Any, factory: Callable[[Ctx], Message],
-                 delay: timedelta | None) -> None:
+    def __init__(self, schedule: Any, factory: Factory, delay: timedelta | None) -> None:
         self.schedule = schedule
         self.factory = factory
         self.delay = delay
@@ -198,8 +237,9 @@ class ScheduleMessage(Activity):
         if previous:
             ctx.unscheduled.append(previous)  # rescheduling replaces the old timer
         token = new_id()
-        delay = self.delay if self.delay is not None else schedule.delay_for(ctx)
-        envelope = ctx.make_envelope(self.factory(ctx), correlation_id=ctx.saga.correlation_id,
+        delay = self.delay if self.delay is not None else await schedule.delay_for(ctx)
+        envelope = ctx.make_envelope(await resolve(self.factory(ctx)),
+                                     correlation_id=ctx.saga.correlation_id,
                                      headers={SCHEDULE_TOKEN: token})
         ctx.add(SEND, ctx.endpoint, envelope, deliver_at=ctx.now + delay, schedule_token=token)
         setattr(ctx.saga, schedule.token_field, token)
@@ -227,7 +267,7 @@ class Unschedule(Activity):
 class SendRequest(Activity):
     kind = "request"
 
-    def __init__(self, request: Any, factory: Callable[[Ctx], Message]) -> None:
+    def __init__(self, request: Any, factory: Factory) -> None:
         self.request = request
         self.factory = factory
 
@@ -237,11 +277,15 @@ class SendRequest(Activity):
         if previous:
             ctx.unscheduled.append(previous)
         request_id = new_id()
-        envelope = ctx.make_envelope(self.factory(ctx), correlation_id=ctx.saga.correlation_id)
+        envelope = ctx.make_envelope(await resolve(self.factory(ctx)),
+                                     correlation_id=ctx.saga.correlation_id)
         envelope.request_id = request_id
         envelope.response_address = ctx.endpoint
         envelope.fault_address = ctx.endpoint
-        ctx.add(SEND, request.destination, envelope)
+        if request.destination is None:
+            ctx.publish_envelope(envelope)
+        else:
+            ctx.send_envelope(request.destination, envelope)
         setattr(ctx.saga, request.request_id_field, request_id)
         if request.timeout is not None:
             expired = RequestTimeoutExpired(request_id=request_id,
@@ -277,6 +321,16 @@ class Catch(Activity):
 
 
 class Retry(Activity):
+    """Runs its block, retrying it under a policy. An attempt's instance changes,
+    outgoing messages and transitions are undone before the next one.
+
+    A retry that has to wait does not wait inside the message's transaction: it
+    raises :class:`RetryWait`; the endpoint rolls the transaction back, sleeps with no
+    transaction open (no locks held: on SQLite other messages go on meanwhile), and
+    processes the message again from a fresh read. This block then resumes at its next
+    attempt. Immediate retries (no delay) stay in the transaction.
+    """
+
     kind = "retry"
 
     def __init__(self, policy: RetryPolicy, activities: Sequence[Activity]) -> None:
@@ -284,7 +338,13 @@ class Retry(Activity):
         self.activities = tuple(activities)
 
     async def execute(self, ctx: Ctx) -> None:
-        delays = self.policy.schedule()
+        attempts = current_attempts()
+        if attempts is not None:
+            key = attempts.key_for(self)
+            delays = attempts.delays(key, self.policy)
+            used = attempts.used(key)
+        else:  # run outside an endpoint (a custom host): wait in place
+            key, delays, used = None, list(self.policy.schedule()), 0
         while True:
             outgoing_mark = len(ctx.outgoing)
             transitions_mark = len(ctx.transitions)
@@ -293,17 +353,24 @@ class Retry(Activity):
             try:
                 await run_activities(self.activities, ctx)
                 return
+            except RetryWait:
+                raise
             except Exception as exc:
-                delay = next(delays, None) if self.policy.should_retry(exc) else None
-                if delay is None:
+                if not self.policy.should_retry(exc) or used >= len(delays):
                     raise
+                delay = delays[used]
+                used += 1
+                if attempts is not None and key is not None and delay > 0:
+                    attempts.set_used(key, used)
+                    raise RetryWait(delay, exc) from exc
                 # Undo what the failed attempt did before trying again.
                 del ctx.outgoing[outgoing_mark:]
                 del ctx.transitions[transitions_mark:]
                 del ctx.unscheduled[unscheduled_mark:]
                 for name in type(snapshot).model_fields:
                     setattr(ctx.saga, name, getattr(snapshot, name))
-                await ctx.clock.sleep(delay)
+                if delay > 0:
+                    await ctx.clock.sleep(delay)
 
     def branches(self) -> Sequence[Sequence[Activity]]:
         return (self.activities,)

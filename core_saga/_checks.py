@@ -66,6 +66,7 @@ def check_model(model: SagaModel) -> list[Finding]:
         *_check_requests(model),
         *_check_schedules(model),
         *_check_compensation(model),
+        *_check_composites(model),
     ]
 
 
@@ -107,8 +108,11 @@ def _check_reaches_final(model: SagaModel) -> list[Finding]:
 
 
 def _check_requests(model: SagaModel) -> list[Finding]:
-    handled = {event for (_, event), behaviors in model.behaviors.items()
-               if any(not b.ignore for b in behaviors)}
+    handled: dict[str, set[str]] = defaultdict(set)
+    for (state, event), behaviors in model.behaviors.items():
+        if any(not b.ignore for b in behaviors):
+            handled[event].add(state)
+    entered = {t.target for t in model.transitions}
     findings = []
     for behavior, activity in model.walk():
         if not isinstance(activity, SendRequest):
@@ -122,7 +126,30 @@ def _check_requests(model: SagaModel) -> list[Finding]:
                 findings.append(Finding(model.name, behavior.state, event.name,
                                         f"request {request.name!r} is sent here but "
                                         f"{event.name!r} is handled in no state"))
+        pending = request.pending.name
+        waits_in = handled.get(request.completed.name, set())
+        if waits_in == {pending} and pending not in entered:
+            finding = Finding(
+                model.name, behavior.state, None,
+                f"request {request.name!r} is answered only in {pending!r}, which no "
+                f"behavior enters: add .transition_to(self.{_attr(request.name)}.pending) "
+                "after .request(...)")
+            if finding not in findings:
+                findings.append(finding)
     return findings
+
+
+def _attr(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+def _check_composites(model: SagaModel) -> list[Finding]:
+    handled = {event for (_, event), behaviors in model.behaviors.items()
+               if any(not b.ignore for b in behaviors)}
+    return [Finding(model.name, None, name,
+                    f"composite event of {list(parts)} is handled in no state: add "
+                    f"self.when(self.{_attr(name)}) to a during()")
+            for name, parts in model.composites.items() if name not in handled]
 
 
 def _touches(path: tuple[Activity, ...], schedule: Any) -> bool:

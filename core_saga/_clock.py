@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -43,3 +44,48 @@ class VirtualClock:
     async def sleep(self, seconds: float) -> None:
         self.advance(timedelta(seconds=seconds))
         await asyncio.sleep(0)
+
+
+class DatabaseClock:
+    """The database server's time, so that every worker agrees on when a timer is due and
+    when a lease ends, whatever its own host's clock says.
+
+    :meth:`sync` reads the server's clock (PostgreSQL ``clock_timestamp()``), halving
+    the round trip; between syncs the time moves on the monotonic clock, so a step of
+    the host's wall clock changes nothing. A store without a clock of its own (SQLite,
+    a file on this host) leaves it on the host's time. The worker syncs at start and
+    every `refresh_seconds`.
+    """
+
+    def __init__(self, source: _TimeSource, *, refresh_seconds: float = 60.0) -> None:
+        self._source = source
+        self.refresh_seconds = refresh_seconds
+        self._base: datetime | None = None
+        self._mono = 0.0
+        self.offset: timedelta | None = None
+        """How far the database's clock is from this host's (None: not read)."""
+
+    async def sync(self) -> None:
+        """Read the database's clock now (raises if the database does not answer)."""
+        started = time.monotonic()
+        server = await self._source.database_time()
+        ended = time.monotonic()
+        if server is None:
+            self._base = None
+            self.offset = timedelta(0)
+            return
+        self._mono = ended
+        self._base = server + timedelta(seconds=(ended - started) / 2)
+        self.offset = self._base - datetime.now(UTC)
+
+    def now(self) -> datetime:
+        if self._base is None:
+            return datetime.now(UTC)
+        return self._base + timedelta(seconds=time.monotonic() - self._mono)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class _TimeSource(Protocol):
+    async def database_time(self) -> datetime | None: ...

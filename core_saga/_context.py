@@ -12,7 +12,7 @@ from sqlalchemy.sql.base import Executable
 
 from ._clock import Clock
 from ._envelope import TASK_TOKEN, TRACEPARENT, Envelope, new_id
-from ._errors import NotRespondableError
+from ._errors import SagaDefinitionError
 from ._messages import Message
 from ._states import SagaState
 from ._tracing import current_traceparent, producer_span
@@ -163,7 +163,10 @@ class ConsumeContext(Generic[M]):
 
     def publish(self, message: Message, *, headers: dict[str, str] | None = None) -> Envelope:
         """Publish an event to every queue subscribed to its type."""
-        envelope = self.make_envelope(message, headers=headers)
+        return self.publish_envelope(self.make_envelope(message, headers=headers))
+
+    def publish_envelope(self, envelope: Envelope) -> Envelope:
+        """Publish a prepared envelope (from :meth:`make_envelope`)."""
         producer_span("publish", envelope.message_type, envelope)
         routes = self._routes(envelope.message_type)
         for queue in routes:
@@ -178,23 +181,46 @@ class ConsumeContext(Generic[M]):
              correlation_id: str | None = None) -> Envelope:
         """Send a command to the queue `destination`, optionally after `delay`."""
         envelope = self.make_envelope(message, headers=headers, correlation_id=correlation_id)
+        return self.send_envelope(destination, envelope, delay=delay)
+
+    def send_envelope(self, destination: str, envelope: Envelope, *,
+                      delay: timedelta | None = None) -> Envelope:
+        """Send a prepared envelope (from :meth:`make_envelope`) to `destination`."""
         producer_span("send", destination, envelope)
         deliver_at = self.now + delay if delay else None
         self.add(SEND, destination, envelope, deliver_at=deliver_at)
         return envelope
 
-    def respond(self, message: Message) -> Envelope:
-        """Answer the request being consumed, at its response address."""
+    @property
+    def request_id(self) -> str | None:
+        """The request id of the message, when it is a request (keep it on the instance
+        to answer later: ``send(..., configure=...)`` sets it on the reply)."""
+        return self.envelope.request_id
+
+    @property
+    def response_address(self) -> str | None:
+        """Where the requester wants the response, when it said."""
+        return self.envelope.response_address
+
+    def make_response(self, message: Message) -> Envelope:
+        """The envelope answering the request being consumed (its request id set)."""
         incoming = self.envelope
-        if not incoming.response_address:
-            raise NotRespondableError(
-                f"message {incoming.message_id} ({incoming.message_type}) has no response "
-                "address to respond to"
-            )
         envelope = self.make_envelope(message, correlation_id=incoming.correlation_id)
         envelope.request_id = incoming.request_id
-        self.add(SEND, incoming.response_address, envelope)
         return envelope
+
+    def respond(self, message: Message) -> Envelope:
+        """Answer the request being consumed, at its response address. A message
+        without one has its response published, as MassTransit does: the requester
+        (or anyone) subscribes to the response type."""
+        return self.respond_envelope(self.make_response(message))
+
+    def respond_envelope(self, envelope: Envelope) -> Envelope:
+        """Send a prepared response (from :meth:`make_response`)."""
+        address = self.envelope.response_address
+        if not address:
+            return self.publish_envelope(envelope)
+        return self.send_envelope(address, envelope)
 
 
 class BehaviorContext(ConsumeContext[M], Generic[S, M]):
@@ -231,5 +257,14 @@ class BehaviorContext(ConsumeContext[M], Generic[S, M]):
         self.saga.current_state = to
 
     def settings(self) -> Any:
-        """The settings object the saga was created with."""
-        return self.machine.settings
+        """The settings object the saga was created with. Raises
+        :class:`SagaDefinitionError` naming the saga, state and event when it was
+        created without one."""
+        settings = self.machine.settings
+        if settings is None:
+            raise SagaDefinitionError(
+                type(self.machine).saga_name,
+                "this behavior reads the saga's settings, but the saga was created without "
+                f"any: host it as {type(self.machine).__name__}(settings)",
+                state=self.saga.current_state, event=self.event_name)
+        return settings

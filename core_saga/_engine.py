@@ -10,14 +10,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
+from . import _metrics
 from ._activities import run_activities
+from ._callables import resolve
 from ._clock import Clock
 from ._consumer import Consumer
 from ._context import BehaviorContext, ConsumeContext, Outgoing, PublishRoutes
 from ._envelope import SCHEDULE_TOKEN, Envelope
 from ._errors import ConcurrencyError, SagaNotFoundError, UnhandledEventError
-from ._events import Event, EventKind, MissingInstance
-from ._model import Concurrency, SagaModel, Unhandled
+from ._events import CompositeEvent, Event, EventKind, MissingInstance
+from ._model import BehaviorModel, Concurrency, SagaModel, Unhandled
+from ._retry import RetryAttempts, RetryWait, track_attempts, untrack_attempts
 from ._saga import Saga
 from ._states import SagaState
 from ._tracing import handle_span, transition_span
@@ -94,10 +97,10 @@ class SagaHandler:
         if event.by_envelope:
             return envelope.correlation_id
         if event.correlate_by is not None:
-            value = event.correlate_by(message)
+            value = await resolve(event.correlate_by(message))
             return None if value is None else str(value)
         if event.query is not None:
-            wanted = event.query.value(message)
+            wanted = await resolve(event.query.value(message))
             found = await tx.find(self.name, event.query.name, str(wanted))
             if len(found) > 1:
                 raise SagaNotFoundError(self.name, f"query {event.query.name}={wanted!r} "
@@ -128,8 +131,14 @@ class SagaHandler:
                 await self._missing(tx, event, envelope, work, endpoint, clock, routes,
                                     correlation_id)
                 return
+            if correlation_id is None and event.select_id is not None:
+                selected = await resolve(event.select_id(envelope.message))
+                correlation_id = None if selected is None else str(selected)
+                if correlation_id is not None:
+                    record = await tx.load(model.name, correlation_id, lock=self._lock)
             if correlation_id is None:
                 correlation_id = envelope.correlation_id or envelope.message_id
+        if record is None:
             instance = model.state_type(correlation_id=correlation_id)
         else:
             instance = model.state_type.model_validate(
@@ -138,43 +147,87 @@ class SagaHandler:
         if not self._accepts(event, instance, envelope, work):
             return
         before = instance.current_state
-        behaviors = model.lookup(before, event.name)
-        if behaviors is None:
-            if event.kind is EventKind.SCHEDULE or model.unhandled is Unhandled.IGNORE:
-                log.info("saga %s %s: %s ignored in state %s", model.name, correlation_id,
-                         event.name, before)
-                return
-            raise UnhandledEventError(model.name, "no behavior for this event in this state",
-                                      state=before, event=event.name,
-                                      message_id=envelope.message_id,
-                                      correlation_id=correlation_id)
+        behaviors = model.lookup(before, event.name) or ()
+        trackers = model.trackers.get((before, event.name), ())
         ctx: BehaviorContext[Any, Any] = BehaviorContext(
             envelope, saga=instance, machine=self.saga, event_name=event.name,
             endpoint=endpoint, clock=clock, routes=routes, outgoing=work.outgoing,
             transaction=tx)
+        ran = await self._run(behaviors, ctx)
+        work.unscheduled.extend(ctx.unscheduled)
+        if ran is None:
+            return  # an ignore() applied
+        if not ran and not trackers:
+            self._unhandled(event, before, envelope, correlation_id,
+                            "no behavior for this event in this state" if not behaviors
+                            else "no behavior's filter accepts this message in this state")
+            return
+        steps = [(event.name, before, instance.current_state, len(ctx.transitions))]
+        for composite in trackers:
+            if self._arrived(composite, event.name, instance):
+                mark = len(ctx.transitions)
+                state = instance.current_state
+                ctx.event_name = composite.name
+                ctx.unscheduled.clear()
+                composed = await self._run(model.lookup(state, composite.name) or (), ctx)
+                work.unscheduled.extend(ctx.unscheduled)
+                if composed is False:
+                    self._unhandled(composite, state, envelope, correlation_id,
+                                    "composite event raised in a state with no behavior "
+                                    "for it")
+                steps.append((composite.name, state, instance.current_state,
+                              len(ctx.transitions) - mark))
+        for name, source, target, _ in steps:
+            if source != target:
+                transition_span(model.name, instance.correlation_id, name, source, target)
+        await self._persist(tx, record, instance, clock)
+        done = 0
+        for name, source, target, count in steps:
+            moves = ctx.transitions[done:done + count]
+            done += count
+            work.history.append(HistoryRecord(
+                saga_type=model.name, correlation_id=instance.correlation_id, event=name,
+                from_state=source, to_state=target,
+                message_id=envelope.message_id, message_type=envelope.message_type,
+                at=clock.now(),
+                detail={"transitions": [list(t) for t in moves]} if len(moves) > 1 else None,
+            ))
+
+    async def _run(self, behaviors: tuple[BehaviorModel, ...],
+                   ctx: BehaviorContext[Any, Any]) -> bool | None:
+        """Run the behaviors whose filter accepts the message, in order, until an
+        ignore() applies. True when one ran, False when none accepted it, None when an
+        ignore() applied before any ran."""
         ran = False
         for behavior in behaviors:
-            if behavior.filter is not None and not behavior.filter(ctx):
+            if behavior.filter is not None and not await resolve(behavior.filter(ctx)):
                 continue
-            ran = True
             if behavior.ignore:
-                break
+                return ran or None
+            ran = True
             await run_activities(behavior.activities, ctx)
-        work.unscheduled.extend(ctx.unscheduled)
-        if not ran or all(b.ignore for b in behaviors):
+        return ran
+
+    def _arrived(self, composite: CompositeEvent, event: str, instance: SagaState) -> bool:
+        """Count `event` towards `composite`; True when the composite is to be raised."""
+        arrived: list[str] = list(getattr(instance, composite.status_field) or ())
+        if event in arrived and composite.raise_once:
+            return False
+        if event not in arrived:
+            arrived.append(event)
+            setattr(instance, composite.status_field, arrived)
+        return set(self.model.composites[composite.name]) <= set(arrived)
+
+    def _unhandled(self, event: Event[Any], state: str, envelope: Envelope,
+                   correlation_id: str | None, problem: str) -> None:
+        model = self.model
+        if event.kind is EventKind.SCHEDULE or model.unhandled_policy(state) is Unhandled.IGNORE:
+            log.info("saga %s %s: %s ignored in state %s (%s)", model.name, correlation_id,
+                     event.name, state, problem)
             return
-        if instance.current_state != before:
-            transition_span(model.name, instance.correlation_id, event.name, before,
-                            instance.current_state)
-        await self._persist(tx, record, instance, clock)
-        work.history.append(HistoryRecord(
-            saga_type=model.name, correlation_id=instance.correlation_id, event=event.name,
-            from_state=before, to_state=instance.current_state,
-            message_id=envelope.message_id, message_type=envelope.message_type,
-            at=clock.now(),
-            detail={"transitions": [list(t) for t in ctx.transitions]}
-            if len(ctx.transitions) > 1 else None,
-        ))
+        raise UnhandledEventError(model.name, problem, state=state, event=event.name,
+                                  message_id=envelope.message_id,
+                                  correlation_id=correlation_id)
 
     def _accepts(self, event: Event[Any], instance: SagaState, envelope: Envelope,
                  work: Work) -> bool:
@@ -203,7 +256,7 @@ class SagaHandler:
                        instance: SagaState, clock: Clock) -> None:
         model = self.model
         now = clock.now()
-        if model.is_completed(instance):
+        if await model.is_completed(instance):
             if record is not None:
                 await tx.delete(model.name, instance.correlation_id, record.version)
             return
@@ -226,7 +279,7 @@ class SagaHandler:
                        work: Work,
                        endpoint: str, clock: Clock, routes: PublishRoutes,
                        correlation_id: str | None) -> None:
-        policy = event.on_missing
+        policy = event.on_missing if event.on_missing is not None else self.model.missing_instance
         if event.kind is not EventKind.EVENT:
             log.info("saga %s: %s for missing instance %s ignored", self.name, event.name,
                      correlation_id)
@@ -294,28 +347,48 @@ class Endpoint:
 
     async def process(self, envelope: Envelope) -> Processed:
         """Handle `envelope` exactly once in effect. Exceptions from handlers propagate
-        (after rollback) for the caller's retry and dead-letter policy."""
+        (after rollback) for the caller's retry and dead-letter policy.
+
+        A ``retry`` block that must wait (:class:`RetryWait`) gets the transaction rolled
+        back first: the wait holds no transaction and no lock, then the message runs
+        again from a fresh read, the block resuming at its next attempt."""
         handlers = self._by_type.get(envelope.message_type, [])
-        for attempt in range(self.max_conflict_retries + 1):
-            work = Work()
-            try:
-                async with self.store.transaction() as tx:
-                    now = self.clock.now()
-                    if not await tx.inbox_claim(self.name, envelope.message_id, now):
-                        return Processed(True, [], work)
-                    for handler in handlers:
-                        with handle_span(handler.name, envelope):
-                            await handler.handle(tx, envelope, work, self.name, self.clock,
-                                                 self.routes)
-                    if work.unscheduled:
-                        await tx.cancel_timers(work.unscheduled)
-                    await tx.add_history(work.history)
-                    rows = await tx.add_outbox(work.outgoing, now, now + self.lease)
-                if self.on_committed is not None:
-                    self.on_committed(envelope, work)
-                return Processed(False, rows, work)
-            except ConcurrencyError:
-                if attempt == self.max_conflict_retries:
-                    raise
-                await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))
-        raise AssertionError("unreachable")
+        attempts = RetryAttempts()
+        token = track_attempts(attempts)
+        try:
+            conflicts = 0
+            while True:
+                attempts.begin_run()
+                try:
+                    return await self._process_once(envelope, handlers)
+                except ConcurrencyError:
+                    _metrics.conflicts.add(1, {"messaging.destination.name": self.name})
+                    if conflicts == self.max_conflict_retries:
+                        raise
+                    await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * 2**conflicts)))
+                    conflicts += 1
+                except RetryWait as wait:
+                    log.info("%s: message %s waits %.3gs before its next retry (%s)",
+                             self.name, envelope.message_id, wait.delay, wait.cause)
+                    await self.clock.sleep(wait.delay)
+        finally:
+            untrack_attempts(token)
+
+    async def _process_once(self, envelope: Envelope, handlers: Sequence[Handler]
+                            ) -> Processed:
+        work = Work()
+        async with self.store.transaction() as tx:
+            now = self.clock.now()
+            if not await tx.inbox_claim(self.name, envelope.message_id, now):
+                return Processed(True, [], work)
+            for handler in handlers:
+                with handle_span(handler.name, envelope):
+                    await handler.handle(tx, envelope, work, self.name, self.clock,
+                                         self.routes)
+            if work.unscheduled:
+                await tx.cancel_timers(work.unscheduled)
+            await tx.add_history(work.history)
+            rows = await tx.add_outbox(work.outgoing, now, now + self.lease)
+        if self.on_committed is not None:
+            self.on_committed(envelope, work)
+        return Processed(False, rows, work)

@@ -103,4 +103,5 @@ class ReceiptExpiredError(StepsagaError):
 
 
 class NotRespondableError(StepsagaError):
-    """`respond` was used for a message that carries no response address."""
+    """Kept for compatibility; no longer raised: ``respond`` to a message without a
+    response address publishes the response, as MassTransit does."""

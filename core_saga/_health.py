@@ -1,4 +1,5 @@
-"""A tiny HTTP endpoint for liveness (/health) and readiness (/ready)."""
+"""A tiny HTTP endpoint for liveness (/health), readiness (/ready) and metrics
+(/metrics, Prometheus text)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ class HealthServer:
     has started and its checks pass) with 200 or 503 and a JSON body."""
 
     def __init__(self, host: str, port: int, *, alive: Callable[[], bool],
-                 ready: Callable[[], Awaitable[dict[str, bool]]]) -> None:
+                 ready: Callable[[], Awaitable[dict[str, bool]]],
+                 metrics: Callable[[], bytes | None] | None = None) -> None:
         self.host = host
         self.port = port
         self._alive = alive
         self._ready = ready
+        self._metrics = metrics
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -36,6 +39,16 @@ class HealthServer:
             request = await asyncio.wait_for(reader.readline(), timeout=5)
             parts = request.decode(errors="replace").split()
             path = parts[1] if len(parts) > 1 else "/"
+            if path == "/metrics":
+                text = self._metrics() if self._metrics is not None else None
+                if text is None:
+                    text = (b"# metrics are off: install the 'otel' extra and call "
+                            b"core_saga.telemetry.configure() (stepsaga worker does)\n")
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; "
+                             b"charset=utf-8\r\nContent-Length: " + str(len(text)).encode()
+                             + b"\r\nConnection: close\r\n\r\n" + text)
+                await writer.drain()
+                return
             if path == "/health":
                 ok = self._alive()
                 body: dict[str, object] = {"status": "ok" if ok else "stopping"}
@@ -44,7 +57,8 @@ class HealthServer:
                 ok = all(checks.values())
                 body = {"status": "ready" if ok else "not ready", "checks": checks}
             else:
-                ok, body = False, {"error": f"no such path {path!r}; use /health or /ready"}
+                ok, body = False, {"error": f"no such path {path!r}; use /health, /ready "
+                                            "or /metrics"}
             status = "200 OK" if ok else ("404 Not Found" if "error" in body
                                           else "503 Service Unavailable")
             payload = orjson.dumps(body)

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._activities import Activity
-from ._events import Event, Request, Schedule
+from ._callables import MaybeAwaitable, resolve
+from ._events import CompositeEvent, Event, MissingInstance, Request, Schedule
 from ._states import FINAL, INITIAL, SagaState
 
 
@@ -38,7 +39,7 @@ class BehaviorModel:
     state: str
     event: str
     activities: tuple[Activity, ...]
-    filter: Callable[[Any], bool] | None = None
+    filter: Callable[[Any], MaybeAwaitable[bool]] | None = None
     ignore: bool = False
 
 
@@ -50,7 +51,9 @@ class TransitionModel:
     event: str
     target: str
     guard: str = ""
-    """The behavior's filter, by name (``when(event, filter=...)``); "" when none."""
+    """Why this edge is taken, when not always: the behavior's filter and the branches
+    of ``if_``/``if_else`` on the way, by function name (or docstring), ``not x`` for an
+    else branch; "" when the edge is unconditional."""
 
     @property
     def label(self) -> str:
@@ -75,20 +78,35 @@ class SagaModel:
     requests: tuple[Request[Any, Any], ...]
     indexed: tuple[str, ...]
     completed_when_finalized: bool
-    completed_predicate: Callable[[Any], bool] | None
+    completed_predicate: Callable[[Any], MaybeAwaitable[bool]] | None
     unhandled: Unhandled
     concurrency: Concurrency
     message_types: frozenset[str] = field(default=frozenset())
+    missing_instance: MissingInstance = MissingInstance.FAULT
+    """The class's policy for an event that finds no instance (an event's own wins)."""
+    unhandled_in: Mapping[str, Unhandled] = field(default_factory=dict)
+    """States with their own unhandled policy (``ignore_others()``)."""
+    composites: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Each composite event's name and the names of the events it combines."""
+    trackers: Mapping[tuple[str, str], tuple[CompositeEvent, ...]] = field(
+        default_factory=dict)
+    """(state, event) -> the composite events that count the event's arrival there."""
 
     def lookup(self, state: str, event: str) -> tuple[BehaviorModel, ...] | None:
         """The behaviors for `event` in `state`, or None when the state has none."""
         return self.behaviors.get((state, event))
 
-    def is_completed(self, instance: SagaState) -> bool:
+    def unhandled_policy(self, state: str) -> Unhandled:
+        """What an unhandled event does in `state`."""
+        return self.unhandled_in.get(state, self.unhandled)
+
+    async def is_completed(self, instance: SagaState) -> bool:
         """Whether `instance` is complete and is to be removed from the repository."""
         if self.completed_when_finalized and instance.current_state == FINAL.name:
             return True
-        return self.completed_predicate is not None and bool(self.completed_predicate(instance))
+        if self.completed_predicate is None:
+            return False
+        return bool(await resolve(self.completed_predicate(instance)))
 
     def event_for(self, urn: str, message: Any) -> Event[Any] | None:
         """The event a message of type `urn` is, or None when the saga has none."""

@@ -3,26 +3,58 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 import orjson
 
+from . import _metrics
 from ._clock import Clock
-from ._context import SEND
 from .persistence import ErrorRecord, OutboxRow, SagaStore
 from .transports import Transport, TransportMessage
 
 log = logging.getLogger("core_saga.outbox")
 
 
-DONE_WITH_NOTE = "done:"
-"""A sink's reason starting with this means the row is finished without the effect
-(a task-token answer whose task is gone): it is marked dispatched, the note kept."""
+class DeliveryStatus(enum.Enum):
+    """What became of one outbox row a sink was given."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    """Not delivered for now (throttled, unreachable): tried again after a backoff, for
+    as long as it takes."""
+    PERMANENT = "permanent"
+    """Can never be delivered (too large, malformed, refused): kept in the error store
+    with its reason, for an operator to fix and redrive."""
+    SETTLED = "settled"
+    """Finished without the effect, and that is fine (a task-token answer whose task is
+    gone): marked dispatched, the note kept on the row."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """A sink's verdict on a row it did not simply deliver."""
+
+    status: DeliveryStatus
+    reason: str = ""
+
+    @classmethod
+    def retry(cls, reason: str) -> DeliveryResult:
+        return cls(DeliveryStatus.RETRY, reason)
+
+    @classmethod
+    def permanent(cls, reason: str) -> DeliveryResult:
+        return cls(DeliveryStatus.PERMANENT, reason)
+
+    @classmethod
+    def settled(cls, note: str) -> DeliveryResult:
+        return cls(DeliveryStatus.SETTLED, note)
 
 
 class OutboxSink(Protocol):
@@ -30,10 +62,11 @@ class OutboxSink(Protocol):
 
     batch_size: int
 
-    async def deliver(self, destination: str, rows: Sequence[OutboxRow]) -> dict[int, str]:
-        """Deliver `rows` to `destination`; the failed row ids with their reasons.
-        A reason starting with ``permanent:`` is not retried; one starting with
-        ``done:`` is not a failure: the row is finished, and the note is kept on it."""
+    async def deliver(self, destination: str, rows: Sequence[OutboxRow]
+                      ) -> Mapping[int, DeliveryResult]:
+        """Deliver `rows` to `destination`. Return the rows that were not simply
+        delivered, by id, with what to do about them; an exception means the whole batch
+        is to be retried."""
         ...
 
 
@@ -45,7 +78,8 @@ class TransportSink:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
-    async def deliver(self, destination: str, rows: Sequence[OutboxRow]) -> dict[int, str]:
+    async def deliver(self, destination: str, rows: Sequence[OutboxRow]
+                      ) -> dict[int, DeliveryResult]:
         messages = []
         for row in rows:
             traceparent = None
@@ -56,8 +90,9 @@ class TransportSink:
                                              row.correlation_id, traceparent))
         failures = await self.transport.send_batch(destination, messages)
         by_id = {row.message_id: row.id for row in rows}
-        return {by_id[f.message_id]: ("permanent: " if f.permanent else "") + f.reason
-                for f in failures}
+        return {by_id[f.message_id]: DeliveryResult(
+            DeliveryStatus.PERMANENT if f.permanent else DeliveryStatus.RETRY, f.reason)
+            for f in failures}
 
 
 class OutboxDispatcher:
@@ -66,20 +101,20 @@ class OutboxDispatcher:
     Rows a process has just committed are delivered by it at once (:meth:`deliver`);
     the rest — timers that came due, rows left by a crashed process after their lease
     ran out, retries — are found by :meth:`run_due`, which :meth:`run` calls in a loop.
-    A failed row is retried with exponential backoff up to `max_attempts`, then kept
-    in the error store with its reason.
+    A row that fails for a passing reason is retried with exponential backoff capped at
+    `max_backoff`, with no final give-up: an outage of any length ends with the row sent.
+    A row that can never be delivered goes to the error store with its reason.
     """
 
     def __init__(self, store: SagaStore, sinks: Mapping[str, OutboxSink], clock: Clock, *,
                  claim_limit: int = 200, lease: timedelta = timedelta(seconds=60),
-                 max_attempts: int = 10, base_backoff: timedelta = timedelta(seconds=1),
-                 max_backoff: timedelta = timedelta(minutes=5)) -> None:
+                 base_backoff: timedelta = timedelta(seconds=1),
+                 max_backoff: timedelta = timedelta(minutes=1)) -> None:
         self.store = store
         self.sinks = dict(sinks)
         self.clock = clock
         self.claim_limit = claim_limit
         self.lease = lease
-        self.max_attempts = max_attempts
         self.base_backoff = base_backoff
         self.max_backoff = max_backoff
         self._wake = asyncio.Event()
@@ -87,6 +122,10 @@ class OutboxDispatcher:
         self._buffer: list[OutboxRow] = []
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: set[asyncio.Task[None]] = set()
+        self._failing: dict[tuple[str, str], int] = {}
+        self._passes_failed = 0
+        self.on_failure: Callable[[BaseException], None] | None = None
+        """Called when a dispatch pass fails (the worker reports an outage with it)."""
         self.linger = 0.01
         """Seconds :meth:`deliver_soon` waits to fill a batch."""
 
@@ -122,8 +161,12 @@ class OutboxDispatcher:
     async def _deliver_logged(self, rows: list[OutboxRow]) -> None:
         try:
             await self.deliver(rows)
-        except Exception:
-            log.exception("outbox: batched dispatch failed; the poller will retry")
+        except Exception as exc:
+            # The rows are committed and leased: the poller sends them when it can.
+            log.warning("outbox: sending %d committed rows failed (%s: %s); the poller "
+                        "will send them", len(rows), type(exc).__name__, exc)
+            if self.on_failure is not None:
+                self.on_failure(exc)
 
     async def drain(self) -> None:
         """Send what :meth:`deliver_soon` holds, and wait for sends under way."""
@@ -148,50 +191,88 @@ class OutboxDispatcher:
             sink = self.sinks.get(kind)
             if sink is None:
                 for row in group:
-                    await self._failed(row, f"permanent: no sink for outbox kind {kind!r}")
+                    await self._failed(row, DeliveryResult.permanent(
+                        f"no sink for outbox kind {kind!r} in this process"))
                 continue
             for start in range(0, len(group), sink.batch_size):
                 chunk = group[start:start + sink.batch_size]
+                failed: Mapping[int, DeliveryResult]
                 try:
                     failed = await sink.deliver(destination, chunk)
                 except Exception as exc:  # the whole batch failed: retry it later
-                    log.warning("outbox: %s to %s failed: %s", kind, destination, exc)
-                    failed = {r.id: f"{type(exc).__name__}: {exc}" for r in chunk}
+                    self._log_batch_failure(kind, destination, exc)
+                    failed = {r.id: DeliveryResult.retry(f"{type(exc).__name__}: {exc}")
+                              for r in chunk}
+                else:
+                    self._log_batch_success(kind, destination)
                 for row in chunk:
-                    reason = failed.get(row.id)
-                    if reason is not None and reason.startswith(DONE_WITH_NOTE):
+                    result = failed.get(row.id)
+                    if result is None or result.status is DeliveryStatus.DELIVERED:
+                        done.append(row.id)
+                    elif result.status is DeliveryStatus.SETTLED:
                         # delivered as far as it ever can be: keep the note on the row
                         now_ = self.clock.now()
-                        await self.store.mark_attempt_failed(row.id, reason, now_, now_)
+                        await self.store.mark_attempt_failed(row.id, result.reason, now_,
+                                                             now_)
                         done.append(row.id)
-                    elif reason is not None:
-                        await self._failed(row, reason)
                     else:
-                        done.append(row.id)
+                        await self._failed(row, result)
         if done:
             await self.store.mark_dispatched(done, self.clock.now())
             self.sent += len(done)
+            sent_now = self.clock.now()
+            delivered = set(done)
+            for (kind, destination), group in groups.items():
+                count = sum(1 for row in group if row.id in delivered)
+                if count:
+                    _metrics.sent.add(count, {"messaging.destination.name": destination,
+                                              "stepsaga.outbox.kind": kind})
+                for row in group:
+                    if row.id in delivered and row.created_at is not None \
+                            and row.deliver_at > row.created_at:
+                        # a timer (or a delayed send): how late after its due time
+                        _metrics.timer_lag.record(
+                            max(0.0, (sent_now - row.deliver_at).total_seconds()))
 
-    async def _failed(self, row: OutboxRow, reason: str) -> None:
+    def _log_batch_failure(self, kind: str, destination: str, exc: BaseException) -> None:
+        # One line when a destination starts failing, then every 100th: an outage must
+        # not flood the log (each retry of each row would otherwise say the same).
+        key = (kind, destination)
+        count = self._failing.get(key, 0) + 1
+        self._failing[key] = count
+        if count == 1 or count % 100 == 0:
+            log.warning("outbox: %s to %s failing (%d batches so far), will retry: %s: %s",
+                        kind, destination, count, type(exc).__name__, exc)
+
+    def _log_batch_success(self, kind: str, destination: str) -> None:
+        count = self._failing.pop((kind, destination), 0)
+        if count:
+            log.warning("outbox: %s to %s works again after %d failed batches", kind,
+                        destination, count)
+
+    async def _failed(self, row: OutboxRow, result: DeliveryResult) -> None:
+        _metrics.delivery_failures.add(1, {"stepsaga.outbox.kind": row.kind,
+                                           "stepsaga.delivery": result.status.value})
         now = self.clock.now()
         attempts = row.attempts + 1
-        if reason.startswith("permanent:") or attempts >= self.max_attempts:
-            log.error("outbox: row %s (%s to %s) failed for good: %s", row.id,
-                      row.message_type, row.destination, reason)
+        if result.status is DeliveryStatus.PERMANENT:
+            reason = "permanent: " + result.reason
+            log.error("outbox: row %s (%s to %s) cannot be delivered: %s", row.id,
+                      row.message_type, row.destination, result.reason)
             await self.store.mark_attempt_failed(row.id, reason, None, now)
             # A sink may hide secrets of its rows (a task token) from the error store.
             redact = getattr(self.sinks.get(row.kind), "redact_body", None)
             body = redact(row.body) if redact is not None else row.body.decode(errors="replace")
             await self.store.add_error(ErrorRecord(
                 endpoint=f"outbox:{row.kind}:{row.destination}", error_type="DeliveryFailed",
-                reason=reason, body=body, at=now,
+                reason=result.reason, body=body, at=now,
                 message_id=row.message_id, message_type=row.message_type,
                 correlation_id=row.correlation_id))
             return
         backoff = min(self.max_backoff.total_seconds(),
-                      self.base_backoff.total_seconds() * 2 ** (attempts - 1))
+                      self.base_backoff.total_seconds() * 2 ** min(attempts - 1, 30))
         retry_at = now + timedelta(seconds=random.uniform(backoff / 2, backoff))
-        await self.store.mark_attempt_failed(row.id, reason, retry_at, now)
+        await self.store.mark_attempt_failed(row.id, result.reason, retry_at, now)
 
     async def run_due(self) -> int:
         """Claim and send every row that is due; how many were claimed."""
@@ -211,8 +292,20 @@ class OutboxDispatcher:
         while not stop.is_set():
             try:
                 await self.run_due()
-            except Exception:
-                log.exception("outbox: dispatch pass failed")
+            except Exception as exc:
+                # One line when the passes start failing (the database is down, say) and
+                # one when they work again: not a traceback every poll.
+                self._passes_failed += 1
+                if self._passes_failed == 1:
+                    log.warning("outbox: dispatch passes failing (%s: %s); will keep trying",
+                                type(exc).__name__, exc)
+                if self.on_failure is not None:
+                    self.on_failure(exc)
+            else:
+                if self._passes_failed:
+                    log.warning("outbox: dispatch passes work again after %d failed",
+                                self._passes_failed)
+                    self._passes_failed = 0
             self._wake.clear()
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
             await asyncio.wait(waiters, timeout=poll_interval,
@@ -221,4 +314,3 @@ class OutboxDispatcher:
                 w.cancel()
 
 
-SEND_KIND = SEND

@@ -4,25 +4,32 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 import traceback
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
+from . import _metrics
 from ._clock import Clock
 from ._context import SEND, ConsumeContext
 from ._engine import Endpoint
 from ._envelope import Envelope, decode_envelope, new_id
 from ._errors import MessageError, OversizeMessageError
+from ._failures import FailureKind, classify_failure
 from ._messages import ExceptionInfo, Fault, MessageRegistry, registry
 from ._outbox import OutboxDispatcher
 from ._tracing import consume_span
 from .persistence import ErrorRecord
+
+if TYPE_CHECKING:
+    from ._store_health import StoreHealth
 from .transports import ReceivedMessage
 
 log = logging.getLogger("core_saga.receive")
 
 
-class Outcome(enum.Enum):
+class ReceiveOutcome(enum.Enum):
     """What became of a received message."""
 
     ACK = "ack"
@@ -31,6 +38,12 @@ class Outcome(enum.Enum):
     """Failed; it was released to come back after a backoff."""
     DEAD = "dead"
     """Kept in the error store and moved to the dead-letter queue."""
+    CONFLICT = "conflict"
+    """Contention (a lock not granted in time, a deadlock): not the message's fault; run
+    it again shortly. Its delivery is not counted."""
+    OUTAGE = "outage"
+    """The database (or AWS) is unavailable: not the message's fault; keep it until the
+    outage is over. Its delivery is not counted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +67,12 @@ class ReceivePipeline:
     def __init__(self, endpoint: Endpoint, dispatcher: OutboxDispatcher, clock: Clock, *,
                  redelivery: RedeliveryPolicy | None = None,
                  types: MessageRegistry = registry, batch_sends: bool = False,
-                 max_message_bytes: int | None = None) -> None:
+                 max_message_bytes: int | None = None,
+                 health: StoreHealth | None = None) -> None:
         self.endpoint = endpoint
+        self.health = health
+        """Tells an outage from a handler's failure (None: every failure is the
+        message's, as in the test harness)."""
         self.max_message_bytes = max_message_bytes
         """Bodies over this many bytes go to the error store undecoded (None: no limit)."""
         self.batch_sends = batch_sends
@@ -65,8 +82,21 @@ class ReceivePipeline:
         self.types = types
         self.store = endpoint.store
 
-    async def handle(self, received: ReceivedMessage) -> tuple[Outcome, str | None]:
+    async def handle(self, received: ReceivedMessage) -> tuple[ReceiveOutcome, str | None]:
         """Process one message; the outcome and, when not ACK, the reason."""
+        started = time.perf_counter()
+        seen: list[str] = []
+        outcome, reason = await self._handle(received, seen)
+        attributes = _metrics.endpoint_attributes(self.endpoint.name,
+                                                  seen[0] if seen else None)
+        _metrics.process_duration.record(time.perf_counter() - started, attributes)
+        _metrics.handled.add(1, {**attributes, "stepsaga.outcome": outcome.value})
+        if outcome is ReceiveOutcome.DEAD:
+            _metrics.dead_lettered.add(1, attributes)
+        return outcome, reason
+
+    async def _handle(self, received: ReceivedMessage, seen: list[str]
+                      ) -> tuple[ReceiveOutcome, str | None]:
         try:
             size = len(received.body)
             if self.max_message_bytes is not None and size > self.max_message_bytes:
@@ -75,28 +105,29 @@ class ReceivePipeline:
                 raise OversizeMessageError(f"the body is {size} bytes, over the endpoint's "
                                            f"limit of {self.max_message_bytes} bytes")
             envelope = decode_envelope(received.body, types=self.types)
+            seen.append(envelope.message_type)
         except MessageError as exc:
-            await self._record(received.body, exc, None)
-            return Outcome.DEAD, exc.reason
+            return await self._dead(received.body, exc, None, exc.reason)
         if not self.endpoint.handles(envelope.message_type):
             reason = (f"skipped: endpoint {self.endpoint.name!r} has no consumer for "
                       f"{envelope.message_type}")
-            await self._record(received.body, LookupError(reason), envelope)
-            return Outcome.DEAD, reason
+            return await self._dead(received.body, LookupError(reason), envelope, reason)
         try:
             with consume_span(self.endpoint.name, envelope):
                 processed = await self.endpoint.process(envelope)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
+            held = await self._not_the_messages_fault(exc)
+            if held is not None:
+                return held, reason
             if received.receive_count < self.redelivery.max_deliveries:
                 log.warning("%s: message %s failed (delivery %d), will retry: %s",
                             self.endpoint.name, envelope.message_id, received.receive_count,
                             reason)
-                return Outcome.RETRY, reason
+                return ReceiveOutcome.RETRY, reason
             log.error("%s: message %s failed %d times, dead-lettered: %s",
                       self.endpoint.name, envelope.message_id, received.receive_count, reason)
-            await self._record(received.body, exc, envelope)
-            return Outcome.DEAD, reason
+            return await self._dead(received.body, exc, envelope, reason)
         if processed.rows and self.batch_sends:
             self.dispatcher.deliver_soon(processed.rows)
         elif processed.rows:
@@ -105,7 +136,33 @@ class ReceivePipeline:
             except Exception:
                 # Committed rows are safe: the poller sends them once their lease ends.
                 log.exception("%s: immediate dispatch failed", self.endpoint.name)
-        return Outcome.ACK, None
+        return ReceiveOutcome.ACK, None
+
+    async def _not_the_messages_fault(self, exc: BaseException) -> ReceiveOutcome | None:
+        """OUTAGE or CONFLICT when `exc` is not the message's own failure, else None."""
+        if self.health is None:
+            return None
+        if await self.health.is_outage(exc):
+            return ReceiveOutcome.OUTAGE
+        if classify_failure(exc) is FailureKind.CONFLICT:
+            return ReceiveOutcome.CONFLICT
+        return None
+
+    async def _dead(self, body: bytes, exc: BaseException, envelope: Envelope | None,
+                    reason: str) -> tuple[ReceiveOutcome, str | None]:
+        """Keep the message in the error store (and send a request's Fault); DEAD. The
+        error store needs the database: while it is down the message is kept (OUTAGE)
+        rather than left to SQS's own redrive, which would lose the reason."""
+        try:
+            await self._record(body, exc, envelope)
+        except Exception as failure:
+            held = await self._not_the_messages_fault(failure)
+            if held is None:
+                raise
+            log.warning("%s: cannot record a dead letter now (%s: %s); keeping the message",
+                        self.endpoint.name, type(failure).__name__, failure)
+            return held, reason
+        return ReceiveOutcome.DEAD, reason
 
     async def _record(self, body: bytes, exc: BaseException, envelope: Envelope | None) -> None:
         """Keep the message in the error store and, for a request, send its Fault."""

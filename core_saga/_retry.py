@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +79,67 @@ class RetryPolicy:
         for i in range(self.limit):
             delay = self.delays[min(i, len(self.delays) - 1)] if self.delays else 0.0
             yield self._rng.uniform(0, delay) if self.jitter else delay
+
+
+class RetryWait(Exception):
+    """Raised by a ``retry`` block that must wait before its next attempt: the endpoint
+    rolls the message's transaction back, sleeps `delay` seconds with no transaction
+    open, and processes the message again. Activities let it through (``catch`` does
+    not see it); it never leaves the endpoint."""
+
+    def __init__(self, delay: float, cause: BaseException) -> None:
+        super().__init__(f"retrying in {delay:g}s after {type(cause).__name__}: {cause}")
+        self.delay = delay
+        self.cause = cause
+
+
+class RetryAttempts:
+    """Where each ``retry`` block of one message stands, kept across the message's
+    re-runs (a block is known by the activity and how many times it ran before in
+    the same run)."""
+
+    __slots__ = ("_delays", "_seen", "_used")
+
+    def __init__(self) -> None:
+        self._delays: dict[tuple[int, int], list[float]] = {}
+        self._used: dict[tuple[int, int], int] = {}
+        self._seen: dict[int, int] = {}
+
+    def begin_run(self) -> None:
+        """A new run of the message starts."""
+        self._seen.clear()
+
+    def key_for(self, activity: Any) -> tuple[int, int]:
+        occurrence = self._seen.get(id(activity), 0)
+        self._seen[id(activity)] = occurrence + 1
+        return id(activity), occurrence
+
+    def delays(self, key: tuple[int, int], policy: RetryPolicy) -> list[float]:
+        """The block's delays, drawn once per message (jitter stays put across runs)."""
+        if key not in self._delays:
+            self._delays[key] = list(policy.schedule())
+        return self._delays[key]
+
+    def used(self, key: tuple[int, int]) -> int:
+        return self._used.get(key, 0)
+
+    def set_used(self, key: tuple[int, int], used: int) -> None:
+        self._used[key] = used
+
+
+_attempts: ContextVar[RetryAttempts | None] = ContextVar("stepsaga_retry_attempts",
+                                                        default=None)
+
+
+def current_attempts() -> RetryAttempts | None:
+    """The retry bookkeeping of the message being processed, if an endpoint set one."""
+    return _attempts.get()
+
+
+def track_attempts(attempts: RetryAttempts | None) -> Any:
+    """Set the bookkeeping for the current message; returns the token to reset it."""
+    return _attempts.set(attempts)
+
+
+def untrack_attempts(token: Any) -> None:
+    _attempts.reset(token)

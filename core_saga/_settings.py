@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ._aws import AwsConfig
 from .transports import DEFAULT_MAX_MESSAGE_BYTES, SqsConfig
+
+if TYPE_CHECKING:
+    from .persistence import SagaStore
 
 
 class WorkerSettings(BaseSettings):
@@ -25,12 +31,23 @@ class WorkerSettings(BaseSettings):
     """Prepended to every queue name (a stage, e.g. ``prod-``)."""
     concurrency: int = Field(32, ge=1, le=1024)
     """Messages handled at once by this process."""
+    endpoint_concurrency: int | None = Field(None, ge=1, le=1024)
+    """Messages handled at once per queue, so that one slow queue (a stuck hot row, a
+    slow partner) cannot take every slot. None (the default): half of `concurrency`
+    (at least 1); a worker hosting one queue may set it to `concurrency`."""
     wait_time_seconds: int = Field(20, ge=0, le=20)
     """SQS long-poll wait."""
     visibility_timeout: int = Field(30, ge=1, le=43_200)
     """Seconds a received message stays hidden; extended while a slow handler runs."""
     max_deliveries: int = Field(5, ge=1)
-    """Deliveries of a failing message before it is dead-lettered."""
+    """Deliveries of a failing message before it is dead-lettered (the worker moves it to
+    the DLQ, with its reason in the error store). Only the message's own failures count:
+    an outage of the database or of AWS never spends a delivery."""
+    dead_letter_margin: int = Field(5, ge=1)
+    """How many receives above `max_deliveries` the queue's ``maxReceiveCount`` must
+    allow (crashes and lost receipts also count receives), so that SQS never moves a
+    message to the DLQ before the worker's own dead-letter path has run (checked at
+    start: the worker refuses to run otherwise)."""
     redelivery_base_seconds: float = Field(1.0, ge=0)
     """First redelivery delay; it doubles on each failure."""
     outbox_poll_seconds: float = Field(1.0, gt=0)
@@ -48,10 +65,28 @@ class WorkerSettings(BaseSettings):
     purge_interval_seconds: float = Field(3600, gt=0)
     """How often old inbox and outbox rows are purged."""
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024)
+    database_clock: bool = True
+    """Take due times and leases from the database server's clock (PostgreSQL), so that
+    workers on hosts whose clocks disagree fire timers and end leases alike. SQLite is a
+    file on one host: its clock is that host's."""
+    database_lock_timeout_seconds: float = Field(10.0, gt=0)
+    """PostgreSQL ``lock_timeout``: a message waiting longer for a row another
+    transaction holds gives up and is tried again later (not counted as a failure).
+    SQLite: how long a writer waits for the database lock (``busy_timeout``)."""
+    database_statement_timeout_seconds: float = Field(60.0, gt=0)
+    """PostgreSQL ``statement_timeout``: no statement runs longer."""
+    database_idle_in_transaction_timeout_seconds: float = Field(60.0, gt=0)
+    """PostgreSQL ``idle_in_transaction_session_timeout``: a transaction left open and idle
+    (a frozen process, a handler stuck in a slow call) is ended, releasing its locks."""
+    outage_backoff_max_seconds: float = Field(30.0, gt=0)
+    """Longest wait between two attempts while the database or AWS is unavailable."""
     health_port: int | None = Field(None, ge=0, le=65535)
     """Port of the /health and /ready endpoint; None (the default) turns it off, 0 picks
     a free port."""
     health_host: str = "127.0.0.1"
+    metrics_interval_seconds: float = Field(15.0, gt=0)
+    """How often the gauges read from the database (outbox backlog, sagas per state) are
+    refreshed, when metrics are on."""
     shutdown_grace_seconds: float = Field(30.0, gt=0)
     """How long SIGTERM waits for in-flight messages."""
     otlp_endpoint: str | None = None
@@ -73,6 +108,25 @@ class WorkerSettings(BaseSettings):
             raise ValueError(f"database_url {value!r} must be sqlite+aiosqlite://…, "
                              "postgresql://… or memory://")
         return value
+
+    def store(self) -> SagaStore:
+        """The store these settings describe: the database, its schema and timeouts."""
+        from .persistence import store_from_url
+
+        kwargs: dict[str, Any] = {
+            "lock_timeout": self.database_lock_timeout_seconds,
+            "statement_timeout": self.database_statement_timeout_seconds,
+            "idle_in_transaction_timeout": self.database_idle_in_transaction_timeout_seconds,
+        }
+        if self.database_url.startswith("memory://"):
+            kwargs = {}
+        elif self.database_schema is not None:
+            kwargs["schema"] = self.database_schema
+        return store_from_url(self.database_url, **kwargs)
+
+    def aws(self) -> AwsConfig:
+        """Where these settings send AWS calls (region, endpoint)."""
+        return AwsConfig(region=self.aws_region, endpoint_url=self.aws_endpoint_url)
 
     def sqs(self) -> SqsConfig:
         """The SQS client configuration these settings describe."""

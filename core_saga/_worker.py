@@ -5,28 +5,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
+import random
 import signal
-from collections.abc import Sequence
+import socket
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from ._clock import Clock, SystemClock
+from . import _metrics
+from ._clock import Clock, DatabaseClock, SystemClock
 from ._consumer import Consumer
 from ._context import SEND
 from ._engine import ConsumerHandler, Endpoint, Handler, SagaHandler
-from ._errors import ReceiptExpiredError
+from ._errors import ReceiptExpiredError, StepsagaError
+from ._failures import FailureKind, classify_failure, looks_like_network_failure
 from ._health import HealthServer
 from ._outbox import OutboxDispatcher, OutboxSink, TransportSink
 from ._outbox_transaction import Outbox
-from ._receive import Outcome, ReceivePipeline, RedeliveryPolicy
+from ._receive import ReceiveOutcome, ReceivePipeline, RedeliveryPolicy
 from ._saga import Saga
 from ._settings import WorkerSettings
+from ._store_health import StoreHealth
 from ._topology import Topology
 from .persistence import SagaStore
 from .transports import ReceivedMessage, Transport
 
 log = logging.getLogger("core_saga.worker")
+
+T = TypeVar("T")
 
 
 class _Deleter:
@@ -73,6 +82,16 @@ class _Deleter:
             await asyncio.gather(*self._running)
 
 
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less when `stop` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+class WorkerConfigurationError(StepsagaError):
+    """The worker's settings and its queues disagree; it refuses to run."""
+
+
 class Worker:
     """Hosts sagas and consumers on their queues.
 
@@ -92,31 +111,74 @@ class Worker:
         self.settings = settings
         self.store = store
         self.transport = transport
-        self.clock = clock or SystemClock()
+        self._database_clock: DatabaseClock | None = None
+        if clock is None and settings.database_clock:
+            self._database_clock = DatabaseClock(store)
+        self.clock: Clock = clock or self._database_clock or SystemClock()
         self.topology = topology or Topology()
         self.dispatcher = OutboxDispatcher(store, {SEND: TransportSink(transport)}, self.clock)
         self.dispatcher.linger = settings.send_linger_seconds
         self.redelivery = RedeliveryPolicy(
             max_deliveries=settings.max_deliveries,
             base_delay=timedelta(seconds=settings.redelivery_base_seconds))
+        self.store_health = StoreHealth(store, f"worker:{socket.gethostname()}:{os.getpid()}",
+                                        max_backoff=settings.outage_backoff_max_seconds)
+        """Whether the database takes writes; receiving pauses while it does not."""
+        self.dispatcher.on_failure = self._outbox_failed
         self._handlers: dict[str, list[Handler]] = {}
         self._pipelines: dict[str, ReceivePipeline] = {}
+        self._limits: dict[str, int] = {}
         self._stop = asyncio.Event()
         self._started = asyncio.Event()
         self._in_flight = 0
+        self._in_flight_at: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._receiving: dict[str, bool] = {}
+        self._on_stop: list[Callable[[], Awaitable[Any]]] = []
         self.health: HealthServer | None = None
         self.handled = 0
         self.failed = 0
+        self.held = 0
+        """Messages kept through an outage or contention (not counted as failures)."""
+
+    @classmethod
+    async def from_settings(cls, settings: WorkerSettings | None = None, *,
+                            topology: Topology | None = None) -> Worker:
+        """A worker on the store and the SQS transport `settings` describe (the
+        ``STEPSAGA_*`` environment by default), which closes both when it stops: what a
+        ``stepsaga worker MODULE:build`` factory usually starts with."""
+        from .transports import SqsTransport
+
+        settings = settings or WorkerSettings()
+        store = settings.store()
+        try:
+            transport = await SqsTransport.connect(settings.sqs())
+        except BaseException:
+            await store.close()
+            raise
+        worker = cls(settings, store=store, transport=transport, topology=topology)
+        worker.on_stop(transport.close)
+        worker.on_stop(store.close)
+        return worker
+
+    def on_stop(self, callback: Callable[[], Awaitable[Any]]) -> Worker:
+        """Await `callback` when the worker has stopped (after in-flight messages and the
+        outbox), in the order registered: close what the factory opened for it."""
+        self._on_stop.append(callback)
+        return self
 
     # -- what it hosts ----------------------------------------------------------------
-    def add_saga(self, saga: Saga[Any], queue: str) -> Worker:
-        """Host `saga` on `queue`; its events are subscribed there."""
-        return self._add(queue, SagaHandler(saga))
+    def add_saga(self, saga: Saga[Any], queue: str, *,
+                 concurrency: int | None = None) -> Worker:
+        """Host `saga` on `queue`; its events are subscribed there. `concurrency` caps
+        the messages of this queue handled at once (default: the settings'
+        ``endpoint_concurrency``)."""
+        return self._add(queue, SagaHandler(saga), concurrency)
 
-    def add_consumer(self, consumer: Consumer[Any], queue: str) -> Worker:
-        """Host `consumer` on `queue`."""
-        return self._add(queue, ConsumerHandler(consumer))
+    def add_consumer(self, consumer: Consumer[Any], queue: str, *,
+                     concurrency: int | None = None) -> Worker:
+        """Host `consumer` on `queue` (`concurrency` as for :meth:`add_saga`)."""
+        return self._add(queue, ConsumerHandler(consumer), concurrency)
 
     def outbox(self) -> Outbox:
         """An :class:`~core_saga.Outbox` on this worker's store, topology and dispatcher:
@@ -130,14 +192,20 @@ class Worker:
         self.dispatcher.add_sink(kind, sink)
         return self
 
-    def _add(self, queue: str, handler: Handler) -> Worker:
+    def _add(self, queue: str, handler: Handler, concurrency: int | None) -> Worker:
+        if concurrency is not None:
+            if concurrency < 1:
+                raise ValueError(f"concurrency of queue {queue!r} must be at least 1, "
+                                 f"not {concurrency}")
+            self._limits[queue] = concurrency
         self._handlers.setdefault(queue, []).append(handler)
         endpoint = Endpoint(queue, self._handlers[queue], store=self.store, clock=self.clock,
                             routes=self.topology.routes,
                             lease=timedelta(seconds=self.settings.visibility_timeout * 2))
         self._pipelines[queue] = ReceivePipeline(endpoint, self.dispatcher, self.clock,
                                                  redelivery=self.redelivery, batch_sends=True,
-                                                 max_message_bytes=self.settings.max_message_bytes)
+                                                 max_message_bytes=self.settings.max_message_bytes,
+                                                 health=self.store_health)
         self.topology.subscribe_all(handler.subscriptions(), queue)
         return self
 
@@ -156,12 +224,59 @@ class Worker:
 
     async def _ready_checks(self) -> dict[str, bool]:
         checks = {"started": self._started.is_set() and not self._stop.is_set()}
-        try:
-            await asyncio.wait_for(self.store.count_instances("__ready__"), timeout=2)
-            checks["database"] = True
-        except Exception:
-            checks["database"] = False
+        checks["database"] = self.store_health.up and await self.store_health.check()
+        # A queue whose last receive failed (AWS unreachable, a closed client) is not
+        # ready; it is again after its next receive goes through.
+        checks["transport"] = all(self._receiving.values()) if self._receiving else False
         return checks
+
+    def _endpoint_limit(self, queue: str) -> int:
+        limit = self._limits.get(queue) or self.settings.endpoint_concurrency
+        if limit is None:
+            limit = max(1, self.settings.concurrency // 2) if len(self._pipelines) > 1 \
+                else self.settings.concurrency
+        return min(limit, self.settings.concurrency)
+
+    async def _check_redrive(self) -> None:
+        """Refuse to run when SQS would dead-letter before the worker does: the worker's
+        own path keeps the reason (error store) and needs ``max_deliveries`` receives,
+        plus a margin for crashes and lost receipts."""
+        wanted = self.settings.max_deliveries + self.settings.dead_letter_margin
+        problems = []
+        probe: Callable[[str], Awaitable[int | None]] | None = getattr(
+            self.transport, "redrive_limit", None)
+        if probe is None:
+            return
+        for queue in self._pipelines:
+            count = await self._with_outage_retry(functools.partial(probe, queue),
+                                                  f"reading the redrive policy of {queue}")
+            if count is not None and count < wanted:
+                problems.append(f"{queue!r} has maxReceiveCount {count}")
+        if problems:
+            raise WorkerConfigurationError(
+                f"SQS would move messages to the dead-letter queue before the worker's own "
+                f"dead-letter path runs (which keeps the reason in the error store): "
+                f"{'; '.join(problems)}, but the worker needs at least {wanted} "
+                f"(max_deliveries {self.settings.max_deliveries} + dead_letter_margin "
+                f"{self.settings.dead_letter_margin}). Raise the queues' maxReceiveCount "
+                f"(infra/: the max_receive_count setting) or lower STEPSAGA_MAX_DELIVERIES.")
+
+    async def _with_outage_retry(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """`call`, tried again with backoff while AWS or the database is unavailable."""
+        delay = 0.5
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                if classify_failure(exc) is not FailureKind.OUTAGE and \
+                        not looks_like_network_failure(exc):
+                    raise
+                if self._stop.is_set():
+                    raise
+                log.warning("%s failed (%s: %s); trying again in %.0f s", what,
+                            type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(self.settings.outage_backoff_max_seconds, delay * 2)
 
     async def run(self, *, install_signal_handlers: bool = True) -> None:
         """Run until stopped (SIGTERM, SIGINT or :meth:`request_stop`)."""
@@ -175,21 +290,32 @@ class Worker:
         if self.settings.health_port is not None:
             self.health = HealthServer(self.settings.health_host, self.settings.health_port,
                                        alive=lambda: not self._stop.is_set(),
-                                       ready=self._ready_checks)
+                                       ready=self._ready_checks,
+                                       metrics=_metrics.prometheus_text)
             await self.health.start()
+        background: list[asyncio.Task[Any]] = []
+        receivers: list[asyncio.Task[Any]] = []
+        outbox: asyncio.Task[None] | None = None
         deleters = {q: _Deleter(self.transport, q, linger=self.settings.delete_linger_seconds)
                     for q in self._pipelines}
-        outbox = asyncio.create_task(self.dispatcher.run(
-            self._stop, poll_interval=self.settings.outbox_poll_seconds))
-        receivers = [asyncio.create_task(self._receive_loop(q, p, deleters[q]))
-                     for q, p in self._pipelines.items()]
-        receivers.append(asyncio.create_task(self._purge_loop()))
-        self._started.set()
-        log.info("worker started on %s", ", ".join(self._pipelines))
         try:
+            await self._check_redrive()
+            if self._database_clock is not None:
+                await self._with_outage_retry(self._database_clock.sync,
+                                              "reading the database's clock")
+                background.append(asyncio.create_task(self._clock_loop(self._database_clock)))
+            outbox = asyncio.create_task(self.dispatcher.run(
+                self._stop, poll_interval=self.settings.outbox_poll_seconds))
+            receivers = [asyncio.create_task(self._receive_loop(q, p, deleters[q]))
+                         for q, p in self._pipelines.items()]
+            receivers.append(asyncio.create_task(self._purge_loop()))
+            receivers.append(asyncio.create_task(self._gauge_loop()))
+            self._started.set()
+            log.info("worker started on %s", ", ".join(self._pipelines))
             await self._stop.wait()
         finally:
             log.info("worker stopping: finishing %d in-flight messages", self._in_flight)
+            self._stop.set()
             for task in receivers:
                 task.cancel()
             await asyncio.gather(*receivers, return_exceptions=True)
@@ -197,23 +323,78 @@ class Worker:
                 await asyncio.wait(self._tasks, timeout=self.settings.shutdown_grace_seconds)
             for deleter in deleters.values():
                 await deleter.drain()
-            await outbox
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            if outbox is not None:
+                await asyncio.gather(outbox, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self.dispatcher.drain()
-            with contextlib.suppress(Exception):
-                await self.dispatcher.run_due()  # flush what is due before leaving
+            if self.store_health.up:
+                with contextlib.suppress(Exception):
+                    await self.dispatcher.run_due()  # flush what is due before leaving
+            await self.store_health.close()
             if self.health is not None:
                 await self.health.stop()
             if install_signal_handlers:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     with contextlib.suppress(NotImplementedError, RuntimeError):
                         loop.remove_signal_handler(sig)
-            log.info("worker stopped: %d handled, %d failed", self.handled, self.failed)
+            for callback in self._on_stop:
+                try:
+                    await callback()
+                except Exception as exc:
+                    log.warning("closing on stop failed: %s: %s", type(exc).__name__, exc)
+            log.info("worker stopped: %d handled, %d failed, %d held through outages",
+                     self.handled, self.failed, self.held)
+
+    async def refresh_gauges(self) -> None:
+        """Read the gauges' values from the store now: outbox backlog, oldest due row,
+        due timers, the hosted sagas' instances per state."""
+        _metrics.gauges.set_database_up(self.store_health.name, self.store_health.up)
+        _metrics.gauges.set_outbox(await self.store.outbox_stats(self.clock.now()))
+        counts: dict[tuple[str, str], int] = {}
+        for name in sorted({h.name for hs in self._handlers.values() for h in hs
+                            if isinstance(h, SagaHandler)}):
+            for state, count in (await self.store.count_instances(name)).items():
+                counts[(name, state)] = count
+        _metrics.gauges.set_sagas(counts)
+
+    async def _gauge_loop(self) -> None:
+        while not self._stop.is_set():
+            if _metrics.enabled() and self.store_health.up:
+                try:
+                    await self.refresh_gauges()
+                except Exception as exc:
+                    log.debug("gauges not refreshed: %s", exc)
+            else:
+                _metrics.gauges.set_database_up(self.store_health.name, self.store_health.up)
+            await _sleep_unless(self._stop, self.settings.metrics_interval_seconds)
+
+    async def _clock_loop(self, clock: DatabaseClock) -> None:
+        while not self._stop.is_set():
+            await asyncio.sleep(clock.refresh_seconds)
+            with contextlib.suppress(Exception):  # keeps the last reading meanwhile
+                await clock.sync()
+
+    def _outbox_failed(self, error: BaseException) -> None:
+        """The outbox poller could not reach the store: that is an outage too."""
+        if classify_failure(error) is FailureKind.OUTAGE or looks_like_network_failure(error):
+            self.store_health.report_outage(f"{type(error).__name__}: {error}")
 
     async def _receive_loop(self, queue: str, pipeline: ReceivePipeline,
                             deleter: _Deleter) -> None:
+        limit = self._endpoint_limit(queue)
+        self._in_flight_at[queue] = 0
+        self._receiving[queue] = True
+        failures = 0
         while not self._stop.is_set():
-            free = self.settings.concurrency - self._in_flight
+            if not self.store_health.up:
+                # Nothing new while the database is down: what is in hand is kept.
+                await self.store_health.wait_up(self._stop)
+                continue
+            free = min(self.settings.concurrency - self._in_flight,
+                       limit - self._in_flight_at[queue])
             if free <= 0:
                 await asyncio.sleep(0.005)
                 continue
@@ -223,14 +404,26 @@ class Worker:
                     wait_seconds=self.settings.wait_time_seconds)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("%s: receive failed; backing off", queue)
-                await asyncio.sleep(1.0)
+            except Exception as exc:
+                failures += 1
+                self._receiving[queue] = False
+                delay = min(self.settings.outage_backoff_max_seconds, 0.5 * 2 ** (failures - 1))
+                if failures == 1 or failures % 20 == 0:
+                    log.warning("%s: receive failing (%d in a row: %s: %s); backing off %.1f s",
+                                queue, failures, type(exc).__name__, exc, delay)
+                await asyncio.sleep(random.uniform(delay / 2, delay))
                 continue
+            if failures:
+                log.warning("%s: receiving again after %d failed receives", queue, failures)
+                failures = 0
+            self._receiving[queue] = True
+            if messages:
+                _metrics.consumed.add(len(messages), _metrics.endpoint_attributes(queue))
             if not messages and self.settings.wait_time_seconds == 0:
                 await asyncio.sleep(0.05)  # short polling: do not spin
             for message in messages:
                 self._in_flight += 1
+                self._in_flight_at[queue] += 1
                 task = asyncio.create_task(self._handle(queue, pipeline, deleter, message))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -239,12 +432,14 @@ class Worker:
                       message: ReceivedMessage) -> None:
         keeper = asyncio.create_task(self._keep_invisible(queue, message))
         try:
-            outcome, reason = await pipeline.handle(message)
+            outcome, reason = await self._handle_through_outages(queue, pipeline, message)
             keeper.cancel()
-            if outcome is Outcome.ACK:
+            if outcome is None:
+                return  # stopping while held: it comes back after its visibility timeout
+            if outcome is ReceiveOutcome.ACK:
                 self.handled += 1
                 deleter.add(message)
-            elif outcome is Outcome.RETRY:
+            elif outcome is ReceiveOutcome.RETRY:
                 self.failed += 1
                 await self.transport.change_visibility(
                     queue, message, self.redelivery.delay(message.receive_count))
@@ -255,12 +450,38 @@ class Worker:
             # Another delivery owns it now; that one is settled in its turn.
             log.warning("%s: receipt expired before settling (%s); the message will be "
                         "delivered again", queue, exc)
-        except Exception:
+        except Exception as exc:
             # Left as it is: the message reappears after its visibility timeout.
-            log.exception("%s: message %s could not be settled", queue, message.transport_id)
+            log.warning("%s: message %s could not be settled (%s: %s); it will be delivered "
+                        "again", queue, message.transport_id, type(exc).__name__, exc)
         finally:
             keeper.cancel()
             self._in_flight -= 1
+            self._in_flight_at[queue] -= 1
+
+    async def _handle_through_outages(self, queue: str, pipeline: ReceivePipeline,
+                                      message: ReceivedMessage
+                                      ) -> tuple[ReceiveOutcome | None, str | None]:
+        """Handle `message`; while it fails for reasons that are not its own (an outage,
+        contention), keep it — visible to nobody, its delivery not spent — and try again:
+        after the store is back, or after a short backoff. None when stopping meanwhile."""
+        attempt = 0
+        while True:
+            outcome, reason = await pipeline.handle(message)
+            if outcome not in (ReceiveOutcome.OUTAGE, ReceiveOutcome.CONFLICT):
+                return outcome, reason
+            attempt += 1
+            if attempt == 1:
+                self.held += 1
+            if self._stop.is_set():
+                return None, reason
+            delay = min(self.settings.outage_backoff_max_seconds, 0.2 * 2 ** min(attempt, 20))
+            if outcome is ReceiveOutcome.OUTAGE:
+                self.store_health.report_outage(reason or "unknown")
+                await self.store_health.wait_up(self._stop)
+            await _sleep_unless(self._stop, random.uniform(delay / 2, delay))
+            if self._stop.is_set():
+                return None, reason
 
     async def purge(self) -> tuple[int, int]:
         """Drop inbox entries and dispatched outbox rows past their retention."""
@@ -275,9 +496,10 @@ class Worker:
                 removed = await self.purge()
                 if any(removed):
                     log.info("purged %d inbox entries and %d outbox rows", *removed)
-            except Exception:
-                log.exception("retention purge failed")
-            await asyncio.sleep(self.settings.purge_interval_seconds)
+            except Exception as exc:
+                log.warning("retention purge failed (%s: %s); next try in %.0f s",
+                            type(exc).__name__, exc, self.settings.purge_interval_seconds)
+            await _sleep_unless(self._stop, self.settings.purge_interval_seconds)
 
     async def _keep_invisible(self, queue: str, message: ReceivedMessage) -> None:
         """Extend the visibility of a message whose handler runs long."""

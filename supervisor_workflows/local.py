@@ -52,7 +52,7 @@ def provision(client: Callable[[str], Any], *, shipping_queue_url: str, prefix: 
               bus_name: str = "stepsaga", account: str = "123456789012",
               manual_review: ManualReviewTimings | None = None,
               slow_shipping: SlowShippingTimings | None = None,
-              max_receive_count: int = 5, visibility_timeout: int = 30) -> SupervisionResources:
+              max_receive_count: int = 10, visibility_timeout: int = 30) -> SupervisionResources:
     """Create the supervision resources with `client` (service name → boto3 client:
     ``emulator.boto3_client``, or ``aws.client`` in tests). Names get `prefix`;
     `shipping_queue_url` is where SlowShipping sends its commands; the review queue gets

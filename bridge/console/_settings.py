@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bridge.reviews import AwsConfig
+from core_saga import AwsConfig
 
 Role = Literal["viewer", "approver"]
 ROLES: tuple[Role, ...] = ("viewer", "approver")

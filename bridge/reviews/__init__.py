@@ -3,14 +3,14 @@ approve / reject through Step Functions with the stored task token (never shown)
 
 ::
 
-    reviews = ReviewStore.open(store)            # the worker's database
+    reviews = ReviewStore.open(store)            # the worker's database (a SagaStore)
     await reviews.create_table()
     worker.add_consumer(ReviewTaskConsumer(reviews), queue="review")
     service = ReviewService(reviews, StepFunctions(AwsConfig(region="eu-west-1")))
     await service.approve(review_id, reviewer="ann", comment="known customer")
 """
 
-from ._aws import TASK_GONE_ERRORS, AwsConfig, StepFunctions, TaskGoneError
+from ._aws import TASK_GONE_ERRORS, StepFunctions, TaskGoneError, execution_console_url
 from ._consumer import ReviewTaskConsumer
 from ._service import DecisionResult, ReviewService
 from ._store import STATUSES, Review, ReviewStatus, ReviewStore, review_id, review_tasks
@@ -18,7 +18,6 @@ from ._store import STATUSES, Review, ReviewStatus, ReviewStore, review_id, revi
 __all__ = [
     "STATUSES",
     "TASK_GONE_ERRORS",
-    "AwsConfig",
     "DecisionResult",
     "Review",
     "ReviewService",
@@ -27,6 +26,7 @@ __all__ = [
     "ReviewTaskConsumer",
     "StepFunctions",
     "TaskGoneError",
+    "execution_console_url",
     "review_id",
     "review_tasks",
 ]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from typing import Any
 
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
+
+from core_saga import AwsConfig
 
 TASK_GONE_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 """What Step Functions answers for a task token it no longer accepts: ``TaskTimedOut``
@@ -22,45 +22,15 @@ class TaskGoneError(Exception):
         self.code = code
 
 
-@dataclass(frozen=True, slots=True)
-class AwsConfig:
-    """How to reach Step Functions. `endpoint_url` set means a local emulator."""
-
-    region: str = "us-east-1"
-    endpoint_url: str | None = None
-
-    @classmethod
-    def from_env(cls) -> AwsConfig:
-        """From ``STEPSAGA_AWS_REGION`` / ``AWS_REGION`` and ``STEPSAGA_AWS_ENDPOINT_URL``."""
-        region = (os.environ.get("STEPSAGA_AWS_REGION") or os.environ.get("AWS_REGION")
-                  or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
-        return cls(region=region, endpoint_url=os.environ.get("STEPSAGA_AWS_ENDPOINT_URL"))
-
-    @property
-    def local(self) -> bool:
-        """True on the emulator (no AWS console to link to)."""
-        return self.endpoint_url is not None
-
-    def client_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"region_name": self.region}
-        if self.endpoint_url:
-            kwargs["endpoint_url"] = self.endpoint_url
-            # The emulator takes any keys; do not depend on the caller's environment.
-            kwargs.setdefault("aws_access_key_id",
-                              os.environ.get("AWS_ACCESS_KEY_ID", "testing"))
-            kwargs.setdefault("aws_secret_access_key",
-                              os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"))
-        return kwargs
-
-    def execution_console_url(self, execution_arn: str) -> str | None:
-        """The AWS console page of an execution (None on the emulator). The region is
-        the ARN's own, falling back to the configured one."""
-        if self.local:
-            return None
-        parts = execution_arn.split(":")
-        region = parts[3] if len(parts) > 3 and parts[3] else self.region
-        return (f"https://{region}.console.aws.amazon.com/states/home?region={region}"
-                f"#/v2/executions/details/{execution_arn}")
+def execution_console_url(config: AwsConfig, execution_arn: str) -> str | None:
+    """The AWS console page of an execution (None on the emulator). The region is the
+    ARN's own, falling back to the configured one."""
+    if config.local:
+        return None
+    parts = execution_arn.split(":")
+    region = parts[3] if len(parts) > 3 and parts[3] else config.region
+    return (f"https://{region}.console.aws.amazon.com/states/home?region={region}"
+            f"#/v2/executions/details/{execution_arn}")
 
 
 def error_code(error: ClientError) -> str:

@@ -22,11 +22,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bridge.contracts import ReviewTask
-from core_saga.persistence import AsyncpgStore, SagaStore, SqlStore
-from core_saga.persistence._schema import UTCDateTime
+from core_saga import Transaction
+from core_saga.persistence import SagaStore, UTCDateTime, store_from_url
 
 ReviewStatus = Literal["pending", "approved", "rejected", "expired", "superseded"]
 STATUSES: tuple[ReviewStatus, ...] = ("pending", "approved", "rejected", "expired",
@@ -118,79 +117,61 @@ def _review(row: Any) -> Review:
                   created_at=row.created_at, updated_at=row.updated_at)
 
 
-def sql_url(url: str) -> str:
-    """`url` with the async driver SQLAlchemy needs (``postgresql://`` → ``+asyncpg``)."""
-    for plain in ("postgresql://", "postgres://"):
-        if url.startswith(plain):
-            return "postgresql+asyncpg://" + url[len(plain):]
-    return url
-
-
-def engine_for(store_or_url: SagaStore | str, *, schema: str | None = None
-               ) -> tuple[AsyncEngine, SqlStore | None]:
-    """A SQLAlchemy engine on the database of a store (or a URL), and the SqlStore made
-    for it that the caller must close (None when the given store's engine is reused)."""
-    if isinstance(store_or_url, SqlStore):
-        return store_or_url.engine, None
-    if isinstance(store_or_url, AsyncpgStore):
-        made = SqlStore.from_url("postgresql+asyncpg://" + store_or_url.dsn.partition("://")[2],
-                                 schema=store_or_url.schema, pool_size=2)
-        return made.engine, made
-    if isinstance(store_or_url, str):
-        url = sql_url(store_or_url)
-        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError(f"unsupported database URL {store_or_url!r}: use "
-                             "sqlite+aiosqlite:// or postgresql://")
-        made = SqlStore.from_url(url, schema=schema, pool_size=5)
-        return made.engine, made
-    raise TypeError(f"the review store needs a SQL database, not a {type(store_or_url).__name__}")
-
-
 class ReviewStore:
-    """Reads and writes ``review_tasks`` through SQLAlchemy (SQLite or PostgreSQL)."""
+    """Reads and writes ``review_tasks`` on the saga store's database, through its
+    transactions (no connection pool of its own): a ReviewTask is recorded in the
+    consumed message's transaction; decisions and reads open their own."""
 
-    def __init__(self, engine: AsyncEngine, *, owned: SqlStore | None = None) -> None:
-        self.engine = engine
+    def __init__(self, store: SagaStore, *, owned: bool = False) -> None:
+        self.store = store
         self._owned = owned
 
     @classmethod
     def open(cls, store_or_url: SagaStore | str, *, schema: str | None = None) -> ReviewStore:
-        """On the database of a SqlStore / AsyncpgStore, or of a URL."""
-        engine, owned = engine_for(store_or_url, schema=schema)
-        return cls(engine, owned=owned)
+        """On a saga store (the worker's: nothing new is opened), or on a database URL
+        (``sqlite+aiosqlite:///…``, ``postgresql://…``): a store of its own that
+        :meth:`close` closes."""
+        if isinstance(store_or_url, SagaStore):
+            return cls(store_or_url)
+        if isinstance(store_or_url, str):
+            extra = {"schema": schema} if schema is not None else {}
+            return cls(store_from_url(store_or_url, **extra), owned=True)
+        raise TypeError(f"the review store needs a saga store or a database URL, not a "
+                        f"{type(store_or_url).__name__}")
 
     async def close(self) -> None:
-        if self._owned is not None:
-            await self._owned.close()
+        """Close the store if :meth:`open` made it from a URL."""
+        if self._owned:
+            await self.store.close()
 
     async def create_table(self) -> None:
-        """Create ``review_tasks`` if missing (production runs migrations instead)."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        """Create ``review_tasks`` if missing (embedded use and tests; production runs
+        ``stepsaga migrate``, whose ``bridge`` branch makes it)."""
+        await self.store.create_tables(metadata)
 
     # -- writes --------------------------------------------------------------------------
     async def record(self, task: ReviewTask, now: datetime, *,
-                     conn: AsyncConnection | None = None) -> str:
+                     transaction: Transaction | None = None) -> str:
         """Store `task` (idempotent) and supersede the hand-off's first review when this
-        one is escalated. Written on `conn` (the consumed message's transaction) when
-        given. Returns the review id."""
-        if conn is not None:
-            return await _record(conn, task, now)
-        async with self.engine.begin() as own:
+        one is escalated. Written in `transaction` (the consumed message's) when given.
+        Returns the review id."""
+        if transaction is not None:
+            return await _record(transaction, task, now)
+        async with self.store.transaction() as own:
             return await _record(own, task, now)
 
     async def claim(self, review: str, now: datetime) -> tuple[Review | None, str | None]:
         """Take `review` for a decision: (the review, its token) when it was pending,
         (the review, None) when it was not, (None, None) when there is no such review."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
+        async with self.store.transaction() as tx:
+            result = await tx.execute(
                 update(review_tasks)
                 .where(review_tasks.c.id == review,
                        or_(review_tasks.c.status == "pending",
                            and_(review_tasks.c.status == DECIDING,
                                 review_tasks.c.updated_at < now - CLAIM_TIMEOUT)))
                 .values(status=DECIDING, updated_at=now))
-            row = (await conn.execute(select(review_tasks).where(
+            row = (await tx.execute(select(review_tasks).where(
                 review_tasks.c.id == review))).first()
         if row is None:
             return None, None
@@ -199,15 +180,15 @@ class ReviewStore:
     async def settle(self, review: str, status: str, now: datetime, *,
                      decided_by: str | None = None, comment: str | None = None) -> None:
         """Write the outcome of a claimed review."""
-        async with self.engine.begin() as conn:
-            await conn.execute(update(review_tasks).where(review_tasks.c.id == review).values(
+        async with self.store.transaction() as tx:
+            await tx.execute(update(review_tasks).where(review_tasks.c.id == review).values(
                 status=status, decided_by=decided_by, decided_at=now if status != "pending"
                 else None, comment=comment, updated_at=now))
 
     # -- reads ---------------------------------------------------------------------------
     async def get(self, review: str) -> Review | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(*_PUBLIC).where(review_tasks.c.id == review))
+        async with self.store.transaction(readonly=True) as tx:
+            row = (await tx.execute(select(*_PUBLIC).where(review_tasks.c.id == review))
                    ).first()
         return None if row is None else _review(row)
 
@@ -224,20 +205,20 @@ class ReviewStore:
             query = query.where(review_tasks.c.correlation_id == correlation_id)
         query = query.order_by(review_tasks.c.created_at, review_tasks.c.id
                                ).limit(limit).offset(offset)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        async with self.store.transaction(readonly=True) as tx:
+            rows = (await tx.execute(query)).all()
         return [_review(row) for row in rows]
 
     async def tokens_for(self, correlation_id: str) -> list[str]:
         """The task tokens of an order's reviews: for redacting them wherever they
         might show up (execution history, outbox bodies). Never display these."""
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(review_tasks.c.task_token).where(
-                review_tasks.c.correlation_id == correlation_id))).all()
-        return [row.task_token for row in rows]
+        async with self.store.transaction(readonly=True) as tx:
+            found = await tx.scalars(select(review_tasks.c.task_token).where(
+                review_tasks.c.correlation_id == correlation_id))
+        return found.all()
 
 
-async def _record(conn: AsyncConnection, task: ReviewTask, now: datetime) -> str:
+async def _record(conn: Transaction, task: ReviewTask, now: datetime) -> str:
     rid = review_id(task.handoff_id, task.escalated)
     existing = (await conn.execute(select(review_tasks.c.task_token, review_tasks.c.status)
                                    .where(review_tasks.c.id == rid))).first()

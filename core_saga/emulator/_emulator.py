@@ -51,13 +51,13 @@ def free_port() -> int:
         return port
 
 
-def create_sqs_queue(sqs: Any, name: str, *, dlq: bool = True, max_receive_count: int = 5,
+def create_sqs_queue(sqs: Any, name: str, *, dlq: bool = True, max_receive_count: int = 10,
                      fifo: bool = False, visibility_timeout: int = 30) -> QueueInfo:
     """Create queue `name` with a boto3 SQS client, and with `dlq` its dead-letter queue
     ``name-dlq`` and a redrive policy after `max_receive_count` receives, as ``infra/``
     deploys every queue. FIFO names get ``.fifo``. (A worker dead-letters a failing
-    message itself, with the reason, after its ``max_deliveries``: keep
-    `max_receive_count` at or above that.)"""
+    message itself, with the reason, after its ``max_deliveries``, and refuses to run on
+    a queue whose `max_receive_count` is below that plus its ``dead_letter_margin``.)"""
     suffix = ".fifo" if fifo else ""
     base = name.removesuffix(".fifo")
     attributes: dict[str, str] = {"VisibilityTimeout": str(visibility_timeout)}
@@ -206,7 +206,7 @@ class Emulator:
         async with get_session().create_client(service, **self.client_kwargs()) as client:
             yield client
 
-    def create_queue(self, name: str, *, dlq: bool = True, max_receive_count: int = 5,
+    def create_queue(self, name: str, *, dlq: bool = True, max_receive_count: int = 10,
                      fifo: bool = False, visibility_timeout: int = 30) -> QueueInfo:
         """Create `name` (and `name-dlq` with a redrive policy after
         `max_receive_count` receives). FIFO names get ``.fifo``."""

@@ -3,7 +3,14 @@
 from ._asyncpg import AsyncpgStore
 from ._factory import store_from_url
 from ._memory import MemoryStore
-from ._migrate import alembic_config, downgrade_sync, upgrade, upgrade_sync
+from ._migrate import (
+    alembic_config,
+    downgrade_sync,
+    migration_locations,
+    upgrade,
+    upgrade_sync,
+)
+from ._schema import UTCDateTime
 from ._sql import SqlStore
 from ._store import (
     ErrorRecord,
@@ -24,8 +31,10 @@ __all__ = [
     "SagaStore",
     "SqlStore",
     "StoreTransaction",
+    "UTCDateTime",
     "alembic_config",
     "downgrade_sync",
+    "migration_locations",
     "store_from_url",
     "upgrade",
     "upgrade_sync",

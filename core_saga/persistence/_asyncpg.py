@@ -120,6 +120,8 @@ _ERROR_ROW = ("endpoint, error_type, reason, body, at, message_id, message_type,
 _LIST_ERRORS = f"SELECT {_ERROR_ROW} FROM message_errors ORDER BY id DESC LIMIT $1"
 _LIST_ERRORS_AT = (f"SELECT {_ERROR_ROW} FROM message_errors WHERE endpoint = $2 "
                    "ORDER BY id DESC LIMIT $1")
+_OUTBOX_STATS = ("SELECT count(*), min(deliver_at), count(schedule_token) FROM outbox "
+                 "WHERE dispatched_at IS NULL AND NOT failed AND deliver_at <= $1")
 _PURGE_INBOX = "DELETE FROM inbox WHERE processed_at < $1"
 _PURGE_OUTBOX = "DELETE FROM outbox WHERE dispatched_at IS NOT NULL AND dispatched_at < $1"
 
@@ -143,6 +145,19 @@ def ddl_for(tables: MetaData) -> tuple[str, ...]:
         statements.extend(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
                           for index in sorted(table.indexes, key=lambda i: str(i.name)))
     return tuple(statements)
+
+
+def postgres_timeouts(lock: float | None, statement: float | None,
+                      idle_in_transaction: float | None) -> dict[str, str]:
+    """Server settings for the session timeouts (milliseconds; omitted when None)."""
+    found: dict[str, str] = {}
+    for name, seconds in (("lock_timeout", lock), ("statement_timeout", statement),
+                          ("idle_in_transaction_session_timeout", idle_in_transaction)):
+        if seconds is not None:
+            if seconds <= 0:
+                raise ValueError(f"{name} must be positive seconds, not {seconds!r}")
+            found[name] = str(int(seconds * 1000))
+    return found
 
 
 def _utc(value: datetime) -> datetime:
@@ -430,10 +445,11 @@ class _Transaction:
     (ROLLBACK on error), the connection back to the pool. A plain class rather than
     ``@asynccontextmanager``: this runs once per message."""
 
-    __slots__ = ("_pool", "_store", "_tx", "_xact")
+    __slots__ = ("_pool", "_readonly", "_store", "_tx", "_xact")
 
-    def __init__(self, store: AsyncpgStore) -> None:
+    def __init__(self, store: AsyncpgStore, readonly: bool = False) -> None:
         self._store = store
+        self._readonly = readonly
         self._pool: _Pool
         self._xact: Any = None
         self._tx: AsyncpgTransaction
@@ -442,7 +458,8 @@ class _Transaction:
         pool = self._pool = self._store._pool or self._store._open()
         conn = await pool.acquire()
         try:
-            self._xact = conn.transaction()
+            self._xact = conn.transaction(readonly=True) if self._readonly \
+                else conn.transaction()
             await self._xact.start()
         except BaseException:
             await pool.release(conn, reusable=False)
@@ -490,12 +507,18 @@ class AsyncpgStore(SagaStore):
     """
 
     def __init__(self, dsn: str, *, schema: str | None = None, pool_size: int = 20,
-                 reset_sessions: bool = False, **connect_kwargs: Any) -> None:
+                 reset_sessions: bool = False, lock_timeout: float | None = 10.0,
+                 statement_timeout: float | None = 60.0,
+                 idle_in_transaction_timeout: float | None = 60.0,
+                 **connect_kwargs: Any) -> None:
+        settings = dict(connect_kwargs.pop("server_settings", None) or {})
+        settings.update(postgres_timeouts(lock_timeout, statement_timeout,
+                                          idle_in_transaction_timeout))
         if schema is not None:
             if not schema.replace("_", "").isalnum():
                 raise ValueError(f"schema name {schema!r} must be letters, digits and _")
-            settings = dict(connect_kwargs.pop("server_settings", None) or {})
             settings["search_path"] = schema
+        if settings:
             connect_kwargs["server_settings"] = settings
         self.dsn = dsn
         self.schema = schema
@@ -508,17 +531,26 @@ class AsyncpgStore(SagaStore):
 
     @classmethod
     def from_url(cls, url: str, *, schema: str | None = None, pool_size: int = 20,
-                 reset_sessions: bool = False, **connect_kwargs: Any) -> AsyncpgStore:
+                 reset_sessions: bool = False, lock_timeout: float | None = 10.0,
+                 statement_timeout: float | None = 60.0,
+                 idle_in_transaction_timeout: float | None = 60.0,
+                 **connect_kwargs: Any) -> AsyncpgStore:
         """A store for ``postgresql://user@host/db`` (``postgresql+asyncpg://`` too).
         `schema` puts the tables in their own schema via the search path, as
-        :meth:`SqlStore.from_url` does; `pool_size` caps the connections. Other keywords
+        :meth:`SqlStore.from_url` does; `pool_size` caps the connections. The timeouts
+        (seconds; None: the server's) keep one stuck transaction from halting the rest:
+        a lock wait gives up after `lock_timeout` (the message is tried again later,
+        uncounted), a statement after `statement_timeout`, and a transaction left idle
+        (a frozen process) is ended after `idle_in_transaction_timeout`. Other keywords
         go to :func:`asyncpg.connect` (``ssl=``, ``statement_cache_size=``, …)."""
         scheme, sep, rest = url.partition("://")
         if not sep or scheme not in ("postgresql", "postgresql+asyncpg", "postgres"):
             raise ValueError(f"unsupported database URL {url!r}: AsyncpgStore takes "
                              "postgresql:// or postgresql+asyncpg://")
         return cls(f"postgresql://{rest}", schema=schema, pool_size=pool_size,
-                   reset_sessions=reset_sessions, **connect_kwargs)
+                   reset_sessions=reset_sessions, lock_timeout=lock_timeout,
+                   statement_timeout=statement_timeout,
+                   idle_in_transaction_timeout=idle_in_transaction_timeout, **connect_kwargs)
 
     @property
     def url(self) -> str:
@@ -531,8 +563,8 @@ class AsyncpgStore(SagaStore):
                                self._reset_sessions)
         return self._pool
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self)
+    def transaction(self, *, readonly: bool = False) -> _Transaction:
+        return _Transaction(self, readonly)
 
     def _connection(self) -> _Connection:
         return _Connection(self)
@@ -550,6 +582,19 @@ class AsyncpgStore(SagaStore):
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             for statement in ddl_for(metadata):
                 await conn.execute(statement)
+
+    async def outbox_stats(self, now: datetime) -> dict[str, float]:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(_OUTBOX_STATS, _utc(now))
+        count, oldest, timers = row[0], row[1], row[2]
+        age = 0.0 if oldest is None else max(0.0, (_utc(now) - oldest).total_seconds())
+        return {"backlog": float(count), "oldest_age": age, "timers_due": float(timers)}
+
+    async def database_time(self) -> datetime | None:
+        async with self._connection() as conn:
+            value = await conn.fetchval("SELECT clock_timestamp()")
+        assert isinstance(value, datetime)
+        return value
 
     async def drop_schema(self) -> None:
         """Drop every table, and the schema if the store has one (tests)."""

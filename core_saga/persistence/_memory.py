@@ -162,6 +162,9 @@ class MemoryTransaction(StoreTransaction):
             del self.t.outbox_extra[i]
         return len(gone)
 
+    async def touch_probe(self, name: str, now: datetime) -> None:
+        return None
+
     async def add_error(self, record: ErrorRecord) -> None:
         mark = len(self.t.errors)
         self.undo.append(lambda: self.t.errors.__delitem__(slice(mark, None)))
@@ -178,7 +181,8 @@ class MemoryStore(SagaStore):
         self._lock = asyncio.Lock()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[MemoryTransaction]:
+    async def transaction(self, *, readonly: bool = False
+                          ) -> AsyncIterator[MemoryTransaction]:
         async with self._lock:
             tx = MemoryTransaction(self._tables)
             try:
@@ -187,6 +191,14 @@ class MemoryStore(SagaStore):
                 for undo in reversed(tx.undo):
                     undo()
                 raise
+
+    async def outbox_stats(self, now: datetime) -> dict[str, float]:
+        due = [(row, self._tables.outbox_extra[i]) for i, row in self._tables.outbox.items()
+               if row.dispatched_at is None and not row.failed and row.deliver_at <= now]
+        oldest = min((row.deliver_at for row, _ in due), default=now)
+        return {"backlog": float(len(due)),
+                "oldest_age": max(0.0, (now - oldest).total_seconds()),
+                "timers_due": float(sum(1 for _, extra in due if extra["token"]))}
 
     async def create_tables(self, metadata: MetaData) -> None:
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -28,6 +28,7 @@ from sqlalchemy.sql.base import Executable
 from .._context import Outgoing
 from .._errors import ConcurrencyError
 from .._transaction import Parameters, Result, check_statement
+from ._asyncpg import postgres_timeouts
 from ._schema import (
     UTCDateTime,
     errors,
@@ -76,6 +77,8 @@ _INBOX_CLAIM = text(
     "VALUES (:consumer, :message_id, :processed_at) ON CONFLICT DO NOTHING"
 ).bindparams(bindparam("consumer", type_=String()), bindparam("message_id", type_=String()),
              bindparam("processed_at", type_=UTCDateTime()))
+_INBOX_SEEN = select(inbox.c.message_id).where(
+    inbox.c.consumer == bindparam("consumer"), inbox.c.message_id == bindparam("message_id"))
 _INSERT = text(
     "INSERT INTO saga_instances "
     "(saga_type, correlation_id, state, version, data, created_at, updated_at) "
@@ -120,34 +123,81 @@ _ADD_ERROR = insert(errors)
 
 
 class SqlTransaction(StoreTransaction):
-    """A StoreTransaction on one SQLAlchemy connection."""
+    """A StoreTransaction on one SQLAlchemy connection.
 
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    On SQLite a message's transaction takes the database's write lock as late as it
+    can: its reads run before any lock (each sees what is committed, as PostgreSQL's
+    READ COMMITTED would), and ``BEGIN IMMEDIATE`` comes just before its first write —
+    the handler's own or the engine's at the end. A handler that reads, calls a gateway
+    and then writes holds no lock during the call; every other message goes on. What
+    was read before the lock is checked when writing: the instance by its version, the
+    inbox entry by its key (a duplicate handled meanwhile makes this one a conflict,
+    run again from the start).
+    """
+
+    def __init__(self, conn: AsyncConnection, dialect: str, *, lazy: bool = False) -> None:
         self.conn = conn
         """The SQLAlchemy connection (the engine's; user code goes through
         :meth:`execute`, which is the same on every store)."""
         self._dialect = dialect
+        self._lazy = lazy
+        self._writing = not lazy
+        self._inbox: list[dict[str, Any]] = []
 
     @property
     def dialect(self) -> str:
         return self._dialect
 
+    async def _write(self) -> None:
+        """Take the write lock before the first write (SQLite message transactions)."""
+        if self._writing:
+            return
+        self._writing = True
+        await self.conn.exec_driver_sql("BEGIN IMMEDIATE")
+        claims, self._inbox = self._inbox, []
+        for claim in claims:
+            result = await self.conn.execute(_INBOX_CLAIM, claim)
+            if not result.rowcount:
+                raise ConcurrencyError(f"{claim['message_id']} was claimed by "
+                                       f"{claim['consumer']} meanwhile")
+
+    async def finish(self) -> None:
+        """Write what is still held back (the inbox entry of a message that wrote
+        nothing else) before COMMIT."""
+        if self._inbox:
+            await self._write()
+
     async def execute(self, statement: Executable, parameters: Parameters = None) -> Result:
-        result = await self.conn.execute(check_statement(statement), parameters)
+        statement = check_statement(statement)
+        if not getattr(statement, "is_select", False):
+            await self._write()
+        result = await self.conn.execute(statement, parameters)
         return Result(result.all() if result.returns_rows else [], result.rowcount)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
+        await self._write()
         async with self.conn.begin_nested():
             yield
 
     async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
-        result = await self.conn.execute(
-            _INBOX_CLAIM, {"consumer": consumer, "message_id": message_id, "processed_at": now})
+        claim = {"consumer": consumer, "message_id": message_id, "processed_at": now}
+        if not self._writing:
+            if any(c["consumer"] == consumer and c["message_id"] == message_id
+                   for c in self._inbox):
+                return False
+            seen = (await self.conn.execute(_INBOX_SEEN, claim)).first()
+            if seen is not None:
+                return False
+            self._inbox.append(claim)  # inserted with the first write, checked then
+            return True
+        result = await self.conn.execute(_INBOX_CLAIM, claim)
         return bool(result.rowcount)
 
     async def load(self, saga_type: str, correlation_id: str, *, lock: bool
                    ) -> InstanceRecord | None:
+        if lock:
+            await self._write()  # pessimistic on SQLite: hold the database from here
         stmt = _LOAD_LOCKED if lock and self._dialect == "postgresql" else _LOAD
         row = (await self.conn.execute(
             stmt, {"saga_type": saga_type, "correlation_id": correlation_id})).first()
@@ -159,6 +209,7 @@ class SqlTransaction(StoreTransaction):
         return [r[0] for r in result]
 
     async def insert(self, record: InstanceRecord) -> None:
+        await self._write()
         # ON CONFLICT DO NOTHING and the row count rather than an IntegrityError: the
         # transaction stays usable without a savepoint.
         result = await self.conn.execute(_INSERT, {
@@ -171,6 +222,7 @@ class SqlTransaction(StoreTransaction):
                 f"{record.saga_type} {record.correlation_id} was created concurrently")
 
     async def update(self, record: InstanceRecord, expected_version: int) -> None:
+        await self._write()
         result = await self.conn.execute(_UPDATE, {
             "w_saga_type": record.saga_type, "w_correlation_id": record.correlation_id,
             "w_version": expected_version, "state": record.state, "version": record.version,
@@ -183,6 +235,7 @@ class SqlTransaction(StoreTransaction):
             )
 
     async def delete(self, saga_type: str, correlation_id: str, expected_version: int) -> None:
+        await self._write()
         key = {"saga_type": saga_type, "correlation_id": correlation_id}
         result = await self.conn.execute(_DELETE, {**key, "version": expected_version})
         if result.rowcount != 1:
@@ -191,6 +244,7 @@ class SqlTransaction(StoreTransaction):
 
     async def set_index(self, saga_type: str, correlation_id: str,
                         values: dict[str, str]) -> None:
+        await self._write()
         await self.conn.execute(_DELETE_INDEX,
                                 {"saga_type": saga_type, "correlation_id": correlation_id})
         if values:
@@ -202,6 +256,7 @@ class SqlTransaction(StoreTransaction):
     async def add_history(self, records: Sequence[HistoryRecord]) -> None:
         if not records:
             return
+        await self._write()
         await self.conn.execute(_ADD_HISTORY, [
             {"saga_type": r.saga_type, "correlation_id": r.correlation_id, "event": r.event,
              "from_state": r.from_state, "to_state": r.to_state, "message_id": r.message_id,
@@ -214,6 +269,7 @@ class SqlTransaction(StoreTransaction):
                          lease_until: datetime | None) -> list[OutboxRow]:
         if not items:
             return []
+        await self._write()
         params: list[dict[str, Any]] = []
         deliver_times: list[datetime] = []
         for o in items:
@@ -238,10 +294,12 @@ class SqlTransaction(StoreTransaction):
     async def cancel_timers(self, tokens: Sequence[str]) -> int:
         if not tokens:
             return 0
+        await self._write()
         result = await self.conn.execute(_CANCEL_TIMERS, {"tokens": list(tokens)})
         return int(result.rowcount or 0)
 
     async def add_error(self, record: ErrorRecord) -> None:
+        await self._write()
         await self.conn.execute(_ADD_ERROR, {
             "endpoint": record.endpoint, "message_id": record.message_id,
             "message_type": record.message_type, "correlation_id": record.correlation_id,
@@ -260,24 +318,33 @@ class SqlStore(SagaStore):
 
     @classmethod
     def from_url(cls, url: str, *, pool_size: int = 20, schema: str | None = None,
-                 echo: bool = False) -> SqlStore:
+                 echo: bool = False, lock_timeout: float | None = None,
+                 statement_timeout: float | None = 60.0,
+                 idle_in_transaction_timeout: float | None = 60.0) -> SqlStore:
         """A store for `url`: ``sqlite+aiosqlite:///path.db`` or
-        ``postgresql+asyncpg://user@host/db``. SQLite gets WAL, a busy timeout and
-        ``BEGIN IMMEDIATE`` so that writers queue instead of failing. On PostgreSQL,
-        `schema` puts the tables in their own schema (via the search path)."""
+        ``postgresql+asyncpg://user@host/db``. SQLite gets WAL, a busy timeout
+        (`lock_timeout`, default 30 s) and ``BEGIN IMMEDIATE`` so that writers queue
+        instead of failing. On PostgreSQL, `schema` puts the tables in their own schema
+        (via the search path), and the timeouts are those of
+        :meth:`AsyncpgStore.from_url` (`lock_timeout` default 10 s)."""
         if url.startswith("sqlite"):
             if schema is not None:
                 raise ValueError("schema= is for PostgreSQL; SQLite keeps one file per store")
             # A small pool: aiosqlite runs a thread per connection, costly to open, and
             # BEGIN IMMEDIATE serialises writers anyway.
             engine = create_async_engine(url, echo=echo, pool_size=4, max_overflow=4)
-            _configure_sqlite(engine)
+            _configure_sqlite(engine, busy_timeout=30.0 if lock_timeout is None
+                              else lock_timeout)
         elif url.startswith("postgresql"):
             connect_args: dict[str, Any] = {}
+            settings = postgres_timeouts(10.0 if lock_timeout is None else lock_timeout,
+                                         statement_timeout, idle_in_transaction_timeout)
             if schema is not None:
                 if not schema.replace("_", "").isalnum():
                     raise ValueError(f"schema name {schema!r} must be letters, digits and _")
-                connect_args["server_settings"] = {"search_path": schema}
+                settings["search_path"] = schema
+            if settings:
+                connect_args["server_settings"] = settings
             engine = create_async_engine(url, echo=echo, pool_size=pool_size,
                                          max_overflow=pool_size, pool_pre_ping=True,
                                          connect_args=connect_args)
@@ -287,9 +354,26 @@ class SqlStore(SagaStore):
         return cls(engine, schema=schema)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqlTransaction]:
-        async with self.engine.begin() as conn:
-            yield SqlTransaction(conn, self.dialect)
+    async def transaction(self, *, readonly: bool = False
+                          ) -> AsyncIterator[SqlTransaction]:
+        if not readonly and self.dialect == "sqlite":
+            async with self.engine.connect() as plain:
+                conn = await plain.execution_options(**{_LAZY: True})
+                async with conn.begin():
+                    tx = SqlTransaction(conn, self.dialect, lazy=True)
+                    yield tx
+                    await tx.finish()
+            return
+        if not readonly:
+            async with self.engine.begin() as conn:
+                yield SqlTransaction(conn, self.dialect)
+            return
+        async with self.engine.connect() as plain:
+            conn = await plain.execution_options(
+                **{_READ_ONLY: True},
+                **({"postgresql_readonly": True} if self.dialect == "postgresql" else {}))
+            async with conn.begin():
+                yield SqlTransaction(conn, self.dialect)
 
     async def create_schema(self) -> None:
         async with self.engine.begin() as conn:
@@ -302,6 +386,28 @@ class SqlStore(SagaStore):
             if self.schema is not None:
                 await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             await conn.run_sync(metadata.create_all)
+
+    async def outbox_stats(self, now: datetime) -> dict[str, float]:
+        due = (outbox.c.dispatched_at.is_(None), outbox.c.failed.is_(False),
+               outbox.c.deliver_at <= now)
+        stmt = select(func.count(), func.min(outbox.c.deliver_at),
+                      func.count(outbox.c.schedule_token)).where(*due)
+        async with self.engine.connect() as conn:
+            count, oldest, timers = (await conn.execute(stmt)).one()
+        if isinstance(oldest, str):  # SQLite hands an aggregate back untyped
+            oldest = datetime.fromisoformat(oldest)
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+        return {"backlog": float(count), "oldest_age": age, "timers_due": float(timers)}
+
+    async def database_time(self) -> datetime | None:
+        if self.dialect != "postgresql":
+            return None  # SQLite is a file on this host: the host's clock is the clock
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
+        assert isinstance(value, datetime)
+        return value
 
     async def drop_schema(self) -> None:
         """Drop every table, and the schema if the store has one (tests)."""
@@ -423,7 +529,15 @@ class SqlStore(SagaStore):
             return int(a.rowcount or 0), int(b.rowcount or 0)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+_READ_ONLY = "stepsaga_read_only"
+"""Execution option of a read-only transaction (a deferred BEGIN on SQLite)."""
+_LAZY = "stepsaga_lazy_begin"
+"""Execution option of a message's transaction on SQLite: no BEGIN until it writes."""
+
+
+def _configure_sqlite(engine: AsyncEngine, *, busy_timeout: float) -> None:
+    busy_ms = int(busy_timeout * 1000)
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, open transactions, so BEGIN IMMEDIATE sticks.
@@ -431,11 +545,16 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         # The busy timeout first: switching to WAL takes a lock that another process
         # opening the same file at the same moment may hold (two workers starting).
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A writer takes the lock at BEGIN (and waits for it there, up to the busy
+        # timeout) rather than failing when it first writes; a reader takes none.
+        options = conn.get_execution_options()
+        if options.get(_LAZY, False):
+            return  # SqlTransaction says BEGIN IMMEDIATE before its first write
+        conn.exec_driver_sql("BEGIN" if options.get(_READ_ONLY, False) else "BEGIN IMMEDIATE")

@@ -9,11 +9,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, bindparam, text
 from sqlalchemy.sql.base import Executable
 
 from .._context import Outgoing
 from .._transaction import Parameters, Result, ScalarResult
+from ._schema import UTCDateTime
+
+PROBE_CONSUMER = "__stepsaga_probe__"
+"""The inbox "consumer" of the rows :meth:`SagaStore.probe` writes (one per worker)."""
+
+_PROBE_UPSERT = text(
+    "INSERT INTO inbox (consumer, message_id, processed_at) "
+    "VALUES (:consumer, :message_id, :processed_at) "
+    "ON CONFLICT (consumer, message_id) DO UPDATE SET processed_at = excluded.processed_at"
+).bindparams(bindparam("processed_at", type_=UTCDateTime()))
 
 
 @dataclass(slots=True)
@@ -164,13 +174,21 @@ class StoreTransaction(abc.ABC):
     async def add_error(self, record: ErrorRecord) -> None:
         """Keep a message that could not be handled."""
 
+    async def touch_probe(self, name: str, now: datetime) -> None:
+        """Insert or refresh the probe row `name` (see :meth:`SagaStore.probe`)."""
+        await self.execute(_PROBE_UPSERT, {"consumer": PROBE_CONSUMER, "message_id": name,
+                                           "processed_at": now})
+
 
 class SagaStore(abc.ABC):
     """A database that keeps saga instances, inbox, outbox, history and errors."""
 
     @abc.abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
-        """One transaction; it commits when the block ends and rolls back on error."""
+    def transaction(self, *, readonly: bool = False
+                    ) -> AbstractAsyncContextManager[StoreTransaction]:
+        """One transaction; it commits when the block ends and rolls back on error.
+        `readonly` promises that it only reads: on SQLite it then takes no write lock
+        (a deferred ``BEGIN``), on PostgreSQL it is ``READ ONLY``."""
 
     @abc.abstractmethod
     async def create_schema(self) -> None:
@@ -185,6 +203,24 @@ class SagaStore(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Release connections."""
+
+    async def probe(self, name: str) -> None:
+        """Prove that the database takes a write now: commit one row (``name``'s, in the
+        inbox table, refreshed each time). Raises what the database raises. The worker
+        probes while it believes the store is down, and on a failure that may be one."""
+        async with self.transaction() as tx:
+            await tx.touch_probe(name, datetime.now(UTC))
+
+    @abc.abstractmethod
+    async def outbox_stats(self, now: datetime) -> dict[str, float]:
+        """For the metrics: ``backlog`` (rows due and not sent, failed ones aside),
+        ``oldest_age`` (seconds the oldest of them has waited since it came due; 0 when
+        none) and ``timers_due`` (how many of them are timers)."""
+
+    async def database_time(self) -> datetime | None:
+        """The database server's clock (PostgreSQL ``clock_timestamp()``), or None when
+        the store has no clock of its own (SQLite: the host's; memory)."""
+        return None
 
     # -- outbox dispatch ------------------------------------------------------------
     @abc.abstractmethod

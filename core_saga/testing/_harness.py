@@ -16,7 +16,7 @@ from .._envelope import Envelope, new_id
 from .._messages import Message
 from .._outbox import OutboxDispatcher, OutboxSink, TransportSink
 from .._outbox_transaction import Outbox
-from .._receive import Outcome, ReceivePipeline, RedeliveryPolicy
+from .._receive import ReceiveOutcome, ReceivePipeline, RedeliveryPolicy
 from .._saga import Saga
 from .._states import SagaState, State
 from .._topology import Topology
@@ -164,9 +164,9 @@ class SagaTestHarness:
                 for message in received:
                     progressed = True
                     outcome, reason = await pipeline.handle(message)
-                    if outcome is Outcome.ACK:
+                    if outcome is ReceiveOutcome.ACK:
                         await self.transport.delete_batch(queue, [message])
-                    elif outcome is Outcome.RETRY:
+                    elif outcome is ReceiveOutcome.RETRY:
                         await self.transport.change_visibility(queue, message, 0)
                     else:
                         self.faults.append((queue, reason or ""))
@@ -233,6 +233,13 @@ class SagaTestHarness:
     def waiting(self, queue: str) -> list[bytes]:
         """Bodies waiting on a queue nobody in the harness consumes."""
         return self.transport.peek(queue)
+
+    def waiting_envelopes(self, queue: str) -> list[Envelope]:
+        """The envelopes waiting on a queue nobody in the harness consumes (replies to a
+        ``response_address`` outside the harness, say), decoded."""
+        from .._envelope import decode_envelope
+
+        return [decode_envelope(body) for body in self.transport.peek(queue)]
 
 
 

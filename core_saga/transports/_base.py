@@ -72,6 +72,11 @@ class Transport(Protocol):
         """Move a message to the queue's dead-letter queue, with the reason."""
         ...
 
+    async def redrive_limit(self, queue: str) -> int | None:
+        """How many receives the broker allows before it moves a message to the
+        dead-letter queue by itself (SQS ``maxReceiveCount``); None if it never does."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...

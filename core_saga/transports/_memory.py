@@ -39,7 +39,7 @@ class InMemoryTransport:
     """Queues in process memory: visibility timeouts, receive counts, a dead-letter
     list per queue after `max_receive_count` receives, and the size limit."""
 
-    def __init__(self, *, visibility_timeout: float = 30.0, max_receive_count: int = 5,
+    def __init__(self, *, visibility_timeout: float = 30.0, max_receive_count: int = 10,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self.visibility_timeout = visibility_timeout
         self.max_receive_count = max_receive_count
@@ -47,6 +47,10 @@ class InMemoryTransport:
         self._queues: dict[str, _Queue] = {}
         self._ids = itertools.count(1)
         self.calls = 0
+
+    async def redrive_limit(self, queue: str) -> int | None:
+        """Receives before a message goes to the dead letters."""
+        return self.max_receive_count
 
     def _queue(self, name: str) -> _Queue:
         return self._queues.setdefault(name, _Queue())

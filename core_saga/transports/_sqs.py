@@ -14,6 +14,8 @@ import orjson
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
+from .. import _metrics
+from .._aws import AwsConfig
 from .._errors import MessageTooLargeError, ReceiptExpiredError
 from ._base import DEFAULT_MAX_MESSAGE_BYTES, ReceivedMessage, SendFailure, TransportMessage
 
@@ -24,26 +26,13 @@ MAX_BATCH = 10
 
 
 @dataclass(frozen=True, slots=True)
-class SqsConfig:
-    """How to reach SQS. Leave `endpoint_url` None on AWS; the emulator sets it."""
+class SqsConfig(AwsConfig):
+    """How to reach SQS (an :class:`~core_saga.AwsConfig`) and name its queues."""
 
-    region: str = "us-east-1"
-    endpoint_url: str | None = None
-    aws_access_key_id: str | None = None
-    aws_secret_access_key: str | None = None
     queue_prefix: str = ""
     """Prepended to every logical queue name (e.g. a stage: ``prod-``)."""
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     """Refuse larger bodies at send. 1 MiB is the SQS limit since January 2026."""
-
-    def client_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"region_name": self.region}
-        if self.endpoint_url:
-            kwargs["endpoint_url"] = self.endpoint_url
-        if self.aws_access_key_id:
-            kwargs["aws_access_key_id"] = self.aws_access_key_id
-            kwargs["aws_secret_access_key"] = self.aws_secret_access_key
-        return kwargs
 
 
 class SqsTransport:
@@ -80,6 +69,7 @@ class SqsTransport:
 
     def _count(self, operation: str) -> None:
         self.calls[operation] = self.calls.get(operation, 0) + 1
+        _metrics.aws_calls.add(1, {"rpc.service": "sqs", "rpc.method": operation})
 
     @property
     def total_calls(self) -> int:
@@ -178,6 +168,18 @@ class SqsTransport:
                 raise ReceiptExpiredError(
                     f"{queue}: message {message.transport_id}: {code}") from exc
             raise
+
+    async def redrive_limit(self, queue: str) -> int | None:
+        """The queue's ``maxReceiveCount`` (receives before SQS itself moves a message to
+        the dead-letter queue), or None without a redrive policy."""
+        source = await self.queue_url(queue)
+        self._count("GetQueueAttributes")
+        attributes = await self.client.get_queue_attributes(
+            QueueUrl=source, AttributeNames=["RedrivePolicy"])
+        policy = (attributes.get("Attributes") or {}).get("RedrivePolicy")
+        if not policy:
+            return None
+        return int(orjson.loads(policy)["maxReceiveCount"])
 
     async def dead_letter_url(self, queue: str) -> str:
         """The URL of `queue`'s dead-letter queue, from its redrive policy."""

@@ -36,18 +36,17 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from bridge import AwsClients, AwsConfig, HandOffConfig, TaskHeartbeats, attach_bridge
+from bridge import AwsClients, HandOffConfig, TaskHeartbeats, attach_bridge
 from core_saga import (
     Clock,
     Consumer,
-    ConsumerHandler,
     Saga,
-    SagaHandler,
     SystemClock,
     Topology,
     Worker,
     WorkerSettings,
 )
+from core_saga.extension import ConsumerHandler, SagaHandler
 from core_saga.persistence import SagaStore, store_from_url
 from core_saga.transports import InMemoryTransport, SqsTransport, Transport
 
@@ -274,13 +273,13 @@ def _sqs_endpoint(options: argparse.Namespace, settings: WorkerSettings
 
 def provision_local(client: Callable[[str], Any], prefix: str = "", *, bus: str = LOCAL_BUS,
                     manual_review: Any = None, slow_shipping: Any = None,
-                    max_receive_count: int = 5, visibility_timeout: int = 30) -> Any:
+                    max_receive_count: int = 10, visibility_timeout: int = 30) -> Any:
     """Make the app's queues (each with its dead-letter queue and redrive policy) and the
     supervision resources (bus, rules, claim table, review queue, both workflows) on an
     emulator, as ``infra/`` deploys them on AWS. `client` gives a boto3 client per
-    service; `max_receive_count` is the redrive policy's (keep it at or above the
-    workers' ``max_deliveries``), `visibility_timeout` every queue's. The result is the
-    :class:`supervisor_workflows.local.SupervisionResources`."""
+    service; `max_receive_count` is the redrive policy's (a worker refuses less than
+    its ``max_deliveries`` + ``dead_letter_margin``), `visibility_timeout` every
+    queue's. The result is the :class:`supervisor_workflows.local.SupervisionResources`."""
     from core_saga.emulator import create_sqs_queue
     from supervisor_workflows.local import provision
 
@@ -345,7 +344,7 @@ async def run(options: argparse.Namespace) -> None:
             supervision=HandOffConfig(bus=bus, reply_to=reply_to))
         # Hand-offs (EventBridge) and task-token answers (Step Functions) leave through
         # the bridge's sinks; with in-process queues there is no AWS to reach.
-        aws = None if options.transport == "memory" else AwsConfig.from_settings(settings)
+        aws = None if options.transport == "memory" else settings.aws()
         heartbeat_clients = None if aws is None else AwsClients(aws)
         heartbeats = (None if heartbeat_clients is None else
                       TaskHeartbeats(await heartbeat_clients.client("stepfunctions")))

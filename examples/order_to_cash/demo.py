@@ -63,19 +63,16 @@ from rich.text import Text
 from sqlalchemy import select
 
 from bridge import (
-    AwsConfig,
-    ConsoleSettings,
     HandOffConfig,
     ReviewService,
     ReviewStore,
     ReviewTaskConsumer,
     SagaDatabase,
     attach_bridge,
-    create_app,
 )
-from bridge.reviews import AwsConfig as StepFunctionsConfig
+from bridge.console import ConsoleSettings, create_app
 from bridge.reviews import StepFunctions
-from core_saga import Worker, WorkerSettings
+from core_saga import AwsConfig, Worker, WorkerSettings
 from core_saga.emulator import Emulator, patched_environ, start_emulator
 from core_saga.persistence import SqlStore
 from core_saga.transports import SqsTransport
@@ -389,7 +386,7 @@ async def run_demo(options: DemoOptions | None = None, *, console: Console | Non
         worker = build_worker(settings, store, transport, saga_settings=saga_settings,
                               gateway=gateway, carrier=carrier)
         worker.add_consumer(ReviewTaskConsumer(reviews), queue=REVIEW_QUEUE)
-        sinks = await attach_bridge(worker, AwsConfig.from_settings(settings))
+        sinks = await attach_bridge(worker, settings.aws())
         stack.push_async_callback(sinks.close)
         running = asyncio.create_task(worker.run(install_signal_handlers=False))
         stack.push_async_callback(_stop_worker, worker, running)
@@ -426,7 +423,7 @@ async def run_demo(options: DemoOptions | None = None, *, console: Console | Non
 
         director = Director(
             reviews=reviews,
-            service=ReviewService(reviews, StepFunctions(StepFunctionsConfig(
+            service=ReviewService(reviews, StepFunctions(AwsConfig(
                 region=emulator.region, endpoint_url=emulator.endpoint_url))),
             carrier=carrier, plan=plan, budget=SAGA_SETTINGS.shipping_retry_budget or 0)
         watcher = Watcher(store, plan)

@@ -6,11 +6,12 @@ Paths (docs/order_to_cash.md walks through each one):
 - **Happy**: OrderSubmitted → PaymentPending → InventoryPending → ShippingPending →
   Completed; ``OrderCompleted`` is published.
 - **Payment declined**: PaymentPending → Canceled. Inventory and shipping are never asked.
-- **Inventory missing after payment**: InventoryPending → Compensating (RefundPayment)
-  → Canceled once the refund is confirmed.
+- **Inventory missing after payment**: InventoryPending → CompensatingPayment
+  (RefundPayment) → Canceled once the refund is confirmed.
 - **Shipping provider down**: each ``ShipmentFailed`` schedules ``RetryShipment`` with
   exponential backoff; a second timer, ``ShipmentDeadlineExpired`` (one hour by default),
-  stops it: CancelShipment + ReleaseInventory + RefundPayment → Compensating → Canceled.
+  stops it: CancelShipment + ReleaseInventory + RefundPayment → Compensating → Canceled
+  once all three are confirmed (the composite event ``AllCompensated``).
 - **Manual review** (amount over the threshold, or a risk flag): ``hand_off`` to the
   ManualReview workflow → AwaitingReview until ``SupervisionCompleted`` says approved
   (→ PaymentPending), rejected or timed_out (→ Canceled).
@@ -23,8 +24,9 @@ Every order ends Completed or Canceled, and ``OrderCanceled`` carries the reason
 compensation is sent once per order (the saga sends it from exactly one transition) and
 the services apply it idempotently, so it takes effect exactly once. Duplicates with the
 same message id are absorbed by the inbox; late or repeated events with new ids are
-ignored where they are harmless (``ignore(...)``), and replies to an old shipment attempt
-are told from the current one by their ``attempt``.
+ignored where they are harmless (``ignore(...)``, and ``ignore_others()`` once the order
+is being undone or is over), and replies to an old shipment attempt are told from the
+current one by their ``attempt``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,16 @@ from bridge import (
     track_supervision,
 )
 from bridge.contracts import WORKFLOW_MANUAL_REVIEW, WORKFLOW_SLOW_SHIPPING, SupervisionCompleted
-from core_saga import BehaviorContext, Event, EventActivityBinder, Message, Saga, Schedule, State
+from core_saga import (
+    BehaviorContext,
+    CompositeEvent,
+    Event,
+    EventActivityBinder,
+    Message,
+    Saga,
+    Schedule,
+    State,
+)
 
 from .messages import (
     CancelCode,
@@ -220,14 +231,6 @@ def _deadline_reason(ctx: Ctx) -> str:
             f"{ctx.saga.last_shipping_error or 'no answer from shipping'}")
 
 
-def _awaiting(*compensations: str) -> Callable[[Ctx], None]:
-    """An activity that records which compensations the saga waits for."""
-    def awaiting(ctx: Ctx) -> None:
-        ctx.saga.pending_compensations = list(compensations)
-    awaiting.__name__ = "await_" + "_".join(compensations)
-    return awaiting
-
-
 def _refund(ctx: Ctx) -> RefundPayment:
     return RefundPayment(order_id=ctx.saga.correlation_id, amount=ctx.saga.amount,
                          currency=ctx.saga.currency, reason=ctx.saga.cancel_reason or "")
@@ -241,26 +244,21 @@ def _cancel_shipment(ctx: Ctx) -> CancelShipment:
     return CancelShipment(order_id=ctx.saga.correlation_id)
 
 
-def _confirmed(name: str, note: Callable[[Any], str]) -> Callable[[Ctx], None]:
-    """An activity that ticks off compensation `name` (a repeat ticks nothing)."""
-    def confirm(ctx: Ctx) -> None:
-        if name in ctx.saga.pending_compensations:
-            ctx.saga.pending_compensations = [
-                c for c in ctx.saga.pending_compensations if c != name]
+def _noted(name: str, note: Callable[[Any], str]) -> Callable[[Ctx], None]:
+    """An activity that keeps what compensation `name` reported (a repeat adds nothing:
+    the composite event's field lists the confirmations already in)."""
+    def noted(ctx: Ctx) -> None:
+        if ctx.event_name not in ctx.saga.compensations_confirmed:
             ctx.saga.compensation_notes = [*ctx.saga.compensation_notes,
                                            f"{name}: {note(ctx.message)}"]
-    confirm.__name__ = f"confirm_{name}"
-    return confirm
+    noted.__name__ = f"note_{name}"
+    return noted
 
 
 def _refund_note(message: PaymentRefunded) -> str:
     if message.refunded:
         return f"refunded {message.amount} {message.currency}"
     return message.note
-
-
-def _all_compensated(ctx: Ctx) -> bool:
-    return not ctx.saga.pending_compensations
 
 
 def _order_canceled(ctx: Ctx) -> OrderCanceled:
@@ -283,6 +281,7 @@ class OrderSaga(Saga[OrderState]):
     inventory_pending = State()
     shipping_pending = State()
     awaiting_shipping_supervision = State()
+    compensating_payment = State()
     compensating = State()
     completed = State(terminal=True)
     canceled = State(terminal=True)
@@ -299,6 +298,8 @@ class OrderSaga(Saga[OrderState]):
     payment_refunded = Event(PaymentRefunded, correlate_by=_by_order)
     inventory_released = Event(InventoryReleased, correlate_by=_by_order)
     shipment_canceled = Event(ShipmentCanceled, correlate_by=_by_order)
+    all_compensated = CompositeEvent(payment_refunded, inventory_released, shipment_canceled,
+                                     status_field="compensations_confirmed")
 
     shipping_deadline = Schedule(ShipmentDeadlineExpired, token_field="shipping_deadline_token",
                                  delay=_shipping_deadline)
@@ -311,33 +312,29 @@ class OrderSaga(Saga[OrderState]):
     # -- reusable behavior tails ------------------------------------------------------------
     def _charge_payment(self, b: EventActivityBinder[OrderState, M]
                         ) -> EventActivityBinder[OrderState, M]:
-        return (b.send(PAYMENT_QUEUE, _charge, message_type=ChargePayment,
-                       compensable=True, compensation=RefundPayment)
+        return (b.send(PAYMENT_QUEUE, _charge, compensable=True, compensation=RefundPayment)
                 .transition_to(self.payment_pending))
 
     def _send_shipment(self, b: EventActivityBinder[OrderState, M]
                        ) -> EventActivityBinder[OrderState, M]:
         return (b.then(_next_shipment_attempt)
-                .send(SHIPPING_QUEUE, _create_shipment, message_type=CreateShipment,
-                      compensable=True, compensation=CancelShipment))
+                .send(SHIPPING_QUEUE, _create_shipment, compensable=True,
+                      compensation=CancelShipment))
 
     def _cancel_now(self, b: EventActivityBinder[OrderState, M]
                     ) -> EventActivityBinder[OrderState, M]:
-        return (b.publish(_order_canceled, message_type=OrderCanceled)
-                .transition_to(self.canceled))
+        return b.publish(_order_canceled).transition_to(self.canceled)
 
     def _complete_now(self, b: EventActivityBinder[OrderState, M]
                       ) -> EventActivityBinder[OrderState, M]:
-        return (b.publish(_order_completed, message_type=OrderCompleted)
-                .transition_to(self.completed))
+        return b.publish(_order_completed).transition_to(self.completed)
 
     def _compensate_everything(self, b: EventActivityBinder[OrderState, M]
                                ) -> EventActivityBinder[OrderState, M]:
         """Undo shipping, inventory and payment, then wait for the confirmations."""
-        return (b.then(_awaiting(CANCEL_SHIPMENT, RELEASE, REFUND))
-                .send(SHIPPING_QUEUE, _cancel_shipment, message_type=CancelShipment)
-                .send(INVENTORY_QUEUE, _release, message_type=ReleaseInventory)
-                .send(PAYMENT_QUEUE, _refund, message_type=RefundPayment)
+        return (b.send(SHIPPING_QUEUE, _cancel_shipment)
+                .send(INVENTORY_QUEUE, _release)
+                .send(PAYMENT_QUEUE, _refund)
                 .transition_to(self.compensating))
 
     def define(self) -> None:
@@ -366,8 +363,7 @@ class OrderSaga(Saga[OrderState]):
             self.payment_pending,
             self.when(self.payment_charged)
             .then(_remember_payment)
-            .send(INVENTORY_QUEUE, _reserve, message_type=ReserveInventory,
-                  compensable=True, compensation=ReleaseInventory)
+            .send(INVENTORY_QUEUE, _reserve, compensable=True, compensation=ReleaseInventory)
             .transition_to(self.inventory_pending),
             self._cancel_now(self.when(self.payment_declined).then(_cancel_because(
                 "payment_declined", lambda ctx: f"payment declined: {ctx.message.reason}"))),
@@ -380,9 +376,8 @@ class OrderSaga(Saga[OrderState]):
             self.when(self.inventory_unavailable)
             .then(_cancel_because("inventory_unavailable",
                                   lambda ctx: f"inventory unavailable: {ctx.message.reason}"))
-            .then(_awaiting(REFUND))
-            .send(PAYMENT_QUEUE, _refund, message_type=RefundPayment)
-            .transition_to(self.compensating),
+            .send(PAYMENT_QUEUE, _refund)
+            .transition_to(self.compensating_payment),
             self.ignore(self.payment_charged),
         )
         self.during(
@@ -425,31 +420,19 @@ class OrderSaga(Saga[OrderState]):
             self.ignore(self.inventory_reserved),
         )
         self.during(
-            self.compensating,
-            self.when(self.payment_refunded)
-            .then(_confirmed(REFUND, _refund_note))
-            .if_(_all_compensated, self._cancel_now),
-            self.when(self.inventory_released)
-            .then(_confirmed(RELEASE, lambda m: m.note))
-            .if_(_all_compensated, self._cancel_now),
-            self.when(self.shipment_canceled)
-            .then(_confirmed(CANCEL_SHIPMENT, lambda m: m.note))
-            .if_(_all_compensated, self._cancel_now),
-            # Late news of work being undone: the compensations take care of it.
-            self.ignore(self.payment_charged),
-            self.ignore(self.inventory_reserved),
-            self.ignore(self.inventory_unavailable),
-            self.ignore(self.shipment_created),
-            self.ignore(self.shipment_failed),
+            self.compensating_payment,
+            self._cancel_now(self.when(self.payment_refunded).then(_noted(REFUND, _refund_note))),
+            self.ignore_others(),  # late news of work being undone: the refund covers it
         )
         self.during(
-            self.completed, self.canceled,
-            *(self.ignore(event) for event in (
-                self.payment_charged, self.payment_declined, self.inventory_reserved,
-                self.inventory_unavailable, self.shipment_created, self.shipment_failed,
-                self.payment_refunded,
-                self.inventory_released, self.shipment_canceled)),
+            self.compensating,
+            self.when(self.payment_refunded).then(_noted(REFUND, _refund_note)),
+            self.when(self.inventory_released).then(_noted(RELEASE, lambda m: m.note)),
+            self.when(self.shipment_canceled).then(_noted(CANCEL_SHIPMENT, lambda m: m.note)),
+            self._cancel_now(self.when(self.all_compensated)),
+            self.ignore_others(),  # late news of work being undone: the compensations cover it
         )
+        self.during(self.completed, self.canceled, self.ignore_others())
         # A resubmitted order (same id, new message id) changes nothing once started.
         self.during_any(self.ignore(self.order_submitted))
         # Hand-off records: the execution ARN when a workflow starts, the outcome when it

@@ -27,9 +27,9 @@ class OrderState(SupervisedState):
     tracking_id: str | None = None
     cancel_code: str | None = None
     cancel_reason: str | None = None
-    pending_compensations: list[str] = []
-    """Compensations sent and not yet confirmed: ``refund``, ``release``,
-    ``cancel_shipment``. The order is canceled when the list is empty."""
+    compensations_confirmed: list[str] = []
+    """The confirmations in so far (``PaymentRefunded``, ``InventoryReleased``,
+    ``ShipmentCanceled``): the saga's ``AllCompensated`` composite event keeps it."""
     compensation_notes: list[str] = []
     """What each compensation reported (``refund: refunded 42.00 EUR``…)."""
     shipping_deadline_token: str | None = None

@@ -12,11 +12,12 @@ from typing import Any
 import orjson
 import pytest
 
-from bridge import AwsConfig, EventBridgeSink, StepFunctionsSink, attach_bridge
+from bridge import EventBridgeSink, StepFunctionsSink, attach_bridge
 from bridge._task_answers import TASK_ANSWER
-from core_saga import OutboxDispatcher, SystemClock
+from core_saga import AwsConfig, SystemClock
 from core_saga.emulator import Emulator
 from core_saga.emulator.pytest_plugin import AwsScope
+from core_saga.extension import DeliveryStatus, OutboxDispatcher
 from core_saga.persistence import MemoryStore, OutboxRow
 
 pytestmark = pytest.mark.emulator
@@ -82,8 +83,10 @@ async def test_entries_still_failing_go_back_to_the_outbox_and_a_bad_one_is_perm
         emulator.fail_put_events(3, error_code="InternalFailure", bus=bus)
         rows = [_row(1, _entry(bus, 1)), _row(2, _entry(bus, 2, detail="{not json"))]
         failed = await sink.deliver(bus, rows)
-        assert failed[1].startswith("PutEvents entry failed: InternalFailure")
-        assert failed[2].startswith("permanent: PutEvents entry failed: MalformedDetail")
+        assert failed[1].status is DeliveryStatus.RETRY
+        assert failed[1].reason.startswith("PutEvents entry failed: InternalFailure")
+        assert failed[2].status is DeliveryStatus.PERMANENT
+        assert failed[2].reason.startswith("PutEvents entry failed: MalformedDetail")
     finally:
         await clients.close()
 
@@ -97,7 +100,7 @@ async def test_the_dispatcher_keeps_a_permanent_failure_in_the_error_store(
     dispatcher = OutboxDispatcher(store, {}, SystemClock())
     sinks = await attach_bridge(dispatcher, AwsConfig(endpoint_url=emulator.endpoint_url))
     try:
-        from core_saga import Outgoing
+        from core_saga.extension import Outgoing
 
         async with store.transaction() as tx:
             now = datetime.now(UTC)
@@ -128,9 +131,12 @@ async def test_an_answer_whose_task_is_gone_counts_as_done(emulator: Emulator) -
                 _row(3, {"nonsense": True}, kind=TASK_ANSWER)]
         failed = await sink.deliver("stepfunctions", rows)
         assert sink.gone == 2 and sink.answered == 0
-        assert failed[1].startswith("done: SendTaskSuccess: the task is gone (")
-        assert failed[2].startswith("done: SendTaskFailure: the task is gone (")
-        assert failed[3].startswith("permanent: not a task answer")
+        assert failed[1].status is DeliveryStatus.SETTLED
+        assert failed[1].reason.startswith("SendTaskSuccess: the task is gone (")
+        assert failed[2].status is DeliveryStatus.SETTLED
+        assert failed[2].reason.startswith("SendTaskFailure: the task is gone (")
+        assert failed[3].status is DeliveryStatus.PERMANENT
+        assert failed[3].reason.startswith("not a task answer")
         assert "no-such-token" not in repr(failed)
 
 
@@ -143,7 +149,7 @@ async def test_a_gone_answer_is_dispatched_with_its_note_not_retried(
     dispatcher = OutboxDispatcher(store, {}, SystemClock())
     sinks = await attach_bridge(dispatcher, AwsConfig(endpoint_url=emulator.endpoint_url))
     try:
-        from core_saga import Outgoing
+        from core_saga.extension import Outgoing
 
         async with store.transaction() as tx:
             now = datetime.now(UTC)
@@ -207,7 +213,7 @@ class _RefusingStepFunctions:
 
 
 async def test_a_refused_answer_lands_in_the_error_store_without_its_token() -> None:
-    from core_saga import Outgoing
+    from core_saga.extension import Outgoing
 
     store = MemoryStore()
     await store.create_schema()
@@ -223,6 +229,6 @@ async def test_a_refused_answer_lands_in_the_error_store_without_its_token() -> 
             correlation_id="o-2")], now, now)
     await dispatcher.deliver(rows)
     (error,) = await store.list_errors()
-    assert "InvalidOutput" in error.reason and error.reason.startswith("permanent:")
+    assert "InvalidOutput" in error.reason and error.error_type == "DeliveryFailed"
     assert "secret-token-1" not in error.reason and "secret-token-1" not in error.body
     assert orjson.loads(error.body)["taskToken"] == "***"

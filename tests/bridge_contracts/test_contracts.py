@@ -30,7 +30,8 @@ from bridge.contracts import (
     event_source,
     handoff_id,
 )
-from core_saga import Envelope, decode_envelope
+from core_saga import Envelope
+from core_saga.extension import decode_envelope
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAeXAMPLEtoken+/="

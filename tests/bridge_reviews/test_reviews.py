@@ -16,16 +16,18 @@ from sqlalchemy import select
 
 from bridge.contracts import ReviewTask
 from bridge.reviews import (
-    AwsConfig,
     ReviewService,
     ReviewStore,
+    ReviewTaskConsumer,
     StepFunctions,
     review_id,
     review_tasks,
 )
+from core_saga import AwsConfig, ConsumeContext, Consumer
 from core_saga.emulator import Emulator
+from core_saga.persistence import SagaStore
+from core_saga.testing import SagaTestHarness
 from supervisor_workflows import ManualReviewTimings
-from tests.conftest import PG_URL, requires_postgres
 from tests.console.support import ReviewRig, await_for, sqlite_url, wait_for
 
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(180)]
@@ -56,8 +58,8 @@ async def test_approve_moves_the_execution_on_and_a_second_click_changes_nothing
     assert review.escalated is False and review.status == "pending"
     assert review.id == review_id(review.handoff_id, False)
     assert rig.reviews is not None
-    async with rig.reviews.engine.connect() as conn:  # the token is stored...
-        token = (await conn.execute(select(review_tasks.c.task_token))).scalar_one()
+    async with rig.reviews.store.transaction() as tx:  # the token is stored...
+        token = await tx.scalar(select(review_tasks.c.task_token))
     assert token
     assert token not in repr(review) and "task_token" not in review.as_dict()  # ...not shown
 
@@ -143,47 +145,50 @@ async def test_an_unknown_review_is_not_found(rig: ReviewRig, emulator: Emulator
     assert (result.result, result.changed) == ("not_found", False)
 
 
-@pytest.mark.parametrize("url", ["sqlite", pytest.param("postgres", marks=[
-    pytest.mark.postgres, requires_postgres])])
 async def test_an_escalated_task_supersedes_the_first_and_redelivery_is_harmless(
-        url: str, tmp_path: Path) -> None:
-    if url == "sqlite":
-        reviews = ReviewStore.open(sqlite_url(tmp_path))
-    else:
-        reviews = ReviewStore.open(PG_URL, schema=f"r_{uuid.uuid4().hex[:10]}")
-        async with reviews.engine.begin() as conn:
-            await conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {reviews_schema(reviews)}")
+        sql_store: SagaStore) -> None:
+    reviews = ReviewStore.open(sql_store)
     await reviews.create_table()
     now = datetime.now(UTC)
-
-    def task(escalated: bool, token: str) -> ReviewTask:
-        return ReviewTask(handoff_id="h-1", correlation_id="o-1", saga_type="T",
-                          reason="big", payload={"orderId": "o-1"}, escalated=escalated,
-                          execution_arn="arn:aws:states:us-east-1:1:execution:m:x",
-                          task_token=token)
-
-    try:
-        first = await reviews.record(task(False, "tok-1"), now)
-        assert await reviews.record(task(False, "tok-1"), now) == first  # redelivered
-        assert [r.status for r in await reviews.list_reviews(status=None)] == ["pending"]
-        second = await reviews.record(task(True, "tok-2"), now)
-        by_id = {r.id: r for r in await reviews.list_reviews(status=None)}
-        assert by_id[first].status == "superseded" and by_id[second].status == "pending"
-        assert [r.id for r in await reviews.list_reviews()] == [second]
-        await reviews.record(task(False, "tok-1"), now)  # a late redelivery of the first
-        assert by_id[first].status == "superseded"
-        assert sorted(await reviews.tokens_for("o-1")) == ["tok-1", "tok-2"]
-    finally:
-        if url != "sqlite":
-            async with reviews.engine.begin() as conn:
-                await conn.exec_driver_sql(
-                    f"DROP SCHEMA IF EXISTS {reviews_schema(reviews)} CASCADE")
-        await reviews.close()
+    first = await reviews.record(_task(False, "tok-1"), now)
+    assert await reviews.record(_task(False, "tok-1"), now) == first  # redelivered
+    assert [r.status for r in await reviews.list_reviews(status=None)] == ["pending"]
+    second = await reviews.record(_task(True, "tok-2"), now)
+    by_id = {r.id: r for r in await reviews.list_reviews(status=None)}
+    assert by_id[first].status == "superseded" and by_id[second].status == "pending"
+    assert [r.id for r in await reviews.list_reviews()] == [second]
+    await reviews.record(_task(False, "tok-1"), now)  # a late redelivery of the first
+    assert by_id[first].status == "superseded"
+    assert sorted(await reviews.tokens_for("o-1")) == ["tok-1", "tok-2"]
 
 
-def reviews_schema(reviews: ReviewStore) -> str:
-    assert reviews._owned is not None and reviews._owned.schema is not None
-    return reviews._owned.schema
+def _task(escalated: bool, token: str) -> ReviewTask:
+    return ReviewTask(handoff_id="h-1", correlation_id="o-1", saga_type="T",
+                      reason="big", payload={"orderId": "o-1"}, escalated=escalated,
+                      execution_arn="arn:aws:states:us-east-1:1:execution:m:x",
+                      task_token=token)
+
+
+class _CrashAfterTheInsert(Consumer[ReviewTask]):
+    """Runs after ReviewTaskConsumer on the same message: a failure before COMMIT."""
+
+    async def consume(self, ctx: ConsumeContext[ReviewTask]) -> None:
+        raise RuntimeError("the process died before the commit")
+
+
+async def test_the_review_is_written_in_the_messages_transaction_on_every_store(
+        sql_store: SagaStore) -> None:
+    reviews = ReviewStore.open(sql_store)
+    await reviews.create_table()
+    async with SagaTestHarness(store=sql_store) as h:
+        h.add_consumer(ReviewTaskConsumer(reviews), queue="review")
+        h.add_consumer(_CrashAfterTheInsert(), queue="review")
+        envelope = await h.send("review", _task(False, "tok-crash"))
+        assert [queue for queue, _ in h.faults] == ["review"]
+    # neither the review nor the message's inbox entry: it will be taken again, whole
+    assert await reviews.list_reviews(status=None) == []
+    async with sql_store.transaction() as tx:
+        assert await tx.claim_once("review", envelope.message_id) is True
 
 
 async def test_timings_are_parameters() -> None:

@@ -17,8 +17,9 @@ from typing import Any
 from bridge._handoffs import HandoffRecord, SupervisedState
 from bridge.contracts import SupervisionCompleted, SupervisionRequested, SupervisionStarted
 from bridge.contracts import handoff_id as make_handoff_id
-from bridge.reviews import AwsConfig, ReviewStore, ReviewTaskConsumer, StepFunctions
+from bridge.reviews import ReviewStore, ReviewTaskConsumer, StepFunctions
 from core_saga import (
+    AwsConfig,
     BehaviorContext,
     Envelope,
     Event,

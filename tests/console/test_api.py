@@ -220,8 +220,8 @@ async def test_approve_and_reject_through_the_api_against_real_executions(
             said.append((await client.get("/api/reviews?status=all",
                                           headers=auth(VIEWER))).text)
         assert rig.reviews is not None
-        async with rig.reviews.engine.connect() as conn:
-            tokens = (await conn.execute(select(review_tasks.c.task_token))).scalars().all()
+        async with rig.reviews.store.transaction(readonly=True) as tx:
+            tokens = (await tx.scalars(select(review_tasks.c.task_token))).all()
         assert len(tokens) == 2
         for token in tokens:
             assert all(token not in text for text in said)

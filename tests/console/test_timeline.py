@@ -22,7 +22,8 @@ from bridge.timeline import (
     redact,
     trace_id_of,
 )
-from core_saga import Envelope, Outgoing
+from core_saga import Envelope
+from core_saga.extension import Outgoing
 from core_saga.persistence import AsyncpgStore, ErrorRecord, HistoryRecord, InstanceRecord, SqlStore
 from examples.order_to_cash.saga import OrderSaga
 from tests.console.support import TRACE_ID, TRACEPARENT, OrderNeedsReview

@@ -14,8 +14,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from core_saga import Endpoint, Envelope, Outgoing, SagaHandler, Topology, VirtualClock
+from core_saga import Envelope, Topology, VirtualClock
 from core_saga._errors import ConcurrencyError
+from core_saga.extension import Endpoint, Outgoing, SagaHandler
 from core_saga.persistence import (
     AsyncpgStore,
     HistoryRecord,

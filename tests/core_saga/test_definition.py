@@ -63,7 +63,8 @@ def test_transition_to_undeclared_state_names_saga_state_and_event() -> None:
                 self.initially(self.when(self.go).transition_to(self.running))
                 self.during(self.running, self.when(self.go).transition_to(elsewhere))
     assert str(err.value) == ("saga 'Broken', state 'Running', event 'Go': "
-                              "transition to undeclared state 'Elsewhere'")
+                              "transition to undeclared state 'Elsewhere'; declare it on "
+                              "the class (elsewhere = State()) or fix the name")
 
 
 def test_event_without_correlation_is_refused() -> None:

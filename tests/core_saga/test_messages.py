@@ -11,9 +11,9 @@ from core_saga import (
     MalformedMessageError,
     Message,
     UnknownMessageTypeError,
-    decode_envelope,
     registry,
 )
+from core_saga.extension import decode_envelope
 
 
 class Shipped(Message):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +14,18 @@ from sqlalchemy import MetaData, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bridge.reviews import review_tasks
-from core_saga.persistence import downgrade_sync, upgrade
+from core_saga.persistence import downgrade_sync, migration_locations, upgrade
 from core_saga.persistence._schema import metadata
 
 from ..conftest import PG_URL, requires_postgres
 
-# Everything stepsaga stores: the engine's tables and the console's review tasks.
+# Everything stepsaga stores: the engine's tables (core_saga's branch) and the console's
+# review tasks (the bridge's branch).
 PACKAGE_METADATA = MetaData()
 for _table in (*metadata.tables.values(), review_tasks):
     _table.to_metadata(PACKAGE_METADATA)
+CORE_TABLES = ["alembic_version", "inbox", "message_errors", "outbox", "saga_history",
+               "saga_index", "saga_instances"]
 
 
 async def _diff(url: str, schema: str | None) -> tuple[list[object], list[str]]:
@@ -59,3 +63,52 @@ async def test_migrations_match_the_models_and_downgrade_cleanly(
         async with engine.begin() as conn:
             await conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[
+    pytest.mark.postgres, requires_postgres])])
+async def database(request: pytest.FixtureRequest, tmp_path: Path
+                   ) -> AsyncIterator[tuple[str, str | None]]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'm.db'}", None
+        return
+    schema = f"m_{uuid.uuid4().hex[:10]}"
+    yield PG_URL, schema
+    engine = create_async_engine(PG_URL)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    await engine.dispose()
+
+
+def test_each_package_owns_its_branch() -> None:
+    locations = migration_locations()
+    assert set(locations) == {"core_saga", "bridge"}
+    assert locations["bridge"].is_relative_to(Path(__file__).parents[2] / "bridge")
+
+
+async def test_core_alone_makes_only_the_engines_tables(
+        database: tuple[str, str | None]) -> None:
+    url, schema = database
+    await upgrade(url, schema=schema, packages=["core_saga"])
+    assert (await _diff(url, schema))[1] == CORE_TABLES
+
+
+async def test_a_database_whose_review_table_core_once_made_upgrades_cleanly(
+        database: tuple[str, str | None]) -> None:
+    """Before the table moved to the bridge's branch, core's revision 0002 made it."""
+    url, schema = database
+    await upgrade(url, schema=schema, packages=["core_saga"])
+    args = {"server_settings": {"search_path": schema}} if schema else {}
+    engine = create_async_engine(url, connect_args=args)
+    async with engine.begin() as conn:
+        await conn.run_sync(review_tasks.metadata.create_all)
+    await engine.dispose()
+    await upgrade(url, schema=schema)  # the bridge's branch adopts the table
+    diff, tables = await _diff(url, schema)
+    assert diff == [] and "review_tasks" in tables
+
+
+async def test_an_unknown_package_is_named(database: tuple[str, str | None]) -> None:
+    url, schema = database
+    with pytest.raises(ValueError, match="no migrations registered for nope"):
+        await upgrade(url, schema=schema, packages=["nope"])

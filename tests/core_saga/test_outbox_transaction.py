@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Column, MetaData, Numeric, String, Table, insert, select
 
-from core_saga import ConsumeContext, Consumer, Message, Outbox, OutboxDispatcher
+from core_saga import ConsumeContext, Consumer, Message, Outbox
+from core_saga.extension import OutboxDispatcher
 from core_saga.persistence import AsyncpgStore, SqlStore
 from core_saga.testing import SagaTestHarness
 from core_saga.transports import InMemoryTransport
@@ -62,7 +63,8 @@ async def test_without_a_dispatcher_the_pollers_send_what_was_committed(
         tx.send("orders", OrderPlaced(order_id="o-3", amount=Decimal(3)))
     assert len(await sqlite_store.pending_outbox()) == 1
     # a worker's dispatcher on the same database (another process in production)
-    from core_saga import SystemClock, TransportSink
+    from core_saga import SystemClock
+    from core_saga.extension import TransportSink
 
     dispatcher = OutboxDispatcher(sqlite_store, {"send": TransportSink(transport)},
                                   SystemClock())

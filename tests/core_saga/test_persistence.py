@@ -14,20 +14,23 @@ from pathlib import Path
 import pytest
 
 from core_saga import (
-    SEND_KIND,
     Concurrency,
-    Endpoint,
     Envelope,
     Event,
     Message,
-    OutboxDispatcher,
     Saga,
-    SagaHandler,
     SagaState,
     State,
     Topology,
-    TransportSink,
     VirtualClock,
+)
+from core_saga.extension import (
+    SEND_KIND,
+    DeliveryResult,
+    Endpoint,
+    OutboxDispatcher,
+    SagaHandler,
+    TransportSink,
 )
 from core_saga.persistence import AsyncpgStore, OutboxRow, SagaStore, SqlStore
 from core_saga.transports import InMemoryTransport
@@ -146,7 +149,8 @@ CRASHING_WORKER = """
 import asyncio, os, signal, sys
 from decimal import Decimal
 from examples.quickstart.article_saga import ArticleOrderSaga, OrderSubmitted
-from core_saga import Endpoint, Envelope, SagaHandler, SystemClock, Topology
+from core_saga import Envelope, SystemClock, Topology
+from core_saga.extension import Endpoint, SagaHandler
 from core_saga.persistence import {store_class}
 
 async def main():
@@ -207,7 +211,8 @@ class FlakySink:
         self.failures = failures
         self.delivered: list[str] = []
 
-    async def deliver(self, destination: str, rows: Sequence[OutboxRow]) -> dict[int, str]:
+    async def deliver(self, destination: str, rows: Sequence[OutboxRow]
+                      ) -> dict[int, DeliveryResult]:
         if self.failures > 0:
             self.failures -= 1
             raise ConnectionError("broker unreachable")
@@ -215,30 +220,46 @@ class FlakySink:
         return {}
 
 
-async def test_outbox_retries_with_backoff_then_keeps_a_permanent_failure(
+async def test_outbox_retries_a_passing_failure_for_as_long_as_it_lasts(
         store: SagaStore) -> None:
+    """An outage of hours (AWS unreachable) ends with every row sent: no final give-up."""
     clock = VirtualClock()
     ep = Endpoint("article-order-saga", [SagaHandler(ArticleOrderSaga())], store=store,
                   clock=clock, routes=Topology().routes)
     processed = await ep.process(Envelope(OrderSubmitted(order_id="m-1", amount=1)))
-    sink = FlakySink(failures=2)
-    dispatcher = OutboxDispatcher(store, {SEND_KIND: sink}, clock, max_attempts=5)
+    sink = FlakySink(failures=300)
+    dispatcher = OutboxDispatcher(store, {SEND_KIND: sink}, clock)
     await dispatcher.deliver(processed.rows)
-    assert sink.delivered == []
-    for _ in range(3):
-        clock.advance(timedelta(minutes=10))
+    for _ in range(400):  # ten hours, a pass every 90 s; the backoff is capped at a minute
+        clock.advance(timedelta(seconds=90))
         await dispatcher.run_due()
+        if sink.delivered:
+            break
+    assert sink.failures == 0
     assert sink.delivered == [processed.rows[0].message_id]
+    assert await store.list_errors() == []
+    assert await store.pending_outbox() == []
 
+
+class RefusingSink:
+    batch_size = 10
+
+    async def deliver(self, destination: str, rows: Sequence[OutboxRow]
+                      ) -> dict[int, DeliveryResult]:
+        return {r.id: DeliveryResult.permanent("the body is too large") for r in rows}
+
+
+async def test_outbox_keeps_a_permanent_failure_in_the_error_store(store: SagaStore) -> None:
+    clock = VirtualClock()
+    ep = Endpoint("article-order-saga", [SagaHandler(ArticleOrderSaga())], store=store,
+                  clock=clock, routes=Topology().routes)
     processed = await ep.process(Envelope(OrderSubmitted(order_id="m-2", amount=1)))
-    doomed = OutboxDispatcher(store, {SEND_KIND: FlakySink(failures=99)}, clock,
-                              max_attempts=3)
+    doomed = OutboxDispatcher(store, {SEND_KIND: RefusingSink()}, clock)
     await doomed.deliver(processed.rows)
-    for _ in range(5):
-        clock.advance(timedelta(hours=1))
-        await doomed.run_due()
+    clock.advance(timedelta(hours=1))
+    assert await doomed.run_due() == 0  # not retried
     [error] = await store.list_errors()
-    assert error.error_type == "DeliveryFailed" and "broker unreachable" in error.reason
+    assert error.error_type == "DeliveryFailed" and error.reason == "the body is too large"
     assert error.endpoint == "outbox:send:charge-payment"
     assert [r.message_id for r in await store.pending_outbox()] == [
         processed.rows[0].message_id]  # kept, marked failed, never silently dropped

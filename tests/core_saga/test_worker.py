@@ -204,7 +204,8 @@ async def test_health_and_readiness(store: SagaStore, transport: InMemoryTranspo
         assert (await client.get(f"{base}/health")).json() == {"status": "ok"}
         ready = await client.get(f"{base}/ready")
         assert ready.status_code == 200
-        assert ready.json() == {"status": "ready", "checks": {"started": True, "database": True}}
+        assert ready.json() == {"status": "ready", "checks": {
+            "started": True, "database": True, "transport": True}}
         assert (await client.get(f"{base}/nope")).status_code == 404
     worker.request_stop()
     await task

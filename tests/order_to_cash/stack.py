@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from bridge import AwsConfig, BridgeSinks, HandOffConfig, attach_bridge
+from bridge import BridgeSinks, HandOffConfig, attach_bridge
 from bridge.contracts import REVIEW_REJECTED_ERROR, ReviewTask
-from core_saga import Worker, WorkerSettings, decode_envelope
+from core_saga import Worker, WorkerSettings
 from core_saga.emulator import Emulator
 from core_saga.emulator.pytest_plugin import AwsScope
+from core_saga.extension import decode_envelope
 from core_saga.persistence import SagaStore
 from core_saga.transports import SqsTransport
 from examples.order_to_cash import OrderSagaSettings, build_worker, create_tables, order_service
@@ -165,7 +166,7 @@ async def new_worker(stack: SupervisedStack, settings: WorkerSettings | None = N
     transport = await SqsTransport.connect(settings.sqs())
     worker = build_worker(settings, stack.store, transport, saga_settings=stack.saga_settings,
                           gateway=stack.gateway, carrier=stack.carrier)
-    sinks = await attach_bridge(worker, AwsConfig.from_settings(settings))
+    sinks = await attach_bridge(worker, settings.aws())
     return worker, transport, sinks
 
 
@@ -199,7 +200,7 @@ async def supervised_stack(emulator: Emulator, aws: AwsScope, store: SagaStore,
     carrier = FakeCarrier()
     worker = build_worker(settings, store, transport, saga_settings=saga_settings,
                           gateway=gateway, carrier=carrier)
-    sinks = await attach_bridge(worker, AwsConfig.from_settings(settings))
+    sinks = await attach_bridge(worker, settings.aws())
     stack = SupervisedStack(emulator, aws, store, settings, resources, gateway, carrier,
                             saga_settings, transport, worker, sinks, order_service(worker))
     if start:

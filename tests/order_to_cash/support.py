@@ -10,7 +10,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from bridge.testing import SupervisorDouble
-from core_saga import RedeliveryPolicy
+from core_saga.extension import RedeliveryPolicy
 from core_saga.persistence import SagaStore
 from core_saga.testing import SagaTestHarness
 from examples.order_to_cash import OrderSaga, OrderSagaSettings, create_tables, host_services

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from core_saga import ConsumerHandler, Endpoint, Envelope, VirtualClock
+from core_saga import Envelope, VirtualClock
+from core_saga.extension import ConsumerHandler, Endpoint
 from core_saga.persistence import SagaStore
 from core_saga.testing import SagaTestHarness
 from examples.order_to_cash import create_tables, host_services

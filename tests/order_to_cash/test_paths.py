@@ -78,8 +78,8 @@ async def test_inventory_missing_after_payment_refunds_once_and_cancels(
     assert await history(app, order_id) == [
         ("Initial", "OrderSubmitted", "PaymentPending"),
         ("PaymentPending", "PaymentCharged", "InventoryPending"),
-        ("InventoryPending", "InventoryUnavailable", "Compensating"),
-        ("Compensating", "PaymentRefunded", "Canceled"),
+        ("InventoryPending", "InventoryUnavailable", "CompensatingPayment"),
+        ("CompensatingPayment", "PaymentRefunded", "Canceled"),
     ]
     assert app.h.sent(RefundPayment) == [RefundPayment(
         order_id=order_id, amount=Decimal("132.50"), currency="EUR",

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from core_saga import RedeliveryPolicy
+from core_saga.extension import RedeliveryPolicy
 from core_saga.persistence import SagaStore
 from core_saga.testing import SagaTestHarness
 from examples.order_to_cash import create_tables, host_services

@@ -45,9 +45,9 @@ from typing import Any
 import asyncpg
 
 from bridge import ReviewService, ReviewStore
-from bridge.reviews import AwsConfig as StepFunctionsConfig
 from bridge.reviews import DecisionResult, StepFunctions, TaskGoneError
 from bridge.timeline import SagaDatabase, build_timeline
+from core_saga import AwsConfig as StepFunctionsConfig
 from core_saga import Outbox
 from core_saga.emulator import Emulator, patched_environ, start_emulator
 from core_saga.persistence import AsyncpgStore

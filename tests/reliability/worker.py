@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from bridge import (
     AwsClients,
-    AwsConfig,
     HandOffConfig,
     ReviewStore,
     ReviewTaskConsumer,
@@ -102,7 +101,7 @@ async def run(config: WorkerConfig) -> None:
         shipping_retry_max=timings.shipping_retry_max,
         shipping_retry_budget=timings.shipping_retry_budget,
         supervision=HandOffConfig(bus=config.bus, reply_to=reply_to))
-    aws = AwsConfig.from_settings(settings)
+    aws = settings.aws()
     clients = AwsClients(aws)
     heartbeats = TaskHeartbeats(await clients.client("stepfunctions"))
     worker = build_worker(settings, store, transport,

@@ -23,8 +23,8 @@ from bridge.contracts import (
     SupervisionRequested,
     handoff_id,
 )
-from core_saga import decode_envelope
 from core_saga.emulator import Emulator
+from core_saga.extension import decode_envelope
 from supervisor_workflows import WORKFLOWS, render_definition
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from core_saga.persistence._schema import UTCDateTime
 
 revision = "0001"
 down_revision = None
-branch_labels = None
+branch_labels = ("core",)
 depends_on = None
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

@@ -1,12 +1,11 @@
-"""The ops console's review tasks (``bridge.reviews``): one row per ReviewTask that the
-ManualReview workflow raised, with its task token, status and decision.
+"""The review tasks table: one row per ReviewTask the ManualReview workflow raised, its
+task token (stored, never shown), status and decision.
 
-The table belongs to the bridge; its migration ships here so that one ``stepsaga
-migrate`` builds everything a stepsaga deployment stores. Written out rather than
-imported from ``bridge`` (core_saga never imports it); a test checks the two agree.
+Databases migrated before the table moved to this branch have it already (core_saga's
+revision 0002 made it): then this revision adopts it as it is.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: b0001
+Revises:
 """
 
 from __future__ import annotations
@@ -14,15 +13,17 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from core_saga.persistence._schema import UTCDateTime
+from core_saga.persistence import UTCDateTime
 
-revision = "0002"
-down_revision = "0001"
-branch_labels = None
+revision = "b0001"
+down_revision = None
+branch_labels = ("bridge",)
 depends_on = None
 
 
 def upgrade() -> None:
+    if sa.inspect(op.get_bind()).has_table("review_tasks"):
+        return
     op.create_table(
         "review_tasks",
         sa.Column("id", sa.String(64), primary_key=True),
