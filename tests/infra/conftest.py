@@ -69,18 +69,15 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesize
     yield synthesize(tmp_path_factory.mktemp("cdk.out"), context)
 
 
-FIXES_MODULE = "tests.support.moto_cdk_fixes"
-
-
 @pytest.fixture(scope="session")
 def cdk_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A moto server of its own with ``tests.support.moto_cdk_fixes`` loaded (the
-    session's ``emulator`` has no CloudFormation fixes, and a deploy must not mix with
-    other tests' resources). Its log is kept in the test's temporary directory."""
+    """A server of its own (a deploy must not mix with other tests' resources), with
+    the emulator's extensions — the CloudFormation ones included. Its log is kept in the
+    test's temporary directory."""
     from tests.support.emulators import start_dedicated_emulator
 
     log = tmp_path_factory.mktemp("cdk-emulator") / "server.log"
-    running = start_dedicated_emulator((FIXES_MODULE,), log)
+    running = start_dedicated_emulator((), log)
     try:
         yield running
     finally:
