@@ -30,6 +30,10 @@ EXTENSIONS: tuple[str, ...] = (
     "cfn_updates_without_support",  # log groups update; other models are kept
     "cfn_sqs_queue_policy",     # AWS::SQS::QueuePolicy (moto: skipped)
     "cfn_template_url",         # TemplateURL on 127.0.0.1 read path-style
+    "cfn_import_existing",      # ImportExistingResources adopts retained resources
+    "cfn_event_schemas",        # EventSchemas registry and schemas (moto: none)
+    "cfn_kms_key",              # a tagged KMS key (moto: KeyError 'TagKey')
+    "cfn_iam_managed_policies", # roles attach them; they update and go with the stack
     "manifest",                 # GET /moto-api/stepsaga: what this server applied
 )
 """Modules (relative to this package) applied at server start, in order."""
