@@ -74,7 +74,7 @@ def deploy_command(
                      + (f" (started, pid {target.pid}, log {target.log_file})"
                         if target.started else ""), highlight=False)
         errors.print(f"deploying stepsaga-{stage} (infra/stages/{stage}.json)…")
-        outputs = deploy(target, stage, log=log)
+        outputs = deploy(target, stage, state_dir=state, log=log)
     except LocalDeployError as exc:
         raise _fail(str(exc), log) from None
     text = render_env(worker_settings(target, outputs, stage))
@@ -137,7 +137,7 @@ def destroy_command(
     log: list[str] = []
     try:
         target = find_target(endpoint=endpoint, state_dir=state, port=0, start=False)
-        destroy(target, stage, log=log)
+        destroy(target, stage, state_dir=state, log=log)
     except LocalDeployError as exc:
         raise _fail(str(exc), log) from None
     errors.print(f"stepsaga-{stage} destroyed", highlight=False)

@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,7 +52,8 @@ REQUIRED_EXTENSIONS: Final[tuple[str, ...]] = (
     "cfn_change_set_execution", "cfn_missing_change_sets", "cfn_ssm_previous_values",
     "cfn_updates_without_support", "cfn_sqs_queue_policy", "cfn_template_url",
     "cfn_import_existing", "cfn_event_schemas", "cfn_kms_key",
-    "cfn_iam_managed_policies")
+    "cfn_iam_managed_policies", "cfn_log_group_key",
+    "cfn_dynamodb_sse")
 """What the deploy needs of the emulator (see core_saga/emulator/_extensions)."""
 BOOTSTRAP_VERSION_PARAMETER: Final = "/cdk-bootstrap/hnb659fds/version"
 
@@ -110,16 +112,19 @@ class CdkRun:
         return env
 
     def __call__(self, *args: str, stage: str, check: bool = True,
-                 app: str | None = None) -> subprocess.CompletedProcess[str]:
-        """``cdk ARGS -c stepsaga:stage=STAGE`` in infra/, the app run by this
-        interpreter (or `app`, a cloud assembly), output in this run's directory."""
+                 app: Path | None = None, output: Path | None = None
+                 ) -> subprocess.CompletedProcess[str]:
+        """``cdk ARGS -c stepsaga:stage=STAGE`` in infra/: the app run by this
+        interpreter, or `app`, a cloud assembly synthesized before; the assembly goes
+        to `output` (default: this run's directory)."""
         if not CDK_CLI.exists():
             raise LocalDeployError(
                 f"the pinned CDK CLI is missing ({CDK_CLI}): run `make infra-deps`")
         command = [str(CDK_CLI), *args,
-                   "--app", app or f"{shlex.quote(sys.executable)} app.py",
-                   "--output", str(self.workdir / "cdk.out"),
+                   "--app", str(app) if app else f"{shlex.quote(sys.executable)} app.py",
                    "--context", f"stepsaga:stage={stage}"]
+        if app is None:
+            command += ["--output", str(output or self.workdir / "cdk.out")]
         started = time.monotonic()
         try:
             result = subprocess.run(command, cwd=INFRA_DIR, env=self.env(),
@@ -295,17 +300,24 @@ def _workdir() -> Iterator[Path]:
         yield Path(directory)
 
 
-def deploy(target: LocalTarget, stage: str, *, log: list[str] | None = None
-           ) -> dict[str, str]:
+def assembly_dir(state_dir: Path, stage: str) -> Path:
+    """Where ``local deploy`` keeps the cloud assembly it deployed (``local destroy``
+    destroys from it without synthesizing again)."""
+    return state_dir / f"cdk.out-{stage}"
+
+
+def deploy(target: LocalTarget, stage: str, *, state_dir: Path,
+           log: list[str] | None = None) -> dict[str, str]:
     """Bootstrap (once) and deploy `stage`, check it, and return the stack's outputs."""
+    assembly = assembly_dir(state_dir, stage)
     with _workdir() as workdir:
         cdk = CdkRun(target, workdir, log if log is not None else [])
         if not _bootstrapped(target):
             cdk("bootstrap", f"aws://{ACCOUNT}/{REGION}", stage=stage)
+        shutil.rmtree(assembly, ignore_errors=True)
         cdk("deploy", stack_name(stage), "--require-approval", "never",
-            "--import-existing-resources", stage=stage)
-        template = json.loads((workdir / "cdk.out" / f"{stack_name(stage)}.template.json")
-                              .read_text())
+            "--import-existing-resources", stage=stage, output=assembly)
+    template = json.loads((assembly / f"{stack_name(stage)}.template.json").read_text())
     return check_deployed(target, stage, template)
 
 
@@ -389,13 +401,19 @@ def diff(target: LocalTarget, stage: str, *, log: list[str] | None = None) -> st
     return result.stdout + result.stderr
 
 
-def destroy(target: LocalTarget, stage: str, *, log: list[str] | None = None) -> None:
-    """``cdk destroy --force`` of `stage`, then check the stack is gone."""
+def destroy(target: LocalTarget, stage: str, *, state_dir: Path,
+            log: list[str] | None = None) -> None:
+    """``cdk destroy --force`` of `stage` (from the assembly ``local deploy`` kept, when
+    there is one), then check the stack is gone."""
     from botocore.exceptions import ClientError
 
+    assembly = assembly_dir(state_dir, stage)
+    kept = (assembly / f"{stack_name(stage)}.template.json").exists()
     with _workdir() as workdir:
         cdk = CdkRun(target, workdir, log if log is not None else [])
-        cdk("destroy", stack_name(stage), "--force", stage=stage)
+        cdk("destroy", stack_name(stage), "--force", stage=stage,
+            app=assembly if kept else None)
+    shutil.rmtree(assembly, ignore_errors=True)
     try:
         [stack] = target.client("cloudformation").describe_stacks(
             StackName=stack_name(stage))["Stacks"]

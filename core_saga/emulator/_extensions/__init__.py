@@ -34,6 +34,8 @@ EXTENSIONS: tuple[str, ...] = (
     "cfn_event_schemas",        # EventSchemas registry and schemas (moto: none)
     "cfn_kms_key",              # a tagged KMS key (moto: KeyError 'TagKey')
     "cfn_iam_managed_policies", # roles attach them; they update and go with the stack
+    "cfn_log_group_key",        # a log group's KmsKeyId (moto: dropped)
+    "cfn_dynamodb_sse",         # a table's SSESpecification (moto: unencrypted)
     "manifest",                 # GET /moto-api/stepsaga: what this server applied
 )
 """Modules (relative to this package) applied at server start, in order."""

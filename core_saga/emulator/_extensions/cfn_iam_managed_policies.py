@@ -17,7 +17,6 @@ the five newest versions).
 
 from __future__ import annotations
 
-import functools
 import importlib
 import json
 import logging
@@ -59,8 +58,7 @@ def apply() -> None:
     original_create: Callable[..., Any] = role_class.create_from_cloudformation_json.__func__
     original_update: Callable[..., Any] = role_class.update_from_cloudformation_json.__func__
 
-    @functools.wraps(original_create)
-    def create_role(cls: Any, resource_name: str, cloudformation_json: Any,
+    def create_role(cls: Any, /, resource_name: str, cloudformation_json: Any,
                     account_id: str, region_name: str, **kwargs: Any) -> Any:
         role = original_create(cls, resource_name, cloudformation_json, account_id,
                                region_name, **kwargs)
@@ -68,7 +66,6 @@ def apply() -> None:
         _sync_attachments(role, wanted, account_id, region_name)
         return role
 
-    @functools.wraps(original_update)
     def update_role(cls: Any, original_resource: Any, new_resource_name: str,
                     cloudformation_json: Any, account_id: str, region_name: str) -> Any:
         role = original_update(cls, original_resource, new_resource_name,

@@ -12,7 +12,6 @@ key (key usage, spec, description and rotation as before).
 
 from __future__ import annotations
 
-import functools
 import importlib
 import json
 from collections.abc import Callable
@@ -25,8 +24,7 @@ def apply() -> None:
     key_class = models.Key
     original: Callable[..., Any] = key_class.create_from_cloudformation_json.__func__
 
-    @functools.wraps(original)
-    def create(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
+    def create(cls: Any, /, resource_name: str, cloudformation_json: Any, account_id: str,
                region_name: str, **kwargs: Any) -> Any:
         properties = dict(cloudformation_json.get("Properties", {}))
         properties["Tags"] = [{"TagKey": t.get("Key", t.get("TagKey")),
