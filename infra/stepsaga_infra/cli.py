@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 local_app = typer.Typer(
     name="local", no_args_is_help=True,

@@ -39,6 +39,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 
 from bridge.contracts import TASK_TOKEN_HEADER
 
@@ -254,6 +255,9 @@ def review_and_approve(endpoint: str, outputs: dict[str, str], order_id: str,
                                            WaitTimeSeconds=1).get("Messages", []):
             task: dict[str, Any] = json.loads(message["Body"])
             assert task["messageType"].endswith(":ReviewTask:v1")
+            # what the deployed workflow wrote is what the exported schema describes
+            schema = json.loads((ROOT / "docs/contracts/ReviewTask.v1.schema.json").read_text())
+            assert not list(Draft202012Validator(schema).iter_errors(task["message"]))
             assert task["message"]["correlationId"] == order_id
             sfn.send_task_success(taskToken=task["headers"][TASK_TOKEN_HEADER],
                                   output=json.dumps({"decision": "approved",
