@@ -79,6 +79,7 @@ def deploy_command(
         raise _fail(str(exc), log) from None
     text = render_env(worker_settings(target, outputs, stage))
     if env_file is not None:
+        env_file.parent.mkdir(parents=True, exist_ok=True)
         env_file.write_text(text)
     errors.print(f"stepsaga-{stage} deployed: {len(outputs)} outputs; the workers' "
                  "settings follow", highlight=False)

@@ -58,8 +58,9 @@ def _camel(name: str) -> str:
 class InfraSettings:
     """What differs between deployments of the stack (one per stage).
 
-    Each field is read from the context key ``stepsaga:<camelCaseName>``, e.g.
-    ``stepsaga:logRetentionDays``. The workflow timings are checked by
+    Each field is the key ``<camelCaseName>`` of the stage's settings file, e.g.
+    ``logRetentionDays``; a missing key takes the default below. The workflow timings
+    are checked by
     :class:`~supervisor_workflows.ManualReviewTimings` and
     :class:`~supervisor_workflows.SlowShippingTimings` too.
     """

@@ -119,3 +119,40 @@ def test_unreadable_input_exits_2_with_the_reason(released: Path, tmp_path: Path
     empty = tmp_path / "empty"
     empty.mkdir()
     assert stepsaga("contracts", "check", str(released), str(empty)).returncode == 2
+
+
+CONTRACTS_DOC = ROOT / "docs" / "contracts.md"
+
+
+def _blocks(language: str) -> list[str]:
+    import re
+
+    fences = re.findall(r"^```(\w*)\n(.*?)^```", CONTRACTS_DOC.read_text(), re.M | re.S)
+    return [body for lang, body in fences if lang == language]
+
+
+def test_the_docs_commands_run_as_written(tmp_path: Path) -> None:
+    """docs/contracts.md's export-then-check, in a checkout where the released schemas
+    sit in released/contracts."""
+    [commands] = [b for b in _blocks("") if "stepsaga contracts check" in b]
+    shutil.copytree(DOCS, tmp_path / "released" / "contracts")
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "compatible" in result.stdout
+
+
+def test_the_docs_validation_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    from .test_models_match_schemas import REQUEST
+
+    [code] = _blocks("python")
+    monkeypatch.chdir(ROOT)
+    namespace: dict[str, Any] = {"detail": REQUEST}
+    exec(code, namespace)
+    assert namespace["errors"] == []
+    namespace = {"detail": {**REQUEST, "schemaVersion": 2, "replyTo": "order-saga"}}
+    exec(code, namespace)
+    assert len(namespace["errors"]) == 2

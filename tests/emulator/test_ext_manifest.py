@@ -34,3 +34,13 @@ def test_a_plain_moto_is_refused(plain_moto: str) -> None:
     assert server_manifest(plain_moto) is None
     with pytest.raises(EmulatorMismatchError, match="not the stepsaga emulator"):
         require_extensions(plain_moto, ("cfn_event_bus_ref",))
+
+
+def test_every_extension_has_a_smoke_test_and_a_row_in_the_docs() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "emulator.md").read_text()
+    for name in EXTENSIONS:
+        assert (Path(__file__).parent / f"test_ext_{name}.py").exists(), name
+        assert f"| `{name}` |" in doc, name

@@ -9,11 +9,14 @@ emulator with the pinned CDK CLI:
    the deployed bus, rule, ManualReview state machine, claim table and review queue,
    a reviewer approves it, and the saga completes it. Every AWS call the worker made is
    one the deployed workers' policy allows;
-3. ``stepsaga local diff --fail`` reports no differences;
-4. ``stepsaga local destroy --keep-emulator`` removes the stack but retains the queues,
+3. the shell commands of docs/deploy.md §7 run verbatim (the aws CLI pointed at the
+   emulator): they list the resources, put a test hand-off on the bus from a JSON file,
+   take its review task and reject it;
+4. ``stepsaga local diff --fail`` reports no differences;
+5. ``stepsaga local destroy --keep-emulator`` removes the stack but retains the queues,
    DLQs, table and log groups (the stage's ``removalPolicy: retain``) with their data;
-5. ``stepsaga local deploy`` of the same stage adopts them and completes;
-6. ``stepsaga local destroy`` takes the stack down and stops the emulator.
+6. ``stepsaga local deploy`` of the same stage adopts them and completes;
+7. ``stepsaga local destroy`` takes the stack down and stops the emulator.
 
 A plain moto server is refused before anything is deployed to it.
 
@@ -27,6 +30,7 @@ import base64
 import fnmatch
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -356,6 +360,53 @@ def _iam_action(operation: str) -> str:
     return operation.removesuffix("Batch") if operation.startswith("sqs:") else operation
 
 
+# -- docs/deploy.md §7, verbatim --------------------------------------------------------
+
+def doc_commands() -> str:
+    """The ```bash blocks of docs/deploy.md's "7. Check the deployment"."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    start = text.index("## 7. Check the deployment")
+    section = text[start:text.index("\n## ", start + 1)]
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
+    assert len(blocks) == 3, blocks
+    return "\n".join(blocks)
+
+
+def run_doc_commands(endpoint: str, workdir: Path) -> str:
+    """Run them in one shell, as someone pasting them would, with the aws CLI of this
+    environment pointed at the emulator; their output."""
+    empty = workdir / "no-aws-config"
+    empty.write_text("")
+    # The aws CLI v1 sends SQS calls in us-east-1 to queue.amazonaws.com whatever
+    # AWS_ENDPOINT_URL says (its SSL common-name customization wins over the variable;
+    # only --endpoint-url beats it), so `aws` here is a shim adding that flag, as
+    # awscli-local does. The commands themselves run as written.
+    shim = workdir / "bin"
+    shim.mkdir()
+    (shim / "aws").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m awscli '
+                              '--endpoint-url "$AWS_ENDPOINT_URL" "$@"\n')
+    (shim / "aws").chmod(0o755)
+    env = _clean_env(
+        STAGE=STAGE, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=str(empty), AWS_SHARED_CREDENTIALS_FILE=str(empty),
+        AWS_EC2_METADATA_DISABLED="true", AWS_PAGER="",
+        PATH=f"{shim}{os.pathsep}{os.environ.get('PATH', '')}")
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", doc_commands()],
+                            cwd=workdir, env=env, capture_output=True, text=True,
+                            timeout=180, check=False, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def check_doc_output(output: str) -> None:
+    lines = output.split()
+    assert {f"{STACK}-ManualReview", f"{STACK}-SlowShipping"} <= set(lines), output
+    assert "$.detail" in lines, output
+    assert "0" in lines, output  # FailedEntryCount
+    assert lines[-1] == "RUNNING", output  # delivering the rejection to the saga queue
+
+
 # -- the test ----------------------------------------------------------------------------
 
 @pytest.fixture
@@ -396,6 +447,11 @@ def test_local_deploy_runs_an_order_then_diffs_clean_destroys_and_redeploys(
     claims = client(endpoint, "dynamodb")
     claim = {"handoffId": {"S": task["message"]["handoffId"]}}
     assert claims.get_item(TableName=outputs["ClaimTableName"], Key=claim)["Item"]
+
+    docs = tmp_path / "docs-run"
+    docs.mkdir()
+    check_doc_output(run_doc_commands(endpoint, docs))
+    assert (docs / "deploy-check.json").exists()
 
     diff = local("diff", "--fail")
     assert "There were no differences" in diff.stdout
