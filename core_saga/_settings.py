@@ -22,7 +22,7 @@ class WorkerSettings(BaseSettings):
     aws_endpoint_url: str | None = None
     """An AWS endpoint to use instead of the real one (the local emulator)."""
     queue_prefix: str = ""
-    """Prepended to every queue name (a stage, e.g. ``prod-``)."""
+    """Prepended to every queue name (the stack's ``QueuePrefix``, e.g. ``stepsaga-prod-``)."""
     concurrency: int = Field(32, ge=1, le=1024)
     """Messages handled at once by this process."""
     wait_time_seconds: int = Field(20, ge=0, le=20)

@@ -32,7 +32,7 @@ class SqsConfig:
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     queue_prefix: str = ""
-    """Prepended to every logical queue name (e.g. a stage: ``prod-``)."""
+    """Prepended to every logical queue name (e.g. ``stepsaga-prod-``)."""
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     """Refuse larger bodies at send. 1 MiB is the SQS limit since January 2026."""
 

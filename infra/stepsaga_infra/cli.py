@@ -50,7 +50,8 @@ def _check_stage(stage: str) -> None:
         raise typer.BadParameter(str(exc), param_hint="--stage") from None
 
 
-@local_app.command("deploy")
+@local_app.command("deploy", short_help="Start the emulator if needed, deploy "
+                   "stepsaga-STAGE, print the workers' settings.")
 def deploy_command(
     stage: Stage = "local",
     endpoint: Endpoint = None,
@@ -123,7 +124,8 @@ def diff_command(
         raise typer.Exit(code=1)
 
 
-@local_app.command("destroy")
+@local_app.command("destroy", short_help="Destroy stepsaga-STAGE, then stop the "
+                   "emulator `local deploy` started.")
 def destroy_command(
     stage: Stage = "local", endpoint: Endpoint = None, state_dir: StateDir = None,
     keep_emulator: Annotated[bool, typer.Option(
