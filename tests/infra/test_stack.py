@@ -45,6 +45,7 @@ from supervisor_workflows import (
     manual_review_definition,
     slow_shipping_definition,
 )
+from supervisor_workflows.local import event_pattern as local_event_pattern
 
 from .conftest import Synthesized, synthesize
 
@@ -190,6 +191,8 @@ def test_rule_starts_its_machine_with_detail(synthesized: Synthesized, workflow:
     assert rule["EventPattern"] == event_pattern(workflow) == {
         "source": [{"prefix": "stepsaga."}],  # only stepsaga sagas start workflows
         "detail-type": [SUPERVISION_REQUESTED], "detail": {"workflow": [workflow]}}
+    # the emulator's hand-provisioned rules (demo, tests) match the same events
+    assert local_event_pattern(workflow) == rule["EventPattern"]
     assert rule["State"] == "ENABLED"
     [target] = rule["Targets"]
     assert target["Arn"] == {"Ref": machine}
