@@ -42,7 +42,14 @@ from ._events import Event, MissingInstance, Query, Request, Schedule
 from ._graph import to_dot, to_mermaid
 from ._messages import Fault, Message, MessageRegistry, RequestTimeoutExpired, registry
 from ._model import Concurrency, SagaModel, Unhandled
-from ._outbox import DONE_WITH_NOTE, SEND_KIND, OutboxDispatcher, OutboxSink, TransportSink
+from ._outbox import (
+    DONE_WITH_NOTE,
+    SEND_KIND,
+    UNROUTED_KIND,
+    OutboxDispatcher,
+    OutboxSink,
+    TransportSink,
+)
 from ._receive import Outcome, ReceivePipeline, RedeliveryPolicy
 from ._retry import RetryPolicy
 from ._saga import Saga
@@ -60,6 +67,7 @@ __all__ = [
     "SEND_KIND",
     "TASK_TOKEN",
     "TRACEPARENT",
+    "UNROUTED_KIND",
     "Activity",
     "BehaviorContext",
     # Running

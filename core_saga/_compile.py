@@ -97,7 +97,7 @@ def compile_saga(cls: type[Saga[Any]], definition: _Definition) -> SagaModel:
                 continue
             collected[(state_name, behavior.event)].append(
                 BehaviorModel(state_name, behavior.event, behavior.activities,
-                              behavior.filter, behavior.ignore)
+                              behavior.filter, behavior.ignore, from_any=True)
             )
 
     transitions: list[TransitionModel] = []
@@ -113,7 +113,7 @@ def compile_saga(cls: type[Saga[Any]], definition: _Definition) -> SagaModel:
                 if key not in seen_edges:
                     seen_edges.add(key)
                     transitions.append(TransitionModel(source_name, event_name, target_name,
-                                                       guard))
+                                                       guard, from_any=behavior.from_any))
 
     terminal = {FINAL.name} | {s.name for s in states if getattr(s, "terminal", False)}
     initial_events = frozenset(e for (s, e) in collected if s == INITIAL.name)
@@ -135,4 +135,18 @@ def compile_saga(cls: type[Saga[Any]], definition: _Definition) -> SagaModel:
         unhandled=cls.unhandled,
         concurrency=cls.concurrency,
         message_types=frozenset(by_urn),
+        summary_columns=tuple(cls.summary_columns),
+        summarize=cls.summary if "summary" in _overrides(cls) else None,
     )
+
+
+def _overrides(cls: type[Any]) -> set[str]:
+    """The names defined by `cls` or a base class below ``Saga``."""
+    from ._saga import Saga
+
+    found: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is Saga:
+            break
+        found |= set(vars(klass))
+    return found

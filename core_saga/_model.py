@@ -40,6 +40,8 @@ class BehaviorModel:
     activities: tuple[Activity, ...]
     filter: Callable[[Any], bool] | None = None
     ignore: bool = False
+    from_any: bool = False
+    """Declared with ``during_any`` (it applies in every state)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,8 @@ class TransitionModel:
     target: str
     guard: str = ""
     """The behavior's filter, by name (``when(event, filter=...)``); "" when none."""
+    from_any: bool = False
+    """The edge comes from a ``during_any`` behavior (graphs fold these)."""
 
     @property
     def label(self) -> str:
@@ -79,6 +83,22 @@ class SagaModel:
     unhandled: Unhandled
     concurrency: Concurrency
     message_types: frozenset[str] = field(default=frozenset())
+    summary_columns: tuple[str, ...] = ()
+    """The columns of :meth:`summary` (``Saga.summary_columns``), in order."""
+    summarize: Callable[[Any], Mapping[str, Any]] | None = None
+    """``Saga.summary``, when the class declares one."""
+
+    def summary(self, data: Mapping[str, Any]) -> dict[str, str]:
+        """The columns a list of instances shows for one (the ops console), from its
+        stored data: ``Saga.summary`` of the parsed state, as text. Empty when the saga
+        declares none, or the data no longer parses (an older version's instance)."""
+        if self.summarize is None:
+            return {}
+        try:
+            found = self.summarize(self.state_type.model_validate(data))
+        except Exception:
+            return {}
+        return {str(k): "" if v is None else str(v) for k, v in found.items()}
 
     def lookup(self, state: str, event: str) -> tuple[BehaviorModel, ...] | None:
         """The behaviors for `event` in `state`, or None when the state has none."""

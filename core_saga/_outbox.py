@@ -13,7 +13,7 @@ from typing import Protocol
 import orjson
 
 from ._clock import Clock
-from ._context import SEND
+from ._context import SEND, UNROUTED
 from .persistence import ErrorRecord, OutboxRow, SagaStore
 from .transports import Transport, TransportMessage
 
@@ -222,3 +222,5 @@ class OutboxDispatcher:
 
 
 SEND_KIND = SEND
+UNROUTED_KIND = UNROUTED
+"""The outbox kind of an event nobody subscribes to (kept, never sent)."""

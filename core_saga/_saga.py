@@ -4,7 +4,7 @@ compiled into a SagaModel once, when the class is built."""
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ._binder import EventActivityBinder, IgnoreBinder
@@ -60,6 +60,8 @@ class Saga(Generic[S]):
     """Instance fields kept searchable for `Query` correlation."""
     checks: ClassVar[bool] = True
     """Run the static checks when the class is built and raise on findings."""
+    summary_columns: ClassVar[tuple[str, ...]] = ()
+    """The columns :meth:`summary` fills, in the order lists of instances show them."""
 
     _definition: _Definition
 
@@ -92,6 +94,14 @@ class Saga(Generic[S]):
     def define(self) -> None:
         """Declare the behaviors with `initially`, `during` and `during_any`."""
         raise NotImplementedError
+
+    @classmethod
+    def summary(cls, state: Any) -> Mapping[str, Any]:
+        """What a list of instances shows of one besides its id and state (the ops
+        console's columns): override it with a few short values named as in
+        :attr:`summary_columns`, e.g. ``{"Amount": "12.50 EUR", "Customer": "c-7"}``.
+        It must not fail on any stored state; the default shows nothing."""
+        return {}
 
     # -- the definition DSL, used inside define() --------------------------------
 

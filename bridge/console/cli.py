@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 errors = Console(stderr=True)
@@ -27,7 +28,7 @@ _KIND_STYLE = {"transition": "bold", "error": "red", "decision": "green",
 
 
 def _fail(message: str) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}")
+    errors.print(Text.assemble(("error:", "red"), " ", message))
     return typer.Exit(code=1)
 
 
@@ -43,6 +44,17 @@ def _tokens(value: str | None) -> dict[str, Any]:
     return parsed
 
 
+def _settings_problem(exc: Exception) -> str:
+    """A settings error in one line per field, never with the values given (a token or
+    a database password would end up on the screen and in logs)."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
+                         for e in exc.errors(include_input=False, include_url=False))
+    return str(exc)
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port")] = 8080,
@@ -56,6 +68,8 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
+    from core_saga.persistence import redact_url
+
     from ._app import create_app
     from ._settings import ConsoleSettings
 
@@ -68,12 +82,26 @@ def serve(
             settings.console_sagas = [*settings.console_sagas, *saga]
         app = create_app(settings)
     except (ValidationError, ValueError, ImportError, AttributeError) as exc:
-        raise _fail(f"bad console settings: {exc}") from None
+        raise _fail(f"bad console settings: {_settings_problem(exc)}") from None
     if not settings.console_tokens:
         errors.print("[yellow]warning: no STEPSAGA_CONSOLE_TOKENS configured: nobody can "
                      "sign in[/yellow]")
-    errors.print(f"console on http://{host}:{port}/ (database {settings.database_url})")
-    uvicorn.run(app, host=host, port=port, log_level=log_level.lower())
+    if settings.console_session_secret is None:
+        errors.print("[yellow]note: no STEPSAGA_CONSOLE_SESSION_SECRET: sessions end when "
+                     "the console restarts[/yellow]")
+    errors.print(Text(f"console on http://{host}:{port}/ (database "
+                      f"{redact_url(settings.database_url)})"))
+    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(),
+                proxy_headers=False)
+
+
+def safe_text(value: object) -> str:
+    """`value` as one line a terminal shows as it is: control characters (escape
+    sequences, bidi overrides, newlines) written out as ``\\xNN``. Print it in a
+    :class:`rich.text.Text` (never as markup) so that ``[red]`` stays text."""
+    text = str(value)
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
+                   else f"\\u{ord(c):04x}" for c in text)
 
 
 def show(
@@ -89,57 +117,72 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Print an order's timeline: transitions, messages, errors, hand-offs, reviews and
-    the supervisor executions, in time order."""
+    the supervisor executions, in time order, and why it is where it is."""
     from bridge.reviews import ReviewStore, StepFunctions
-    from bridge.timeline import SagaDatabase, build_timeline
+    from bridge.timeline import build_timeline
+    from core_saga.persistence import redact_url, store_from_url
 
-    if database_url.startswith("sqlite") and ":///" in database_url:
-        path = database_url.split(":///", 1)[1]
-        if path and path != ":memory:" and not Path(path).exists():
-            raise _fail(f"no database at {path} (set --database-url or "
-                        "STEPSAGA_DATABASE_URL)")
+    where = redact_url(database_url)
 
     async def load() -> Any:
-        db = SagaDatabase.open(database_url, schema=schema)
-        reviews = ReviewStore.open(database_url, schema=schema)
+        store = store_from_url(database_url, must_exist=True, schema=schema, pool_size=2)
         try:
-            return await build_timeline(db, order_id, saga_type=saga_type,
-                                        sfn=StepFunctions() if aws else None,
-                                        reviews=reviews)
+            missing = await store.missing_tables()
+            if missing:
+                raise ValueError(f"the database {where} has no stepsaga tables "
+                                 f"({', '.join(missing)} missing): is it the workers' "
+                                 "database? (`stepsaga migrate` creates them)")
+            reviews = ReviewStore.open(store)
+            try:
+                return await build_timeline(store, order_id, saga_type=saga_type,
+                                            sfn=StepFunctions() if aws else None,
+                                            reviews=reviews)
+            finally:
+                await reviews.close()
         finally:
-            await db.close()
-            await reviews.close()
+            await store.close()
 
     try:
         timeline = asyncio.run(load())
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
+    except (FileNotFoundError, ValueError, TypeError) as exc:
+        raise _fail(f"{exc} (set --database-url or STEPSAGA_DATABASE_URL)") from None
     except Exception as exc:
-        raise _fail(f"cannot read the database: {type(exc).__name__}: {exc}") from None
+        raise _fail(f"cannot read the database {where}: {type(exc).__name__}: "
+                    f"{_first_line(exc)}") from None
     if timeline is None:
-        raise _fail(f"no order {order_id!r} in {database_url.split('@')[-1]}")
+        raise _fail(f"no order {safe_text(order_id)!r} in {where}")
     if as_json:
         typer.echo(timeline.model_dump_json(indent=2))
         return
-    console.print(f"[bold]{timeline.saga_type}[/bold] [cyan]{timeline.correlation_id}[/cyan]"
-                  f" is in [bold]{timeline.state}[/bold]"
-                  + (" (finished)" if timeline.finished else ""))
+    console.print(Text.assemble(
+        (safe_text(timeline.saga_type), "bold"), " ", (safe_text(timeline.correlation_id),
+                                                      "cyan"),
+        " is in ", (safe_text(timeline.state), "bold"),
+        " (finished)" if timeline.finished else ""))
+    for line in timeline.waiting_for:
+        console.print(Text(f"  why: {safe_text(line)}", style="yellow"))
     table = Table(show_lines=False, header_style="bold")
     table.add_column("at (UTC)", no_wrap=True)
     table.add_column("kind")
     table.add_column("what")
     for entry in timeline.entries:
-        style = _KIND_STYLE.get(entry.kind, "")
         table.add_row(entry.at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
-                      f"[{style}]{entry.kind}[/{style}]" if style else entry.kind,
-                      entry.summary)
+                      Text(entry.kind, style=_KIND_STYLE.get(entry.kind, "")),
+                      Text(safe_text(entry.summary)))
     console.print(table)
     for link in timeline.executions:
-        where = link.console_url or link.execution_arn
-        console.print(f"execution: {where}" + (f" ({link.status})" if link.status else "")
-                      + (f" [red]{link.error}[/red]" if link.error else ""))
+        target = link.console_url or link.execution_arn
+        console.print(Text.assemble(
+            f"execution: {safe_text(target)}",
+            f" ({safe_text(link.status)})" if link.status else "",
+            (f" {safe_text(link.error)}", "red") if link.error else ""))
     for trace in timeline.trace_ids:
-        console.print(f"trace id: {trace}")
+        console.print(Text(f"trace id: {trace}"))
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)  # a DBAPIError: never its statement and parameters
+    return (str(orig or exc).strip().splitlines() or [""])[0][:300]
 
 
 def export(

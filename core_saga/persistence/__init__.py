@@ -1,7 +1,7 @@
 """Saga persistence: the store contract, SQLAlchemy (SQLite, PostgreSQL) and in-memory."""
 
 from ._asyncpg import AsyncpgStore
-from ._factory import sqlite_path, store_from_url
+from ._factory import redact_url, sqlite_path, store_from_url
 from ._memory import MemoryStore
 from ._migrate import alembic_config, downgrade_sync, upgrade, upgrade_sync
 from ._sql import SqlStore
@@ -38,6 +38,7 @@ __all__ = [
     "StoreTransaction",
     "alembic_config",
     "downgrade_sync",
+    "redact_url",
     "sqlite_path",
     "store_from_url",
     "upgrade",

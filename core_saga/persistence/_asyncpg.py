@@ -21,6 +21,7 @@ import orjson
 
 from .._context import Outgoing
 from .._errors import ConcurrencyError
+from ._factory import redact_url
 from ._schema import metadata
 from ._store import (
     FINAL_STATE,
@@ -544,7 +545,7 @@ class AsyncpgStore(SagaStore):
         go to :func:`asyncpg.connect` (``ssl=``, ``statement_cache_size=``, …)."""
         scheme, sep, rest = url.partition("://")
         if not sep or scheme not in ("postgresql", "postgresql+asyncpg", "postgres"):
-            raise ValueError(f"unsupported database URL {url!r}: AsyncpgStore takes "
+            raise ValueError(f"unsupported database URL {redact_url(url)!r}: AsyncpgStore takes "
                              "postgresql:// or postgresql+asyncpg://")
         return cls(f"postgresql://{rest}", schema=schema, pool_size=pool_size,
                    reset_sessions=reset_sessions, **connect_kwargs)

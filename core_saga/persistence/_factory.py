@@ -8,6 +8,18 @@ from typing import Any
 from ._store import SagaStore
 
 
+def redact_url(url: str) -> str:
+    """`url` with its password masked (``postgresql://ops:***@db/orders``), for any
+    message or log line that names a database."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.rsplit("@", 1)[-1] if "@" in url else url
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file of a ``sqlite+aiosqlite:///path`` URL (None for other URLs and for an
     in-memory SQLite database)."""
@@ -50,5 +62,5 @@ def store_from_url(url: str, *, must_exist: bool = False, **kw: Any) -> SagaStor
         from ._memory import MemoryStore
 
         return MemoryStore()
-    raise ValueError(f"unsupported store URL {url!r}: use postgresql://, "
+    raise ValueError(f"unsupported store URL {redact_url(url)!r}: use postgresql://, "
                      "sqlite+aiosqlite:// or memory://")

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from .._context import Outgoing
 from .._errors import ConcurrencyError
+from ._factory import redact_url
 from ._schema import (
     UTCDateTime,
     errors,
@@ -326,7 +327,7 @@ class SqlStore(SagaStore):
                                          max_overflow=pool_size, pool_pre_ping=True,
                                          connect_args=connect_args)
         else:
-            raise ValueError(f"unsupported database URL {url!r}: use sqlite+aiosqlite:// "
+            raise ValueError(f"unsupported database URL {redact_url(url)!r}: use sqlite+aiosqlite:// "
                              "or postgresql+asyncpg://")
         return cls(engine, schema=schema)
 

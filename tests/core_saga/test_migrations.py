@@ -12,15 +12,18 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bridge.audit import audit_log
+from bridge.console._auth import console_sessions
 from bridge.reviews import review_tasks
 from core_saga.persistence import downgrade_sync, upgrade
 from core_saga.persistence._schema import metadata
 
 from ..conftest import PG_URL, requires_postgres
 
-# Everything stepsaga stores: the engine's tables and the console's review tasks.
+# Everything stepsaga stores: the engine's tables, the console's review tasks, the audit
+# log and the console's sessions.
 PACKAGE_METADATA = MetaData()
-for _table in (*metadata.tables.values(), review_tasks):
+for _table in (*metadata.tables.values(), review_tasks, audit_log, console_sessions):
     _table.to_metadata(PACKAGE_METADATA)
 
 
@@ -49,8 +52,9 @@ async def test_migrations_match_the_models_and_downgrade_cleanly(
     await upgrade(url, schema=schema)
     diff, tables = await _diff(url, schema)
     assert diff == []
-    assert tables == ["alembic_version", "inbox", "message_errors", "outbox", "review_tasks",
-                      "saga_history", "saga_index", "saga_instances"]
+    assert tables == ["alembic_version", "audit_log", "console_sessions", "inbox",
+                      "message_errors", "outbox", "review_tasks", "saga_history",
+                      "saga_index", "saga_instances"]
     await asyncio.to_thread(downgrade_sync, url, schema=schema)
     _, tables = await _diff(url, schema)
     assert tables == ["alembic_version"]
