@@ -42,7 +42,9 @@ def _awaited_events(model: SagaModel, state: str) -> list[str]:
     found: list[str] = []
     for (source, event), behaviors in model.behaviors.items():
         if source == state and any(not b.ignore and not b.from_any for b in behaviors):
-            found.append(event)
+            declared = model.events.get(event)
+            message = declared.message_type.__name__ if declared is not None else event
+            found.append(event if message == event else f"{event} ({message})")
     return sorted(found)
 
 

@@ -315,7 +315,8 @@ class SqlStore(SagaStore):
                 raise ValueError("schema= is for PostgreSQL; SQLite keeps one file per store")
             # A small pool: aiosqlite runs a thread per connection, costly to open, and
             # BEGIN IMMEDIATE serialises writers anyway.
-            engine = create_async_engine(url, echo=echo, pool_size=4, max_overflow=4)
+            engine = create_async_engine(url, echo=echo, pool_size=4, max_overflow=4,
+                                         hide_parameters=True)
             _configure_sqlite(engine)
         elif url.startswith("postgresql"):
             connect_args: dict[str, Any] = {}
@@ -325,7 +326,7 @@ class SqlStore(SagaStore):
                 connect_args["server_settings"] = {"search_path": schema}
             engine = create_async_engine(url, echo=echo, pool_size=pool_size,
                                          max_overflow=pool_size, pool_pre_ping=True,
-                                         connect_args=connect_args)
+                                         connect_args=connect_args, hide_parameters=True)
         else:
             raise ValueError(f"unsupported database URL {redact_url(url)!r}: use sqlite+aiosqlite:// "
                              "or postgresql+asyncpg://")

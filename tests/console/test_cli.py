@@ -73,11 +73,20 @@ def test_orders_show_prints_the_timeline(cli: typer.Typer, tmp_path: Path) -> No
     missing = runner.invoke(cli, ["orders", "show", "nobody", "--database-url", url,
                                   "--no-aws"])
     assert missing.exit_code == 1 and "no order 'nobody'" in missing.output
+    wide = {"COLUMNS": "300"}
+    absent = tmp_path / "absent.db"
     nowhere = runner.invoke(cli, ["orders", "show", "x", "--database-url",
-                                  f"sqlite+aiosqlite:///{tmp_path / 'absent.db'}"])
-    assert nowhere.exit_code == 1 and "no database at" in nowhere.output
-    bad = runner.invoke(cli, ["orders", "show", "x", "--database-url", "mysql://h/db"])
-    assert bad.exit_code == 1 and "unsupported database URL" in bad.output
+                                  f"sqlite+aiosqlite:///{absent}"], env=wide)
+    assert nowhere.exit_code == 1 and "no SQLite database at" in nowhere.output
+    assert not absent.exists()  # a mistyped path is not created
+    bad = runner.invoke(cli, ["orders", "show", "x", "--database-url", "mysql://h/db"],
+                        env=wide)
+    assert bad.exit_code == 1 and "unsupported store URL" in bad.output
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    unmigrated = runner.invoke(cli, ["orders", "show", "x", "--database-url",
+                                     f"sqlite+aiosqlite:///{empty}", "--no-aws"], env=wide)
+    assert unmigrated.exit_code == 1 and "has no stepsaga tables" in unmigrated.output
 
 
 def test_contracts_export_writes_the_schemas(cli: typer.Typer, tmp_path: Path) -> None:
