@@ -328,8 +328,8 @@ class SqlStore(SagaStore):
                                          max_overflow=pool_size, pool_pre_ping=True,
                                          connect_args=connect_args, hide_parameters=True)
         else:
-            raise ValueError(f"unsupported database URL {redact_url(url)!r}: use sqlite+aiosqlite:// "
-                             "or postgresql+asyncpg://")
+            raise ValueError(f"unsupported database URL {redact_url(url)!r}: use "
+                             "sqlite+aiosqlite:// or postgresql+asyncpg://")
         return cls(engine, schema=schema)
 
     @asynccontextmanager
