@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..messages import OrderLine
@@ -38,6 +38,8 @@ class OrderRecord:
     cancel_code: str | None = None
     reason: str | None = None
     tracking_id: str | None = None
+    client_id: str = ""
+    """The API client that placed it ("" when the service has no API keys)."""
 
 
 class OrderRepository(Protocol):
@@ -49,7 +51,9 @@ class OrderRepository(Protocol):
 
     async def get(self, order_id: str) -> OrderRecord | None: ...
 
-    async def find_by_idempotency_key(self, key: str) -> OrderRecord | None: ...
+    async def find_by_idempotency_key(self, key: str, client: str = "") -> OrderRecord | None:
+        """The order `client` placed under `key` (a key is scoped to its client)."""
+        ...
 
     async def set_outcome(self, order_id: str, *, status: str, at: datetime,
                           cancel_code: str | None = None, reason: str | None = None,
@@ -68,7 +72,8 @@ def _record(row: Any, lines: list[Any]) -> OrderRecord:
         risk_flags=tuple(json.loads(row["risk_flags"])), status=row["status"],
         idempotency_key=row["idempotency_key"], request_hash=row["request_hash"],
         created_at=as_utc(row["created_at"]), updated_at=as_utc(row["updated_at"]),
-        cancel_code=row["cancel_code"], reason=row["reason"], tracking_id=row["tracking_id"])
+        cancel_code=row["cancel_code"], reason=row["reason"], tracking_id=row["tracking_id"],
+        client_id=row["client_id"])
 
 
 def _row(order: OrderRecord) -> dict[str, Any]:
@@ -78,7 +83,7 @@ def _row(order: OrderRecord) -> dict[str, Any]:
             "risk_flags": json.dumps(list(order.risk_flags)), "status": order.status,
             "cancel_code": order.cancel_code, "reason": order.reason,
             "tracking_id": order.tracking_id, "created_at": order.created_at,
-            "updated_at": order.updated_at}
+            "updated_at": order.updated_at, "client_id": order.client_id}
 
 
 class SqlOrderRepository:
@@ -105,8 +110,9 @@ class SqlOrderRepository:
     async def get(self, order_id: str) -> OrderRecord | None:
         return await self._load(orders.c.order_id == order_id)
 
-    async def find_by_idempotency_key(self, key: str) -> OrderRecord | None:
-        return await self._load(orders.c.idempotency_key == key)
+    async def find_by_idempotency_key(self, key: str, client: str = "") -> OrderRecord | None:
+        return await self._load(and_(orders.c.client_id == client,
+                                     orders.c.idempotency_key == key))
 
     async def set_outcome(self, order_id: str, *, status: str, at: datetime,
                           cancel_code: str | None = None, reason: str | None = None,
@@ -138,8 +144,8 @@ class AsyncpgOrderRepository:
             [(order.order_id, number, line.sku, line.quantity, line.unit_price)
              for number, line in enumerate(order.lines)])
 
-    async def _load(self, column: str, value: str) -> OrderRecord | None:
-        row = await self.conn.fetchrow(f"SELECT * FROM orders WHERE {column} = $1", value)
+    async def _load(self, where: str, *values: str) -> OrderRecord | None:
+        row = await self.conn.fetchrow(f"SELECT * FROM orders WHERE {where}", *values)
         if row is None:
             return None
         lines = await self.conn.fetch(
@@ -147,10 +153,10 @@ class AsyncpgOrderRepository:
         return _record(row, list(lines))
 
     async def get(self, order_id: str) -> OrderRecord | None:
-        return await self._load("order_id", order_id)
+        return await self._load("order_id = $1", order_id)
 
-    async def find_by_idempotency_key(self, key: str) -> OrderRecord | None:
-        return await self._load("idempotency_key", key)
+    async def find_by_idempotency_key(self, key: str, client: str = "") -> OrderRecord | None:
+        return await self._load("client_id = $1 AND idempotency_key = $2", client, key)
 
     async def set_outcome(self, order_id: str, *, status: str, at: datetime,
                           cancel_code: str | None = None, reason: str | None = None,
@@ -165,7 +171,7 @@ class AsyncpgOrderRepository:
 class _MemoryOrders:
     def __init__(self) -> None:
         self.orders: MemoryTable[str, OrderRecord] = MemoryTable()
-        self.keys: MemoryTable[str, str] = MemoryTable()
+        self.keys: MemoryTable[tuple[str, str], str] = MemoryTable()
 
 
 class MemoryOrderRepository:
@@ -176,14 +182,15 @@ class MemoryOrderRepository:
 
     async def insert(self, order: OrderRecord) -> None:
         if order.idempotency_key is not None:
-            self._t.keys.insert(order.idempotency_key, order.order_id, self._undo)
+            self._t.keys.insert((order.client_id, order.idempotency_key), order.order_id,
+                                self._undo)
         self._t.orders.insert(order.order_id, order, self._undo)
 
     async def get(self, order_id: str) -> OrderRecord | None:
         return self._t.orders.get(order_id)
 
-    async def find_by_idempotency_key(self, key: str) -> OrderRecord | None:
-        order_id = self._t.keys.get(key)
+    async def find_by_idempotency_key(self, key: str, client: str = "") -> OrderRecord | None:
+        order_id = self._t.keys.get((client, key))
         return None if order_id is None else self._t.orders.get(order_id)
 
     async def set_outcome(self, order_id: str, *, status: str, at: datetime,
