@@ -7,6 +7,7 @@ what to do, not a 500."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import socket
@@ -313,7 +314,7 @@ async def test_task_tokens_stay_out_of_the_sdk_debug_logs(
         await sfn.send_task_success(token, '{"decision": "approved"}')
     sqs = emulator.boto3_client("sqs")
     queue = sqs.create_queue(QueueName=f"tokens-{uuid.uuid4().hex[:6]}")["QueueUrl"]
-    sqs.send_message(QueueUrl=queue, MessageBody='{"message": {"taskToken": "%s"}}' % token)
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"message": {"taskToken": token}}))
     sqs.receive_message(QueueUrl=queue)
     assert "SendTaskSuccess" in caplog.text and "ReceiveMessage" in caplog.text
     assert token not in caplog.text
