@@ -20,10 +20,12 @@ from ._views import (
     OrderDetail,
     OrderFilters,
     OrderList,
+    OrderState,
     RejectBody,
     ReviewList,
     list_orders,
     order_detail,
+    order_state,
     pending_reviews,
     settle_expired,
 )
@@ -82,6 +84,21 @@ async def api_orders(
     return await list_orders(console_of(request), OrderFilters(
         state=state, saga_type=saga_type, older_than=older_than, stuck=stuck, final=final,
         stuck_after=stuck_after, q=q, sort=sort, limit=limit, offset=offset))
+
+
+@router.get("/order-state/{order_id:path}", response_model=OrderState,
+            response_model_by_alias=True, tags=["orders"],
+            responses={404: {"description": "No such order"}})
+async def api_order_state(
+    request: Request, _: Viewer,
+    order_id: Annotated[str, PathParam(min_length=1, max_length=ID_MAX)],
+) -> OrderState:
+    """An order's state and a fingerprint that changes whenever its timeline does: cheap
+    to poll (no Step Functions call); the order page polls it to refresh itself."""
+    found = await order_state(console_of(request), order_id)
+    if found is None:
+        raise HTTPException(404, f"no order {order_id!r}")
+    return found
 
 
 @router.get("/orders/{order_id:path}", response_model=OrderDetail,

@@ -57,6 +57,7 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> Resp
     context.setdefault("who", None)
     context.setdefault("flash", request.query_params.get("msg"))
     context.setdefault("refresh", 0)
+    context.setdefault("watch", None)
     context["title"] = console.settings.console_title
     return templates.TemplateResponse(request, name, context, status_code=status)
 
@@ -189,7 +190,9 @@ async def order_page(request: Request, order_id: str, who: Viewer) -> Response:
     if found is None:
         raise PageProblem(404, f"no order {order_id!r}")
     return page(request, "order.html", order=found.detail, view=found, who=who,
-                aws_local=console.settings.aws().local, refresh=found.refresh)
+                aws_local=console.settings.aws().local, refresh=found.refresh,
+                watch=f"/api/order-state/{quote(order_id, safe='')}",
+                fingerprint=found.fingerprint)
 
 
 # -- reviews ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ detail (timeline, why it is where it is, graphs), and the reviews with their exp
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -105,6 +106,14 @@ class DecisionOut(BaseModel):
     changed: bool
     message: str
     review: dict[str, Any] | None
+
+
+class OrderState(BaseModel):
+    correlation_id: str = Field(serialization_alias="correlationId")
+    state: str
+    final: bool
+    fingerprint: str = Field(description="Changes whenever the order's timeline does "
+                                         "(pages poll it to refresh themselves)")
 
 
 class AuditOut(BaseModel):
@@ -224,6 +233,30 @@ async def pending_reviews(console: Console, limit: int = 200) -> list[Review]:
 
 # -- an order ---------------------------------------------------------------------------------
 
+async def order_state(console: Console, order_id: str) -> OrderState | None:
+    """An order's state and a fingerprint of everything its timeline is read from
+    (cheap: no Step Functions call), or None when nothing is known about it."""
+    res = await console.resources()
+    instances = await res.store.instances_of(order_id)
+    history = await res.store.history_of(order_id)
+    if not instances and not history:
+        return None
+    rows = await res.store.outbox_for(order_id)
+    errors = await res.store.errors_for(order_id)
+    reviews = await res.reviews.list_reviews(status=None, correlation_id=order_id)
+    parts = [*(f"{i.saga_type}:{i.state}:{i.version}" for i in instances), str(len(history)),
+             *(f"{r.id}:{r.attempts}:{r.dispatched_at is not None}:{r.failed}" for r in rows),
+             str(len(errors)), *(f"{r.id}:{r.status}" for r in reviews)]
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
+    if instances:
+        saga_type, state = instances[0].saga_type, instances[0].state
+    else:
+        saga_type, state = history[-1].saga_type, history[-1].to_state
+    model = console.models.get(saga_type)
+    final = not instances or (model is not None and state in model.terminal_states)
+    return OrderState(correlation_id=order_id, state=state, final=final, fingerprint=digest)
+
+
 @dataclass
 class OrderPage:
     """Everything the order page shows (the API's :class:`OrderDetail` and the SVGs)."""
@@ -234,6 +267,7 @@ class OrderPage:
     footnotes: list[str]
     pending: list[Review]
     refresh: int
+    fingerprint: str
 
 
 async def order_detail(console: Console, order_id: str, saga_type: str | None, *,
@@ -243,6 +277,8 @@ async def order_detail(console: Console, order_id: str, saga_type: str | None, *
     await res.reviews.expire_overdue(now())
     await settle_expired(console, res, await res.reviews.list_reviews(
         status="pending", correlation_id=order_id), ask_aws=True)
+    # The fingerprint first: a change while the page is built makes it refresh again.
+    state = await order_state(console, order_id)
     model = console.models.get(saga_type) if saga_type else None
     if model is None and saga_type is None:
         kinds = [i.saga_type for i in await res.store.instances_of(order_id)]
@@ -279,7 +315,8 @@ async def order_detail(console: Console, order_id: str, saga_type: str | None, *
         executions = await _execution_svgs(console, res, timeline)
     return OrderPage(detail=detail, saga_svg=saga_svg, execution_svgs=executions,
                      footnotes=footnotes, pending=pending,
-                     refresh=0 if final else settings.console_refresh_seconds)
+                     refresh=0 if final else settings.console_refresh_seconds,
+                     fingerprint=state.fingerprint if state else "")
 
 
 def _saga_svg(model: SagaModel | None, timeline: Timeline) -> tuple[str | None, list[str]]:

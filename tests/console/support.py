@@ -208,7 +208,9 @@ class ReviewRig:
         return SupervisionRequested(
             handoff_id=make_handoff_id(SAGA_TYPE, order_id, "ManualReview"),
             saga_type=SAGA_TYPE, correlation_id=order_id, workflow="ManualReview",
-            reason="amount 2500 over the limit", payload={"orderId": order_id},
+            reason="amount 2500 over the limit",
+            payload={"orderId": order_id, "amount": "2500.00", "currency": "EUR",
+                     "lines": [{"sku": "LAMP-1", "quantity": 2, "unitPrice": "1250.00"}]},
             reply_to=self.saga_queue, traceparent=TRACEPARENT)
 
     def start_execution(self, order_id: str) -> str:

@@ -1,11 +1,17 @@
 // The ops console's only script (the Content-Security-Policy allows no inline script).
-// A page whose <body> has data-refresh="N" reloads itself every N seconds while the
-// order can still change, unless the operator is typing, has a field filled in, or has
-// opened a details section: reading and writing are never interrupted.
+//
+// An order page that can still change has <body data-refresh="N" data-watch="URL"
+// data-fingerprint="F">: every N seconds it asks URL (the order's state and a
+// fingerprint of its timeline, a cheap call) and reloads when the fingerprint differs —
+// unless the operator is typing, has a field filled in, or has opened a details
+// section: reading and writing are never interrupted.
 (function () {
   "use strict";
-  var seconds = parseInt(document.body.getAttribute("data-refresh") || "0", 10);
-  if (!(seconds > 0)) { return; }
+  var body = document.body;
+  var seconds = parseInt(body.getAttribute("data-refresh") || "0", 10);
+  var watch = body.getAttribute("data-watch");
+  var known = body.getAttribute("data-fingerprint");
+  if (!(seconds > 0) || !watch) { return; }
   function busy() {
     var active = document.activeElement;
     if (active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) { return true; }
@@ -13,7 +19,14 @@
     for (var i = 0; i < fields.length; i++) { if (fields[i].value) { return true; } }
     return document.querySelector("details[open]") !== null;
   }
-  window.setInterval(function () {
-    if (!busy() && document.visibilityState !== "hidden") { window.location.reload(); }
-  }, seconds * 1000);
+  function check() {
+    if (document.visibilityState === "hidden") { return; }
+    fetch(watch, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (answer) { return answer.ok ? answer.json() : null; })
+      .then(function (order) {
+        if (order && order.fingerprint !== known && !busy()) { window.location.reload(); }
+      })
+      .catch(function () { /* offline for a moment: try again next time */ });
+  }
+  window.setInterval(check, seconds * 1000);
 }());
