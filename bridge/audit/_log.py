@@ -21,8 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core_saga.persistence import SagaStore, SqlStore
-from core_saga.persistence._schema import UTCDateTime
+from core_saga.persistence import SagaStore, SqlStore, UTCDateTime
 
 metadata = MetaData()
 

@@ -32,7 +32,7 @@ from sqlalchemy import Column, MetaData, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
-from core_saga.persistence._schema import UTCDateTime
+from core_saga.persistence import UTCDateTime
 
 from ._settings import ConsoleSettings, Role, TokenGrant
 

@@ -5,8 +5,8 @@ one route: ``who: Annotated[Principal, Depends(api_action("operator"))]`` for th
 - ``api_reader(role)``: a bearer token or a session with `role` (401 / 403 as JSON).
 - ``api_action(role)``: the same, and a session must also send its CSRF token in
   ``X-CSRF-Token`` from a same-origin page; a body must be JSON (415 otherwise).
-- ``page_reader(role)``: a session with `role`; otherwise the sign-in page (401) or a
-  403 page.
+- ``page_reader(role)``: a session (or a bearer token) with `role`; otherwise the
+  sign-in page (401) or a 403 page.
 - ``form_action(role)``: a page reader posting a form from the console's own origin
   with the session's CSRF token; gives the parsed form.
 """
@@ -121,9 +121,10 @@ def api_action(role: Role) -> Callable[[Request], Awaitable[Principal]]:
 
 
 def page_reader(role: Role) -> Callable[[Request], Awaitable[Principal]]:
-    """A dependency for a page: the session's principal with `role`."""
+    """A dependency for a page: the caller with `role` (a session, or a bearer token —
+    ``curl`` — which a browser never sends on its own)."""
     async def dependency(request: Request) -> Principal:
-        who = await principal_of(request) if bearer_of(request) is None else None
+        who = await principal_of(request)
         if who is None:
             raise PageProblem(401, "sign in")
         if not who.can(role):

@@ -25,8 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bridge.contracts import ReviewTask
-from core_saga.persistence import AsyncpgStore, SagaStore, SqlStore, redact_url
-from core_saga.persistence._schema import UTCDateTime
+from core_saga.persistence import AsyncpgStore, SagaStore, SqlStore, UTCDateTime, redact_url
 
 ReviewStatus = Literal["pending", "approved", "rejected", "expired", "superseded"]
 STATUSES: tuple[ReviewStatus, ...] = ("pending", "approved", "rejected", "expired",

@@ -4,6 +4,7 @@ from ._asyncpg import AsyncpgStore
 from ._factory import redact_url, sqlite_path, store_from_url
 from ._memory import MemoryStore
 from ._migrate import alembic_config, downgrade_sync, upgrade, upgrade_sync
+from ._schema import UTCDateTime
 from ._sql import SqlStore
 from ._store import (
     INSTANCE_ORDERS,
@@ -36,6 +37,7 @@ __all__ = [
     "SqlStore",
     "StateCount",
     "StoreTransaction",
+    "UTCDateTime",
     "alembic_config",
     "downgrade_sync",
     "redact_url",

@@ -472,3 +472,23 @@ async def test_a_review_page_and_a_decision_show_no_token(client: httpx.AsyncCli
                                     content=form({"csrf_token": csrf, "reason": "x"}))).text)
     assert all("secret-task-token" not in text for text in texts)
     assert csrf_of(texts[0]) == csrf
+
+
+def test_api_keys_from_the_environment_are_checked_without_showing_them(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from examples.order_to_cash.app import parse_args
+    from examples.order_to_cash.orders.api import api_keys_from_env
+
+    assert api_keys_from_env({}) == {}
+    assert api_keys_from_env({"STEPSAGA_ORDERS_API_KEYS": '{"key-of-client-a-123": "a"}'}
+                             ) == {"key-of-client-a-123": "a"}
+    for bad, says in (('{"short": "a"}', "API key #1 must be 16 to 200"),
+                      ('{"key-of-client-a-123": " "}', "must not be blank"),
+                      ('["x"]', "must be {"), ("{nope", "not JSON")):
+        with pytest.raises(ValueError, match=re.escape(says)) as error:
+            api_keys_from_env({"STEPSAGA_ORDERS_API_KEYS": bad})
+        assert "key-of-client" not in str(error.value) and "short" not in str(error.value)
+    monkeypatch.setenv("STEPSAGA_ORDERS_API_KEYS", '{"tiny": "shop"}')
+    with pytest.raises(SystemExit):
+        parse_args([])
+    assert "API key #1" in capsys.readouterr().err
