@@ -125,7 +125,8 @@ def operate(base: str, stuck: str, other: str, shots: Path) -> dict[str, Any]:
         seen["total"] = driver.find_element(By.ID, "total").text
         Select(driver.find_element(By.ID, "stuck-filter")).select_by_value("true")
         driver.find_element(By.ID, "apply").click()
-        until(lambda: "stuck=true" in driver.current_url, "the filter")
+        until(lambda: driver.find_element(By.ID, "total").text.startswith("1 order"),
+              "the filter")
         seen["stuck_rows"] = [row.get_attribute("data-order") for row in
                               driver.find_elements(By.CSS_SELECTOR, "#orders tr.order")]
         full_page(driver, shots / "console-orders.png")
@@ -153,7 +154,9 @@ def operate(base: str, stuck: str, other: str, shots: Path) -> dict[str, Any]:
         full_page(driver, shots / "console-review.png")
         driver.find_element(By.ID, "approve-comment").send_keys("known customer")
         driver.find_element(By.ID, "approve").click()
-        seen["confirm"] = driver.find_element(By.TAG_NAME, "h1").text
+        seen["confirm"] = until(lambda: driver.find_element(By.TAG_NAME, "h1").text
+                                if driver.find_elements(By.ID, "confirm") else None,
+                                "the confirmation")
         driver.find_element(By.ID, "confirm").click()
         seen["flash"] = driver.find_element(By.ID, "flash").text
         # No click on reload: the page refreshes itself while the order can change.
@@ -175,9 +178,12 @@ def operate(base: str, stuck: str, other: str, shots: Path) -> dict[str, Any]:
         driver.find_element(By.LINK_TEXT, "Audit log").click()
         seen["audit"] = driver.find_element(By.ID, "audit").text
         driver.find_element(By.LINK_TEXT, "Pending reviews").click()
+        until(lambda: driver.find_element(By.TAG_NAME, "h1").text == "Pending manual reviews",
+              "the reviews page")
         seen["reviews_page"] = driver.page_source
         driver.find_element(By.ID, "logout").click()
-        seen["after_logout"] = driver.page_source
+        seen["after_logout"] = until(lambda: "Sign in" in driver.page_source
+                                     and driver.page_source, "signing out")
     finally:
         driver.quit()
     return seen

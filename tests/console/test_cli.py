@@ -56,7 +56,8 @@ def test_orders_show_prints_the_timeline(cli: typer.Typer, tmp_path: Path) -> No
 
     asyncio.run(prepare())
     result = runner.invoke(cli, ["orders", "show", "order-7", "--database-url", url,
-                                 "--no-aws"], env={"COLUMNS": "200"})
+                                 "--no-aws"],
+                           env={"COLUMNS": "200", "STEPSAGA_AWS_ENDPOINT_URL": None})
     assert result.exit_code == 0, result.output
     assert "OrderToCash order-7 is in PaymentPending" in result.output
     assert "received OrderSubmitted: Initial → AwaitingReview" in result.output

@@ -11,7 +11,7 @@ import orjson
 
 from bridge._handoffs import HandoffRecord
 from bridge.contracts import REDACTED, SUPERVISION_COMPLETED_URN, ReviewTask
-from bridge.reviews import ReviewStore
+from bridge.reviews import AwsConfig, ReviewStore
 from bridge.timeline import (
     TimelineEntry,
     build_timeline,
@@ -210,7 +210,7 @@ async def test_a_seeded_order_reads_back_in_time_order(sql_store: SqlStore | Asy
         "execution:mr:x-1", task_token=SECRET), at(3))
     try:
         timeline = await build_timeline(sql_store, order, reviews=reviews,
-                                        model=OrderSaga.model)
+                                        model=OrderSaga.model, aws=AwsConfig())
         assert await build_timeline(sql_store, "nobody", reviews=reviews) is None
     finally:
         await reviews.close()
