@@ -19,6 +19,7 @@ from core_saga.persistence import InboxRecord, OutboxRow
 
 from ._entries import clip, short_type, utc
 from ._model import Timeline
+from ._redact import parse_json
 
 
 def _ago(now: datetime, then: datetime) -> str:
@@ -132,7 +133,5 @@ def explain(timeline: Timeline, *, model: SagaModel | None, rows: Sequence[Outbo
 def _caused_by(row: OutboxRow, message_id: str) -> bool:
     """Whether `row` was written while handling `message_id` (its envelope's
     causation id)."""
-    from ._redact import parse_json
-
     body = parse_json(row.body)
     return isinstance(body, dict) and body.get("causationId") == message_id
