@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-import orjson
-
 from . import _metrics
 from ._clock import Clock
+from ._tracing import end_span, envelope_traceparent, physical_name, send_spans, timer_span
 from .persistence import ErrorRecord, OutboxRow, SagaStore
 from .transports import Transport, TransportMessage
 
@@ -80,15 +79,19 @@ class TransportSink:
 
     async def deliver(self, destination: str, rows: Sequence[OutboxRow]
                       ) -> dict[int, DeliveryResult]:
-        messages = []
-        for row in rows:
-            traceparent = None
-            if b"traceparent" in row.body:
-                headers = orjson.loads(row.body).get("headers") or {}
-                traceparent = headers.get("traceparent")
-            messages.append(TransportMessage(row.body, row.message_id, row.message_type,
-                                             row.correlation_id, traceparent))
-        failures = await self.transport.send_batch(destination, messages)
+        messages = [TransportMessage(row.body, row.message_id, row.message_type,
+                                     row.correlation_id, envelope_traceparent(row.body))
+                    for row in rows]
+        spans = send_spans(destination, physical_name(self.transport, destination), rows)
+        try:
+            failures = await self.transport.send_batch(destination, messages)
+        except Exception as exc:
+            for span in spans:
+                end_span(span, f"{type(exc).__name__}: {exc}")
+            raise
+        failed_ids = {f.message_id: f.reason for f in failures}
+        for span, row in zip(spans, rows, strict=False):
+            end_span(span, failed_ids.get(row.message_id))
         by_id = {row.message_id: row.id for row in rows}
         return {by_id[f.message_id]: DeliveryResult(
             DeliveryStatus.PERMANENT if f.permanent else DeliveryStatus.RETRY, f.reason)
@@ -232,7 +235,10 @@ class OutboxDispatcher:
                             and row.deliver_at > row.created_at:
                         # a timer (or a delayed send): how late after its due time
                         _metrics.timer_lag.record(
-                            max(0.0, (sent_now - row.deliver_at).total_seconds()))
+                            max(0.0, (sent_now - row.deliver_at).total_seconds()),
+                            {"stepsaga.message_type": row.message_type})
+                        if kind == "send":  # a queue message (other kinds trace themselves)
+                            timer_span(row, envelope_traceparent(row.body))
 
     def _log_batch_failure(self, kind: str, destination: str, exc: BaseException) -> None:
         # One line when a destination starts failing, then every 100th: an outage must

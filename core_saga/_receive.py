@@ -17,9 +17,10 @@ from ._engine import Endpoint
 from ._envelope import Envelope, decode_envelope, new_id
 from ._errors import MessageError, OversizeMessageError
 from ._failures import FailureKind, classify_failure
+from ._log_context import log_context
 from ._messages import ExceptionInfo, Fault, MessageRegistry, registry
 from ._outbox import OutboxDispatcher
-from ._tracing import consume_span
+from ._tracing import consume_span, process_context, receive_span
 from .persistence import ErrorRecord
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ class ReceivePipeline:
         self.redelivery = redelivery or RedeliveryPolicy()
         self.types = types
         self.store = endpoint.store
+        self.physical_name = endpoint.name
+        """The queue's name at the broker (the worker sets it: the SQS prefix added)."""
 
     async def handle(self, received: ReceivedMessage) -> tuple[ReceiveOutcome, str | None]:
         """Process one message; the outcome and, when not ACK, the reason."""
@@ -108,12 +111,24 @@ class ReceivePipeline:
             seen.append(envelope.message_type)
         except MessageError as exc:
             return await self._dead(received.body, exc, None, exc.reason)
+        with log_context(endpoint=self.endpoint.name, message_id=envelope.message_id,
+                         message_type=envelope.message_type,
+                         correlation_id=envelope.correlation_id):
+            return await self._process(received, envelope)
+
+    async def _process(self, received: ReceivedMessage, envelope: Envelope
+                       ) -> tuple[ReceiveOutcome, str | None]:
+        if received.received_ns is not None:
+            receive_span(self.endpoint.name, self.physical_name, envelope,
+                         started_ns=received.received_ns[0], ended_ns=received.received_ns[1],
+                         batch=received.batch_size)
         if not self.endpoint.handles(envelope.message_type):
             reason = (f"skipped: endpoint {self.endpoint.name!r} has no consumer for "
                       f"{envelope.message_type}")
             return await self._dead(received.body, LookupError(reason), envelope, reason)
         try:
             with consume_span(self.endpoint.name, envelope):
+                received.trace_context = process_context()
                 processed = await self.endpoint.process(envelope)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"

@@ -87,6 +87,12 @@ class SqsTransport:
             url = self._urls[queue] = response["QueueUrl"]
         return url
 
+    def physical_name(self, queue: str) -> str:
+        """The queue's name in SQS (the prefix added; a URL's last part)."""
+        if queue.startswith(("https://", "http://")):
+            return queue.rstrip("/").rsplit("/", 1)[-1]
+        return self.config.queue_prefix + queue
+
     def set_queue_urls(self, urls: Mapping[str, str]) -> None:
         """Use known URLs (e.g. from the CDK stack outputs) instead of looking them up."""
         self._urls.update(urls)

@@ -24,6 +24,7 @@ from typing import Any
 from core_saga import Clock, Envelope, Message
 from core_saga.extension import SEND_KIND, OutboxDispatcher, Outgoing, new_id
 from core_saga.persistence import SagaStore
+from core_saga.tracing import current_traceparent, producer_span
 
 log = logging.getLogger("examples.order_to_cash.outbox")
 
@@ -44,8 +45,10 @@ class OutboxTransaction:
 
     def _envelope(self, message: Message, correlation_id: str | None,
                   headers: dict[str, str] | None) -> Envelope:
+        trace = current_traceparent()  # the HTTP request's span: the order's trace root
+        out = {"traceparent": trace} if trace else {}
         return Envelope(message=message, message_id=new_id(), correlation_id=correlation_id,
-                        sent_time=self.now, headers=dict(headers or {}))
+                        sent_time=self.now, headers={**out, **(headers or {})})
 
     def _add(self, destination: str, envelope: Envelope, *, published: bool,
              deliver_at: datetime | None = None, kind: str = SEND_KIND) -> None:
@@ -59,6 +62,7 @@ class OutboxTransaction:
                 headers: dict[str, str] | None = None) -> Envelope:
         """Publish an event to every queue subscribed to its type."""
         envelope = self._envelope(message, correlation_id, headers)
+        producer_span("publish", envelope.message_type, envelope)
         routes = self._routes(envelope.message_type)
         for queue in routes:
             self._add(queue, envelope, published=True)
@@ -72,6 +76,7 @@ class OutboxTransaction:
              ) -> Envelope:
         """Send a command to the queue `destination`, optionally after `delay`."""
         envelope = self._envelope(message, correlation_id, headers)
+        producer_span("send", destination, envelope)
         self._add(destination, envelope, published=False,
                   deliver_at=self.now + delay if delay else None)
         return envelope
