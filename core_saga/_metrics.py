@@ -116,31 +116,6 @@ aws_calls = counter(
     description="AWS API calls made, by service and operation (SQS, EventBridge, Step "
                 "Functions).",
     attributes=("rpc.service", "rpc.method"))
-handoffs_started = counter(
-    "stepsaga.handoffs.started", unit="{handoff}",
-    description="Hand-offs put on the EventBridge bus (SupervisionRequested accepted).",
-    attributes=("stepsaga.workflow",))
-handoffs_completed = counter(
-    "stepsaga.handoffs.completed", unit="{handoff}",
-    description="Hand-offs whose outcome the saga took (first delivery of "
-                "SupervisionCompleted, acknowledged).",
-    attributes=("stepsaga.workflow", "stepsaga.outcome"))
-handoffs_lost = counter(
-    "stepsaga.handoffs.lost", unit="{handoff}",
-    description="Hand-offs that will not come back by themselves: the request refused "
-                "by EventBridge for good, or the workflow gone before it had the saga's "
-                "acknowledgement.",
-    attributes=("stepsaga.workflow", "stepsaga.reason"))
-task_answers = counter(
-    "stepsaga.task_answers", unit="{answer}",
-    description="Task-token answers (SendTaskSuccess/Failure/Heartbeat) Step Functions "
-                "took.",
-    attributes=("rpc.method",))
-task_answer_failures = counter(
-    "stepsaga.task_answers.failures", unit="{answer}",
-    description="Task-token answers not taken: gone (the task no longer waits), retry "
-                "or permanent.",
-    attributes=("rpc.method", "stepsaga.delivery"))
 
 
 class _Gauges:
