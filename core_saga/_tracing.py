@@ -295,7 +295,8 @@ def producer_span(operation: str, destination: str, envelope: Envelope) -> None:
     if found is None:
         return
     with found.start_as_current_span(
-            f"{destination} create", kind=SpanKind.PRODUCER,
+            f"{short_type(destination) if operation == 'publish' else destination} create",
+            kind=SpanKind.PRODUCER,
             attributes={"messaging.system": "aws_sqs", "messaging.operation.type": "create",
                         "messaging.operation.name": operation,
                         "messaging.destination.name": destination,
@@ -306,6 +307,21 @@ def producer_span(operation: str, destination: str, envelope: Envelope) -> None:
         _propagator.inject(carrier)
         if TRACEPARENT in carrier:
             envelope.headers[TRACEPARENT] = carrier[TRACEPARENT]
+
+
+def instrument_asgi(app: Any) -> bool:
+    """Give every request to the FastAPI `app` a SERVER span (OpenTelemetry's FastAPI
+    instrumentation): an order's trace starts at the HTTP request that submitted it, and
+    an incoming ``traceparent`` header is continued. False when the instrumentation is
+    not installed (the ``otel`` extra)."""
+    try:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    except ImportError:
+        return False
+    # the ASGI send/receive events as spans of their own would only clutter the trace
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=_override,
+                                       exclude_spans=["receive", "send"])
+    return True
 
 
 def otlp_tracer_provider(endpoint: str, *, service_name: str | None = None

@@ -397,9 +397,11 @@ class Worker:
             self._receiving[queue] = True
             if messages:
                 _metrics.consumed.add(len(messages), _metrics.endpoint_attributes(queue))
-                received_ns = (asked_ns, time.time_ns())
+                now_ns = time.time_ns()
                 for message in messages:
-                    message.received_ns = received_ns
+                    # a long poll starts before the message exists: from its sending on
+                    begin = max(asked_ns, min(message.sent_ns or 0, now_ns))
+                    message.received_ns = (begin, now_ns)
                     message.batch_size = len(messages)
             if not messages and self.settings.wait_time_seconds == 0:
                 await asyncio.sleep(0.05)  # short polling: do not spin

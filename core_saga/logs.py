@@ -108,20 +108,28 @@ def log_format(value: str | None = None) -> str:
     return chosen
 
 
+def formatted(handler: logging.Handler, *, format: str | None = None) -> logging.Handler:
+    """`handler` with the context fields and the formatter of `format` (default:
+    ``STEPSAGA_LOG_FORMAT``, else ``text``); ValueError for an unknown format."""
+    chosen = log_format(format)
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(json_formatter() if chosen == "json" else TextFormatter())
+    return handler
+
+
 def configure_logging(level: str | int = "INFO", *, format: str | None = None,
                       stream: IO[str] | None = None) -> logging.Handler:
     """Log to `stream` (stderr) at `level` in `format` (default: ``STEPSAGA_LOG_FORMAT``,
     else ``text``), replacing the root logger's handlers. ValueError for an unknown
     format or level. The handler made is returned."""
-    chosen = log_format(format)
+    log_format(format)  # refused before anything changes
     if isinstance(level, str):
         name = level.strip().upper()
         if not isinstance(logging.getLevelName(name), int):
             raise ValueError(f"log level {level!r}: use DEBUG, INFO, WARNING or ERROR")
         level = name
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.addFilter(ContextFilter())
-    handler.setFormatter(json_formatter() if chosen == "json" else TextFormatter())
+    handler = formatted(logging.StreamHandler(stream if stream is not None else sys.stderr),
+                        format=format)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -131,4 +139,4 @@ def configure_logging(level: str | int = "INFO", *, format: str | None = None,
 
 
 __all__ = ["CONTEXT_FIELDS", "ContextFilter", "TextFormatter", "configure_logging", "escape",
-           "json_formatter", "log_format"]
+           "formatted", "json_formatter", "log_format"]

@@ -6,6 +6,8 @@
 - :func:`use_tracer_provider` — trace with a provider of your own (tests: an in-memory
   exporter) without touching the global one.
 - :func:`current_traceparent` — the W3C ``traceparent`` of the current span.
+- :func:`instrument_asgi` — a SERVER span for each request to a FastAPI app (the order
+  API's ``POST /orders`` is the root of the order's trace).
 
 For extensions (the bridge's sinks): :func:`start_span` / :func:`end_span` for a span
 parented to a ``traceparent`` kept on an outbox row, :func:`traceparent_of` a span,
@@ -18,6 +20,7 @@ from ._tracing import (
     context_of,
     current_traceparent,
     end_span,
+    instrument_asgi,
     otlp_tracer_provider,
     producer_span,
     short_type,
@@ -28,5 +31,6 @@ from ._tracing import (
 )
 
 __all__ = ["configure_tracing", "context_of", "current_traceparent", "end_span",
+           "instrument_asgi",
            "otlp_tracer_provider", "producer_span", "short_type", "start_span",
            "traceparent_of", "tracer", "use_tracer_provider"]

@@ -56,6 +56,10 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
+    from core_saga.logs import configure_logging
+    from core_saga.telemetry import configure
+    from core_saga.tracing import instrument_asgi
+
     from ._app import create_app
     from ._settings import ConsoleSettings
 
@@ -72,8 +76,17 @@ def serve(
     if not settings.console_tokens:
         errors.print("[yellow]warning: no STEPSAGA_CONSOLE_TOKENS configured: nobody can "
                      "sign in[/yellow]")
+    try:
+        configure_logging(log_level)  # STEPSAGA_LOG_FORMAT=json for JSON lines
+        telemetry = configure(service_name="stepsaga-console", metrics=False)
+    except ValueError as exc:
+        raise _fail(f"bad telemetry settings: {exc}") from None
+    instrument_asgi(app)
     errors.print(f"console on http://{host}:{port}/ (database {settings.database_url})")
-    uvicorn.run(app, host=host, port=port, log_level=log_level.lower())
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), log_config=None)
+    finally:
+        telemetry.flush()
 
 
 def show(

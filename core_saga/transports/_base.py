@@ -35,6 +35,8 @@ class ReceivedMessage:
     received_ns: tuple[int, int] | None = None
     """When the receive call that brought it started and ended (epoch ns; tracing's
     ``receive`` span), if the receiver noted it."""
+    sent_ns: int | None = None
+    """When the broker took it from its sender (SQS ``SentTimestamp``, epoch ns), if known."""
     batch_size: int = 1
     """How many messages that receive call brought."""
     trace_context: Any = None

@@ -138,15 +138,18 @@ class SqsTransport:
             QueueUrl=url, MaxNumberOfMessages=max(1, min(MAX_BATCH, max_messages)),
             WaitTimeSeconds=int(min(20, max(0, wait_seconds))),
             MessageAttributeNames=["All"],
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
         )
         received = []
         for m in response.get("Messages", []):
             attributes = {k: v.get("StringValue", "")
                           for k, v in (m.get("MessageAttributes") or {}).items()}
-            count = int((m.get("Attributes") or {}).get("ApproximateReceiveCount", "1"))
-            received.append(ReceivedMessage(m["Body"].encode(), m["ReceiptHandle"], count,
-                                            m["MessageId"], attributes))
+            system = m.get("Attributes") or {}
+            count = int(system.get("ApproximateReceiveCount", "1"))
+            sent = system.get("SentTimestamp")
+            received.append(ReceivedMessage(
+                m["Body"].encode(), m["ReceiptHandle"], count, m["MessageId"], attributes,
+                sent_ns=int(sent) * 1_000_000 if sent and sent.isdigit() else None))
         return received
 
     async def delete_batch(self, queue: str, messages: Sequence[ReceivedMessage]) -> None:

@@ -47,7 +47,9 @@ from core_saga import (
     WorkerSettings,
 )
 from core_saga.extension import ConsumerHandler, SagaHandler
+from core_saga.logs import configure_logging
 from core_saga.persistence import SagaStore, store_from_url
+from core_saga.telemetry import configure
 from core_saga.transports import InMemoryTransport, SqsTransport, Transport
 
 from . import inventory, orders, payment, shipping
@@ -386,6 +388,13 @@ async def _seed_stock(store: SagaStore, levels: dict[str, int]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: ``python -m examples.order_to_cash [--services ...] [--transport ...]``."""
     options = parse_args(argv)
-    logging.basicConfig(level=options.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run(options))
+    try:
+        configure_logging(options.log_level)  # STEPSAGA_LOG_FORMAT=json for JSON lines
+        telemetry = configure(service_name=os.environ.get("OTEL_SERVICE_NAME")
+                              or "order-to-cash")
+    except ValueError as exc:  # before anything starts
+        raise SystemExit(f"python -m examples.order_to_cash: {exc}") from None
+    try:
+        asyncio.run(run(options))
+    finally:
+        telemetry.flush()

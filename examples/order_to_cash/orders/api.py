@@ -17,6 +17,8 @@ from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from core_saga.tracing import instrument_asgi
+
 from .models import OrderLineView, OrderRequest, OrderView, SubmitResponse
 from .repository import OrderRecord
 from .service import IdempotencyKeyReused, OrderService
@@ -47,6 +49,8 @@ def _view(order: OrderRecord) -> OrderView:
 def create_app(service: OrderService) -> FastAPI:
     """The order service's HTTP app over `service`."""
     app = FastAPI(title="Order-to-Cash: order service", version="1")
+    # POST /orders is the root span of the order's trace (docs/observability.md)
+    instrument_asgi(app)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
