@@ -184,7 +184,8 @@ gauge("stepsaga.database.up", gauges.database, unit="1",
       attributes=("stepsaga.worker",))
 
 def endpoint_attributes(queue: str, message_type: str | None = None) -> dict[str, Any]:
-    """The attributes of a message's measurements at a receive endpoint."""
+    """The attributes of a message's measurements at a receive endpoint (`queue`: its
+    name at the broker, the SQS prefix included)."""
     attributes: dict[str, Any] = {"messaging.system": MESSAGING_SYSTEM,
                                   "messaging.destination.name": queue}
     if message_type is not None:

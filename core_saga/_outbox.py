@@ -77,6 +77,10 @@ class TransportSink:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
+    def destination_name(self, destination: str) -> str:
+        """The queue's name at the broker (for metrics and spans)."""
+        return physical_name(self.transport, destination)
+
     async def deliver(self, destination: str, rows: Sequence[OutboxRow]
                       ) -> dict[int, DeliveryResult]:
         messages = [TransportMessage(row.body, row.message_id, row.message_type,
@@ -228,7 +232,9 @@ class OutboxDispatcher:
             for (kind, destination), group in groups.items():
                 count = sum(1 for row in group if row.id in delivered)
                 if count:
-                    _metrics.sent.add(count, {"messaging.destination.name": destination,
+                    name = getattr(self.sinks.get(kind), "destination_name", None)
+                    _metrics.sent.add(count, {"messaging.destination.name":
+                                              name(destination) if name else destination,
                                               "stepsaga.outbox.kind": kind})
                 for row in group:
                     if row.id in delivered and row.created_at is not None \

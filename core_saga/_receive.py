@@ -90,7 +90,7 @@ class ReceivePipeline:
         started = time.perf_counter()
         seen: list[str] = []
         outcome, reason = await self._handle(received, seen)
-        attributes = _metrics.endpoint_attributes(self.endpoint.name,
+        attributes = _metrics.endpoint_attributes(self.physical_name,
                                                   seen[0] if seen else None)
         _metrics.process_duration.record(time.perf_counter() - started, attributes)
         _metrics.handled.add(1, {**attributes, "stepsaga.outcome": outcome.value})

@@ -396,7 +396,8 @@ class Worker:
                 failures = 0
             self._receiving[queue] = True
             if messages:
-                _metrics.consumed.add(len(messages), _metrics.endpoint_attributes(queue))
+                _metrics.consumed.add(len(messages), _metrics.endpoint_attributes(
+                    pipeline.physical_name))
                 now_ns = time.time_ns()
                 for message in messages:
                     # a long poll starts before the message exists: from its sending on
