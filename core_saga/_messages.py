@@ -34,6 +34,15 @@ class Message(BaseModel):
         own_urn = cls.__dict__.get("message_urn")
         if not own_urn:
             namespace = cls.__dict__.get("message_namespace") or cls.message_namespace
+            if not namespace and cls.__module__ == "__main__":
+                # A script run as ``python app.py`` names its module __main__, the worker
+                # that imports it names it app: the two would never read each other.
+                raise TypeError(
+                    f"message {cls.__name__} is defined in __main__, so its type would be "
+                    f"urn:message:__main__:{cls.__name__}:v{cls.message_version}, a name "
+                    "another process importing this module would not share; set "
+                    "message_namespace = 'your.app' on it (or a base class), or define it "
+                    "in an importable module")
             cls.message_urn = (
                 f"urn:message:{namespace or cls.__module__}:{cls.__name__}:v{cls.message_version}"
             )

@@ -142,11 +142,38 @@ class Worker:
         self._in_flight_at: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._receiving: dict[str, bool] = {}
+        self._on_stop: list[Callable[[], Awaitable[Any]]] = []
         self.health: HealthServer | None = None
         self.handled = 0
         self.failed = 0
         self.held = 0
         """Messages kept through an outage or contention (not counted as failures)."""
+
+    @classmethod
+    async def from_settings(cls, settings: WorkerSettings | None = None, *,
+                            topology: Topology | None = None) -> Worker:
+        """A worker on the store and the SQS transport `settings` describe (the
+        ``STEPSAGA_*`` environment by default), which closes both when it stops: what a
+        ``stepsaga worker MODULE:build`` factory usually starts with."""
+        from .transports import SqsTransport
+
+        settings = settings or WorkerSettings()
+        store = settings.store()
+        try:
+            transport = await SqsTransport.connect(settings.sqs())
+        except BaseException:
+            await store.close()
+            raise
+        worker = cls(settings, store=store, transport=transport, topology=topology)
+        worker.on_stop(transport.close)
+        worker.on_stop(store.close)
+        return worker
+
+    def on_stop(self, callback: Callable[[], Awaitable[Any]]) -> Worker:
+        """Await `callback` when the worker has stopped (after in-flight messages and the
+        outbox), in the order registered: close what the factory opened for it."""
+        self._on_stop.append(callback)
+        return self
 
     # -- what it hosts ----------------------------------------------------------------
     def add_saga(self, saga: Saga[Any], queue: str, *,
@@ -322,6 +349,11 @@ class Worker:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     with contextlib.suppress(NotImplementedError, RuntimeError):
                         loop.remove_signal_handler(sig)
+            for callback in self._on_stop:
+                try:
+                    await callback()
+                except Exception as exc:
+                    log.warning("closing on stop failed: %s: %s", type(exc).__name__, exc)
             log.info("worker stopped: %d handled, %d failed, %d held through outages",
                      self.handled, self.failed, self.held)
 

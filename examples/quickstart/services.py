@@ -47,7 +47,7 @@ ledger = Table("quickstart_ledger", metadata,
 
 async def record(ctx: ConsumeContext[Any], kind: str, amount: Decimal | None = None) -> None:
     """Write a ledger row in the message's own transaction."""
-    await ctx.transaction.conn.execute(insert(ledger).values(
+    await ctx.transaction.execute(insert(ledger).values(
         order_id=ctx.message.order_id, kind=kind, amount=amount))
 
 

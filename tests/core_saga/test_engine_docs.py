@@ -35,3 +35,21 @@ async def test_every_python_example_in_the_engine_doc_runs() -> None:
                 await result  # it awaits at top level, as in the asyncio REPL
     finally:
         del sys.modules[module.__name__]
+
+
+def test_the_envelope_shown_is_one_a_worker_reads() -> None:
+    from core_saga.extension import decode_envelope
+
+    [example] = re.findall(r"```json\n(.*?)```", DOC.read_text(encoding="utf-8"),
+                           flags=re.DOTALL)
+    module = types.ModuleType("docs_engine")  # the name the other test defines them under
+    sys.modules[module.__name__] = module
+    try:
+        for block in _blocks():  # defines the message classes the envelope names
+            if "class ReserveStock(" in block:
+                exec(compile(block, DOC.name, "exec"), module.__dict__)
+        envelope = decode_envelope(example.encode())
+    finally:
+        del sys.modules[module.__name__]
+    assert envelope.message_type == "urn:message:docs.shop:ReserveStock:v1"
+    assert envelope.correlation_id == "o-1" and envelope.message.quantity == 2
