@@ -9,4 +9,27 @@ counters); :data:`aws_calls` counts AWS API calls by ``rpc.service`` and
 
 from ._metrics import INSTRUMENTS, Instrument, aws_calls, counter, gauge, histogram
 
-__all__ = ["INSTRUMENTS", "Instrument", "aws_calls", "counter", "gauge", "histogram"]
+
+def prometheus_name(instrument: Instrument) -> str:
+    """The name Prometheus shows: dots as underscores, the unit (seconds) and, for a
+    counter, ``_total`` added."""
+    name = instrument.name.replace(".", "_")
+    if instrument.unit == "s":
+        name += "_seconds"
+    return name + ("_total" if instrument.kind == "counter" else "")
+
+
+def markdown_table() -> str:
+    """:data:`INSTRUMENTS` as the Markdown table of docs/observability.md (import
+    ``bridge`` first to list its instruments too)."""
+    lines = ["| metric (Prometheus name) | kind | unit | attributes | what it counts |",
+             "|---|---|---|---|---|"]
+    for item in INSTRUMENTS:
+        attributes = ", ".join(f"`{a}`" for a in item.attributes) or "—"
+        lines.append(f"| `{item.name}` (`{prometheus_name(item)}`) | {item.kind} | "
+                     f"`{item.unit}` | {attributes} | {item.description} |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["INSTRUMENTS", "Instrument", "aws_calls", "counter", "gauge", "histogram",
+           "markdown_table", "prometheus_name"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,12 @@ def spans() -> Iterator[InMemorySpanExporter]:
         yield exporter
     finally:
         use_tracer_provider(None)
+
+
+def _names(picture: str) -> set[str]:
+    """The span names of a waterfall (its first column)."""
+    return {re.split(r"\s{2,}", line.strip())[0] for line in picture.splitlines()[1:]
+            if line.strip() and not line.startswith(("```", "span "))}
 
 
 def orphans(finished: tuple[ReadableSpan, ...]) -> list[str]:
@@ -126,5 +133,9 @@ async def test_a_supervised_order_is_one_trace_from_the_http_request_on(
         s.context.span_id for s in finished if s.name.startswith("handle OrderSaga")}
     picture = waterfall(finished, strip=aws.prefix)
     assert picture.splitlines()[1].startswith("POST /orders")
+    # the picture in docs/observability.md shows no span this trace lacks
+    documented = WATERFALL.read_text().split("<!-- waterfall:begin -->")[1].split(
+        "<!-- waterfall:end -->")[0]
+    assert _names(documented) <= _names(picture) and len(_names(documented)) > 20
     if os.environ.get("STEPSAGA_PRINT_WATERFALL"):
         print(picture)
