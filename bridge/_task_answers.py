@@ -170,10 +170,10 @@ class StepFunctionsSink:
         span = task_answer_span(str(action), body.get("traceparent"), handoff,
                                 row.correlation_id)
         result = await self._call(row, body, action, token)
-        end_span(span, None if result is None or result.status is DeliveryStatus.SETTLED
-                 else result.reason)
         if span is not None and result is not None:
             span.set_attribute("stepsaga.delivery", result.status.value)
+        end_span(span, None if result is None or result.status is DeliveryStatus.SETTLED
+                 else result.reason)
         if result is None:
             task_answers.add(1, {"rpc.method": str(action)})
             if handoff is not None and handoff.get("first"):

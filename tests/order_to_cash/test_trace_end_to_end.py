@@ -18,10 +18,12 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from prometheus_client.parser import text_string_to_metric_families
 
 from core_saga.emulator import Emulator
 from core_saga.emulator.pytest_plugin import AwsScope
 from core_saga.persistence import SagaStore
+from core_saga.telemetry import configure, prometheus_text
 from core_saga.testing import waterfall
 from core_saga.tracing import use_tracer_provider
 from examples.order_to_cash import orders
@@ -44,6 +46,20 @@ def spans() -> Iterator[InMemorySpanExporter]:
         use_tracer_provider(None)
 
 
+HAND_OFF_COUNTERS = [
+    ("stepsaga_handoffs_started_total", {"stepsaga_workflow": "ManualReview"}),
+    ("stepsaga_handoffs_completed_total", {"stepsaga_workflow": "ManualReview",
+                                           "stepsaga_outcome": "approved"}),
+    ("stepsaga_task_answers_total", {"rpc_method": "SendTaskSuccess"}),
+]
+
+
+def counted(name: str, **labels: str) -> float:
+    text = (prometheus_text() or b"").decode()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
 def _names(picture: str) -> set[str]:
     """The span names of a waterfall (its first column)."""
     return {re.split(r"\s{2,}", line.strip())[0] for line in picture.splitlines()[1:]
@@ -60,6 +76,8 @@ def orphans(finished: tuple[ReadableSpan, ...]) -> list[str]:
 async def test_a_supervised_order_is_one_trace_from_the_http_request_on(
         spans: InMemorySpanExporter, emulator: Emulator, aws: AwsScope,
         sqlite_store: SagaStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert configure(service_name="order-to-cash-trace").metrics
+    before = {name: counted(name, **labels) for name, labels in HAND_OFF_COUNTERS}
     async with supervised_stack(emulator, aws, sqlite_store, monkeypatch) as stack:
         api = orders.create_app(stack.orders)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api),
@@ -80,6 +98,9 @@ async def test_a_supervised_order_is_one_trace_from_the_http_request_on(
             if "ManualReview execution" in names and not orphans(finished):
                 break
             await asyncio.sleep(0.1)
+    # the hand-off counted: started, completed (approved), its acknowledgement taken
+    assert {name: counted(name, **labels) - before[name]
+            for name, labels in HAND_OFF_COUNTERS} == {name: 1 for name, _ in HAND_OFF_COUNTERS}
     finished = spans.get_finished_spans()
     assert {s.context.trace_id for s in finished} == {finished[0].context.trace_id}, \
         "more than one trace"
