@@ -127,7 +127,7 @@ class ReceivePipeline:
                       f"{envelope.message_type}")
             return await self._dead(received.body, LookupError(reason), envelope, reason)
         try:
-            with consume_span(self.endpoint.name, envelope):
+            with consume_span(self.endpoint.name, envelope, self.physical_name):
                 received.trace_context = process_context()
                 processed = await self.endpoint.process(envelope)
         except Exception as exc:

@@ -236,19 +236,22 @@ def process_context() -> Any:
     return context.get_current()
 
 
-def consume_span(endpoint: str, envelope: Envelope) -> contextlib.AbstractContextManager[None]:
-    """The CONSUMER span of one message on `endpoint` (nothing while tracing is off)."""
+def consume_span(endpoint: str, envelope: Envelope, physical: str | None = None
+                 ) -> contextlib.AbstractContextManager[None]:
+    """The CONSUMER span of one message on `endpoint` (`physical`: the queue's name at
+    the broker; nothing while tracing is off)."""
     found = tracer()
-    return _OFF if found is None else _consume(found, endpoint, envelope)
+    return _OFF if found is None else _consume(found, endpoint, envelope, physical or endpoint)
 
 
 @contextlib.contextmanager
-def _consume(found: Tracer, endpoint: str, envelope: Envelope) -> Iterator[None]:
+def _consume(found: Tracer, endpoint: str, envelope: Envelope, physical: str
+             ) -> Iterator[None]:
     with found.start_as_current_span(
             f"{endpoint} process", context=_parent(envelope.headers), kind=SpanKind.CONSUMER,
             attributes={"messaging.system": "aws_sqs", "messaging.operation.type": "process",
                         "messaging.operation.name": "process",
-                        "messaging.destination.name": endpoint,
+                        "messaging.destination.name": physical, "stepsaga.queue": endpoint,
                         "messaging.message.id": envelope.message_id,
                         "messaging.message.conversation_id":
                             envelope.conversation_id or envelope.message_id,
