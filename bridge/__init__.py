@@ -42,6 +42,7 @@ from ._task_answers import (
     send_task_heartbeat,
     send_task_success,
 )
+from ._telemetry import record_handoff_lost
 from .reviews import (
     DecisionResult,
     Review,
@@ -83,6 +84,7 @@ __all__ = [
     "handoffs_of",
     "outcome_is",
     "put_event",
+    "record_handoff_lost",
     "request_supervision",
     "send_task_failure",
     "send_task_heartbeat",

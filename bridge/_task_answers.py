@@ -170,8 +170,11 @@ class StepFunctionsSink:
         span = task_answer_span(str(action), body.get("traceparent"), handoff,
                                 row.correlation_id)
         result = await self._call(row, body, action, token)
-        if span is not None and result is not None:
-            span.set_attribute("stepsaga.delivery", result.status.value)
+        # a settled answer is one whose task was gone
+        delivery = None if result is None else (
+            "gone" if result.status is DeliveryStatus.SETTLED else result.status.value)
+        if span is not None and delivery is not None:
+            span.set_attribute("stepsaga.delivery", delivery)
         end_span(span, None if result is None or result.status is DeliveryStatus.SETTLED
                  else result.reason)
         if result is None:
@@ -182,7 +185,7 @@ class StepFunctionsSink:
                 await self._trace_execution(handoff)
         else:
             task_answer_failures.add(1, {"rpc.method": str(action),
-                                         "stepsaga.delivery": result.status.value})
+                                         "stepsaga.delivery": str(delivery)})
         return result
 
     async def _trace_execution(self, handoff: dict[str, Any]) -> None:
@@ -266,11 +269,15 @@ class TaskHeartbeats:
     async def _beat_until_cancelled(self, token: str) -> None:
         while True:
             await asyncio.sleep(self.every_seconds)
+            aws_calls.add(1, {"rpc.service": "stepfunctions", "rpc.method": HEARTBEAT})
             try:
                 await self.client.send_task_heartbeat(taskToken=token)
                 self.sent += 1
+                task_answers.add(1, {"rpc.method": HEARTBEAT})
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "ClientError")
+                task_answer_failures.add(1, {"rpc.method": HEARTBEAT, "stepsaga.delivery":
+                                             "gone" if code in TASK_GONE_ERRORS else "retry"})
                 if code in TASK_GONE_ERRORS:
                     log.info("heartbeat: the task is gone (%s); stopping", code)
                     return

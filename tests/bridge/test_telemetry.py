@@ -119,7 +119,7 @@ async def test_task_answers_are_counted_and_a_gone_task_is_named(
         spans: InMemorySpanExporter, emulator: Emulator) -> None:
     assert configure(service_name="bridge-telemetry-test").metrics
     gone = counted("stepsaga_task_answers_failures_total", rpc_method="SendTaskSuccess",
-                   stepsaga_delivery="settled")
+                   stepsaga_delivery="gone")
     now = datetime.now(UTC)
     body = {"action": "SendTaskSuccess", "taskToken": "no-such-token", "output": "{}",
             "traceparent": TRACEPARENT,
@@ -134,9 +134,9 @@ async def test_task_answers_are_counted_and_a_gone_task_is_named(
         result = await sink.deliver("stepfunctions", [row])
     assert result[9].status is DeliveryStatus.SETTLED
     assert counted("stepsaga_task_answers_failures_total", rpc_method="SendTaskSuccess",
-                   stepsaga_delivery="settled") == gone + 1
+                   stepsaga_delivery="gone") == gone + 1
     (answer,) = spans.get_finished_spans()
     assert answer.name == "ManualReview SendTaskSuccess" and answer.attributes is not None
     assert answer.parent is not None and f"{answer.parent.span_id:016x}" == "b7ad6b7169203331"
-    assert answer.attributes["stepsaga.delivery"] == "settled"
+    assert answer.attributes["stepsaga.delivery"] == "gone"
     assert answer.attributes["messaging.operation.type"] == "settle"
