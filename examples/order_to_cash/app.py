@@ -53,7 +53,6 @@ from core_saga.telemetry import configure
 from core_saga.transports import InMemoryTransport, SqsTransport, Transport
 
 from . import inventory, orders, payment, shipping
-from .outbox import TransactionalOutbox
 from .queues import (
     ALL_QUEUES,
     INVENTORY_QUEUE,
@@ -173,10 +172,9 @@ def build_worker(settings: WorkerSettings, store: SagaStore, transport: Transpor
 
 
 def order_service(worker: Worker) -> orders.OrderService:
-    """The order service on `worker`'s store, publishing through its outbox dispatcher."""
-    return orders.OrderService(TransactionalOutbox(
-        worker.store, routes=worker.topology.routes, clock=worker.clock,
-        dispatcher=worker.dispatcher))
+    """The order service on `worker`'s store, publishing through its outbox
+    (:meth:`core_saga.Worker.outbox`)."""
+    return orders.OrderService(worker.outbox())
 
 
 async def create_tables(store: SagaStore) -> None:
@@ -188,10 +186,23 @@ async def create_tables(store: SagaStore) -> None:
 
 def open_store(settings: WorkerSettings) -> SagaStore:
     """The store `settings.database_url` names: AsyncpgStore for ``postgresql://``,
-    SqlStore for ``sqlite+aiosqlite://``, MemoryStore for ``memory://``."""
+    SqlStore for ``sqlite+aiosqlite://`` (ValueError for a database the services cannot
+    use: :func:`check_database`)."""
+    check_database(settings.database_url)
     if settings.database_schema is None:
         return store_from_url(settings.database_url)
     return store_from_url(settings.database_url, schema=settings.database_schema)
+
+
+def check_database(url: str) -> str:
+    """`url` when the services can keep their tables there; ValueError for ``memory://``,
+    whose MemoryStore holds only the engine's own data and runs no SQL."""
+    if url.startswith("memory://"):
+        raise ValueError(
+            f"database {url!r}: the Order-to-Cash services keep their rows in SQL tables; "
+            f"use a SQLite file ({DEFAULT_DATABASE_URL}, the default) or PostgreSQL "
+            "(postgresql+asyncpg://USER@HOST:PORT/DATABASE)")
+    return url
 
 
 # -- the command line -----------------------------------------------------------------------
@@ -389,6 +400,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: ``python -m examples.order_to_cash [--services ...] [--transport ...]``."""
     options = parse_args(argv)
     try:
+        check_database(worker_settings().database_url)
         configure_logging(options.log_level)  # STEPSAGA_LOG_FORMAT=json for JSON lines
         telemetry = configure(service_name=os.environ.get("OTEL_SERVICE_NAME")
                               or "order-to-cash")

@@ -277,7 +277,8 @@ class _RecordingStepFunctions:
         return {}
 
 
-async def test_a_slow_carrier_call_for_the_workflow_sends_heartbeats() -> None:
+async def test_a_slow_carrier_call_for_the_workflow_sends_heartbeats(
+        sqlite_store: SagaStore) -> None:
     import asyncio
 
     from bridge import TaskHeartbeats
@@ -291,7 +292,7 @@ async def test_a_slow_carrier_call_for_the_workflow_sends_heartbeats() -> None:
             return await super().create_label(**kwargs)  # type: ignore[arg-type]
 
     client = _RecordingStepFunctions()
-    async with SagaTestHarness() as h:
+    async with SagaTestHarness(store=sqlite_store) as h:
         await create_tables(h.store)
         supervisor = SupervisorDouble(h)
         h.add_consumer(CreateShipmentConsumer(SlowCarrier(), TaskHeartbeats(
