@@ -17,7 +17,7 @@ from ._engine import Endpoint
 from ._envelope import Envelope, decode_envelope, new_id
 from ._errors import MessageError, OversizeMessageError
 from ._failures import FailureKind, classify_failure
-from ._log_context import log_context
+from ._log_context import enter_message, exit_message
 from ._messages import ExceptionInfo, Fault, MessageRegistry, registry
 from ._outbox import OutboxDispatcher
 from ._tracing import consume_span, process_context, receive_span
@@ -111,10 +111,11 @@ class ReceivePipeline:
             seen.append(envelope.message_type)
         except MessageError as exc:
             return await self._dead(received.body, exc, None, exc.reason)
-        with log_context(endpoint=self.endpoint.name, message_id=envelope.message_id,
-                         message_type=envelope.message_type,
-                         correlation_id=envelope.correlation_id):
+        token = enter_message(self.endpoint.name, envelope)
+        try:
             return await self._process(received, envelope)
+        finally:
+            exit_message(token)
 
     async def _process(self, received: ReceivedMessage, envelope: Envelope
                        ) -> tuple[ReceiveOutcome, str | None]:

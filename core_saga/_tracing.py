@@ -150,6 +150,8 @@ def receive_span(queue: str, physical: str, envelope: Envelope, *, started_ns: i
                  ended_ns: int, batch: int) -> None:
     """The CONSUMER span of the ``ReceiveMessage`` call that brought `envelope` (one per
     message, the child of its creation context, the batch's size on it)."""
+    if tracer() is None:
+        return
     span = start_span(
         f"{queue} receive", traceparent=envelope.headers.get(TRACEPARENT),
         kind=SpanKind.CONSUMER, start_time=started_ns, attributes={
@@ -229,7 +231,7 @@ def timer_span(row: Any, traceparent: str | None) -> None:
 def process_context() -> Any:
     """The current context, when a span records in it (the ``process`` span, for the
     message's ``settle`` span later); else None."""
-    if not trace.get_current_span().get_span_context().is_valid:
+    if tracer() is None or not trace.get_current_span().get_span_context().is_valid:
         return None
     from opentelemetry import context
 

@@ -27,6 +27,7 @@ from core_saga.telemetry import configure, prometheus_text
 from core_saga.testing import waterfall
 from core_saga.tracing import use_tracer_provider
 from examples.order_to_cash import orders
+from supervisor_workflows import ManualReviewTimings
 
 from .stack import supervised_stack
 from .support import order_request
@@ -45,6 +46,10 @@ def spans() -> Iterator[InMemorySpanExporter]:
     finally:
         use_tracer_provider(None)
 
+
+PATIENT_REVIEW = ManualReviewTimings(review_timeout_seconds=120, escalation_timeout_seconds=60,
+                                     delivery_timeout_seconds=60, delivery_max_attempts=3)
+"""No escalation and no re-delivery of the outcome on a slow machine: one of each span."""
 
 HAND_OFF_COUNTERS = [
     ("stepsaga_handoffs_started_total", {"stepsaga_workflow": "ManualReview"}),
@@ -78,7 +83,8 @@ async def test_a_supervised_order_is_one_trace_from_the_http_request_on(
         sqlite_store: SagaStore, monkeypatch: pytest.MonkeyPatch) -> None:
     assert configure(service_name="order-to-cash-trace").metrics
     before = {name: counted(name, **labels) for name, labels in HAND_OFF_COUNTERS}
-    async with supervised_stack(emulator, aws, sqlite_store, monkeypatch) as stack:
+    async with supervised_stack(emulator, aws, sqlite_store, monkeypatch,
+                                manual_review=PATIENT_REVIEW) as stack:
         api = orders.create_app(stack.orders)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api),
                                      base_url="http://orders") as client:
