@@ -244,7 +244,7 @@ class OutboxDispatcher:
                             max(0.0, (sent_now - row.deliver_at).total_seconds()),
                             {"stepsaga.message_type": row.message_type})
                         if kind == "send":  # a queue message (other kinds trace themselves)
-                            timer_span(row, envelope_traceparent(row.body))
+                            timer_span(row, envelope_traceparent(row.body), sent_now)
 
     def _log_batch_failure(self, kind: str, destination: str, exc: BaseException) -> None:
         # One line when a destination starts failing, then every 100th: an outage must

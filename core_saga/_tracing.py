@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -213,9 +214,9 @@ def short_type(urn: str) -> str:
     return parts[-1]
 
 
-def timer_span(row: Any, traceparent: str | None) -> None:
-    """A span from a timer's due time to now (its sending), the child of the context that
-    scheduled it."""
+def timer_span(row: Any, traceparent: str | None, sent_at: datetime) -> None:
+    """A span from a timer's due time to `sent_at` (both on the engine's clock), the
+    child of the context that scheduled it."""
     if tracer() is None or row.created_at is None or not traceparent:
         return
     due_ns = int(row.deliver_at.timestamp() * 1e9)
@@ -225,7 +226,7 @@ def timer_span(row: Any, traceparent: str | None) -> None:
                           "stepsaga.timer.due": row.deliver_at.isoformat(),
                           "messaging.message.id": row.message_id,
                           "stepsaga.correlation_id": row.correlation_id or ""})
-    end_span(span)
+    end_span(span, end_time=max(due_ns, int(sent_at.timestamp() * 1e9)))
 
 
 def process_context() -> Any:
