@@ -63,7 +63,7 @@ from .queues import (
     SHIPPING_QUEUE,
 )
 from .saga import OrderSaga
-from .settings import LOCAL_BUS, OrderSagaSettings
+from .settings import LOCAL_BUS, LOCAL_REPLY_TO, OrderSagaSettings
 
 log = logging.getLogger("examples.order_to_cash")
 
@@ -335,7 +335,7 @@ async def run(options: argparse.Namespace) -> None:
         else:
             transport = await SqsTransport.connect(settings.sqs())
         bus = options.bus
-        reply_to = ORDER_SAGA_QUEUE
+        reply_to = LOCAL_REPLY_TO
         if isinstance(transport, SqsTransport):
             reply_to = await transport.queue_url(ORDER_SAGA_QUEUE)
             if options.transport == "emulator":
