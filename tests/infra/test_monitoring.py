@@ -6,6 +6,7 @@ workflows and the workers; thresholds and the email subscription from the settin
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,36 @@ def test_a_bad_alarm_setting_is_refused_naming_its_key(key: str, value: Any,
         InfraSettings.from_mapping({"stage": "qa", key: value})
     with pytest.raises(SettingsError, match="86400"):
         InfraSettings.from_mapping({"alarmPeriodSeconds": 3600, "alarmEvaluationPeriods": 25})
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "observability.md"
+
+
+def _alarm_section() -> str:
+    text = DOC.read_text()
+    start = text.index("## Alarms and what to do")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_docs_explain_every_alarm_and_list_its_settings(synthesized: Synthesized) -> None:
+    section = _alarm_section()
+    documented = re.findall(r"^\| `(stepsaga-<stage>-[^`]+)` \|", section, re.M)
+    patterns = {
+        pattern: re.compile("^" + re.escape(pattern).replace(re.escape("<stage>"), "dev")
+                            .replace(re.escape("<queue>"), "(" + "|".join(QUEUE_NAMES) + ")")
+                            .replace(re.escape("<Workflow>"),
+                                     "(" + "|".join(WORKFLOW_NAMES) + ")") + "$")
+        for pattern in documented}
+    names = set(_alarms(synthesized))
+    unexplained = [n for n in names if not any(p.match(n) for p in patterns.values())]
+    assert unexplained == []
+    assert [p for p, rx in patterns.items() if not any(rx.match(n) for n in names)] == []
+    # the settings table: every alarm setting, with its default
+    rows = dict(re.findall(r"^\| `([a-zA-Z]+)` \| ([^|]+) \|", section, re.M))
+    defaults = InfraSettings().to_mapping()
+    alarm_keys = {k for k in InfraSettings.file_keys() if "alarm" in k.lower() or k in (
+        "dlqDepthThreshold", "executionProblemsThreshold", "workerMetricsNamespace")}
+    assert set(rows) == alarm_keys
+    for key, shown in rows.items():
+        expected = '""' if defaults[key] == "" else str(defaults[key])
+        assert shown.strip().strip("`") == expected, key
