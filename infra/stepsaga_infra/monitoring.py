@@ -100,7 +100,6 @@ class Monitoring(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
         self.action = cw_actions.SnsAction(self.topic)
         self.alarms: list[cw.Alarm] = []
-        self.alarm_names: list[str] = []
         self.dlq_alarms: dict[str, cw.Alarm] = {}
         self.age_alarms: dict[str, cw.Alarm] = {}
         self.execution_alarms: dict[tuple[str, str], cw.Alarm] = {}
@@ -122,7 +121,6 @@ class Monitoring(Construct):
         alarm.add_alarm_action(self.action)
         alarm.add_ok_action(self.action)
         self.alarms.append(alarm)
-        self.alarm_names.append(f"{self.settings.name_prefix}-{name}")
         return alarm
 
     def _queue_alarms(self, watched: Watched) -> None:
@@ -194,13 +192,8 @@ class Monitoring(Construct):
         dashboard = cw.Dashboard(self, "Dashboard",
                                  dashboard_name=f"{self.settings.name_prefix}",
                                  default_interval=Duration.hours(3))
-        # The alarms by ARN built from their names, not by reference: the dashboard then
-        # does not depend on them (the local emulator's CloudFormation makes no alarms).
-        arn = f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:"
-        by_name = [cw.Alarm.from_alarm_arn(self, f"Status{i}", arn + name)
-                   for i, name in enumerate(self.alarm_names)]
         dashboard.add_widgets(cw.AlarmStatusWidget(
-            title="Alarms", alarms=by_name, width=24, height=4))
+            title="Alarms", alarms=list(self.alarms), width=24, height=4))
         queues = watched.queues
         dashboard.add_widgets(
             cw.GraphWidget(title="Messages waiting", width=8, left=[
