@@ -369,11 +369,8 @@ def worker_settings(target: LocalTarget, outputs: Mapping[str, str], stage: str
                     ) -> dict[str, str]:
     """The environment of a worker on this deployment: ``STEPSAGA_*`` from the outputs
     (and the stage's settings file), plus the emulator's fake credentials."""
-    from core_saga import WorkerSettings
-
     from .settings import InfraSettings
 
-    margin = WorkerSettings.model_fields["dead_letter_margin"].default
     settings = InfraSettings.from_context({"stepsaga:stage": stage}.get,
                                           ["stepsaga:stage"])
     return {
@@ -381,9 +378,8 @@ def worker_settings(target: LocalTarget, outputs: Mapping[str, str], stage: str
         "STEPSAGA_AWS_REGION": REGION,
         "STEPSAGA_QUEUE_PREFIX": outputs["QueuePrefix"],
         "STEPSAGA_EVENT_BUS": outputs["EventBusName"],
-        # the worker's own dead-letter path must run before SQS's redrive: maxReceiveCount
-        # leaves it its dead-letter margin (WorkerSettings.dead_letter_margin)
-        "STEPSAGA_MAX_DELIVERIES": str(max(1, settings.max_receive_count - margin)),
+        # STEPSAGA_MAX_DELIVERIES keeps the workers' default (5): the queues'
+        # maxReceiveCount leaves it the dead-letter margin the workers check at start.
         "STEPSAGA_VISIBILITY_TIMEOUT": str(settings.visibility_timeout_seconds),
         # the emulator takes any key; on AWS the workers' role gives credentials
         "AWS_ACCESS_KEY_ID": FAKE_KEY,
