@@ -46,6 +46,7 @@ from ._task_answers import (
     send_task_success,
 )
 from .audit import AuditEntry, AuditLog
+from ._telemetry import record_handoff_lost
 from .reviews import (
     DecisionResult,
     Review,
@@ -92,6 +93,7 @@ __all__ = [
     "outcome_is",
     "put_event",
     "redact_task_tokens_in_logs",
+    "record_handoff_lost",
     "request_supervision",
     "send_task_failure",
     "send_task_heartbeat",

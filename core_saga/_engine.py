@@ -19,6 +19,7 @@ from ._context import BehaviorContext, ConsumeContext, Outgoing, PublishRoutes
 from ._envelope import SCHEDULE_TOKEN, Envelope
 from ._errors import ConcurrencyError, SagaNotFoundError, UnhandledEventError
 from ._events import CompositeEvent, Event, EventKind, MissingInstance
+from ._log_context import enter_saga, exit_saga
 from ._model import BehaviorModel, Concurrency, SagaModel, Unhandled
 from ._retry import RetryAttempts, RetryWait, track_attempts, untrack_attempts
 from ._saga import Saga
@@ -368,6 +369,8 @@ class Endpoint:
                     await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * 2**conflicts)))
                     conflicts += 1
                 except RetryWait as wait:
+                    _metrics.retries.add(1, {"messaging.destination.name": self.name,
+                                             "stepsaga.message_type": envelope.message_type})
                     log.info("%s: message %s waits %.3gs before its next retry (%s)",
                              self.name, envelope.message_id, wait.delay, wait.cause)
                     await self.clock.sleep(wait.delay)
@@ -382,9 +385,14 @@ class Endpoint:
             if not await tx.inbox_claim(self.name, envelope.message_id, now):
                 return Processed(True, [], work)
             for handler in handlers:
-                with handle_span(handler.name, envelope):
-                    await handler.handle(tx, envelope, work, self.name, self.clock,
-                                         self.routes)
+                saga = enter_saga(handler.name) if isinstance(handler, SagaHandler) else None
+                try:
+                    with handle_span(handler.name, envelope):
+                        await handler.handle(tx, envelope, work, self.name, self.clock,
+                                             self.routes)
+                finally:
+                    if saga is not None:
+                        exit_saga(saga)
             if work.unscheduled:
                 await tx.cancel_timers(work.unscheduled)
             await tx.add_history(work.history)

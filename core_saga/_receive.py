@@ -17,9 +17,10 @@ from ._engine import Endpoint
 from ._envelope import Envelope, decode_envelope, new_id
 from ._errors import MessageError, OversizeMessageError
 from ._failures import FailureKind, classify_failure
+from ._log_context import enter_message, exit_message
 from ._messages import ExceptionInfo, Fault, MessageRegistry, registry
 from ._outbox import OutboxDispatcher
-from ._tracing import consume_span
+from ._tracing import consume_span, process_context, receive_span
 from .persistence import ErrorRecord
 
 if TYPE_CHECKING:
@@ -81,13 +82,15 @@ class ReceivePipeline:
         self.redelivery = redelivery or RedeliveryPolicy()
         self.types = types
         self.store = endpoint.store
+        self.physical_name = endpoint.name
+        """The queue's name at the broker (the worker sets it: the SQS prefix added)."""
 
     async def handle(self, received: ReceivedMessage) -> tuple[ReceiveOutcome, str | None]:
         """Process one message; the outcome and, when not ACK, the reason."""
         started = time.perf_counter()
         seen: list[str] = []
         outcome, reason = await self._handle(received, seen)
-        attributes = _metrics.endpoint_attributes(self.endpoint.name,
+        attributes = _metrics.endpoint_attributes(self.physical_name,
                                                   seen[0] if seen else None)
         _metrics.process_duration.record(time.perf_counter() - started, attributes)
         _metrics.handled.add(1, {**attributes, "stepsaga.outcome": outcome.value})
@@ -108,12 +111,25 @@ class ReceivePipeline:
             seen.append(envelope.message_type)
         except MessageError as exc:
             return await self._dead(received.body, exc, None, exc.reason)
+        token = enter_message(self.endpoint.name, envelope)
+        try:
+            return await self._process(received, envelope)
+        finally:
+            exit_message(token)
+
+    async def _process(self, received: ReceivedMessage, envelope: Envelope
+                       ) -> tuple[ReceiveOutcome, str | None]:
+        if received.received_ns is not None:
+            receive_span(self.endpoint.name, self.physical_name, envelope,
+                         started_ns=received.received_ns[0], ended_ns=received.received_ns[1],
+                         batch=received.batch_size)
         if not self.endpoint.handles(envelope.message_type):
             reason = (f"skipped: endpoint {self.endpoint.name!r} has no consumer for "
                       f"{envelope.message_type}")
             return await self._dead(received.body, LookupError(reason), envelope, reason)
         try:
-            with consume_span(self.endpoint.name, envelope):
+            with consume_span(self.endpoint.name, envelope, self.physical_name):
+                received.trace_context = process_context()
                 processed = await self.endpoint.process(envelope)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
