@@ -45,8 +45,8 @@ from ._task_answers import (
     send_task_heartbeat,
     send_task_success,
 )
-from .audit import AuditEntry, AuditLog
 from ._telemetry import record_handoff_lost
+from .audit import AuditEntry, AuditLog
 from .reviews import (
     DecisionResult,
     Review,
@@ -92,8 +92,8 @@ __all__ = [
     "handoffs_of",
     "outcome_is",
     "put_event",
-    "redact_task_tokens_in_logs",
     "record_handoff_lost",
+    "redact_task_tokens_in_logs",
     "request_supervision",
     "send_task_failure",
     "send_task_heartbeat",

@@ -66,13 +66,12 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
-    from core_saga.logs import configure_logging
-    from core_saga.telemetry import configure
-    from core_saga.tracing import instrument_asgi
-
     from bridge.console._app import create_app
     from bridge.console._settings import ConsoleSettings
+    from core_saga.logs import configure_logging
     from core_saga.persistence import redact_url
+    from core_saga.telemetry import configure
+    from core_saga.tracing import instrument_asgi
 
     overrides: dict[str, Any] = {}
     if database_url:
