@@ -66,31 +66,78 @@ _SET_INDEX = ("WITH wanted AS (SELECT * FROM unnest($3::text[], $4::text[]) AS w
               "WHERE w.name = i.name AND w.value = i.value)) "
               "INSERT INTO saga_index (saga_type, name, value, correlation_id) "
               "SELECT $1, name, value, $2 FROM wanted ON CONFLICT DO NOTHING")
+# Claim the message and read its instance in one round trip. The LATERAL subquery keeps
+# FOR UPDATE legal (it may not sit on the nullable side of an outer join) and yields a
+# row of NULLs when there is no instance; the claim's count says whether the message
+# is new (0: a duplicate, the instance columns are then not used).
+_CLAIM_AND_LOAD = ("WITH c AS (INSERT INTO inbox (consumer, message_id, processed_at) "
+                   "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1) "
+                   "SELECT (SELECT count(*) FROM c)::int, s.state, s.version, s.data, "
+                   "s.created_at, s.updated_at FROM (SELECT 1) AS one LEFT JOIN LATERAL "
+                   "(SELECT state, version, data, created_at, updated_at FROM saga_instances "
+                   "WHERE saga_type = $4 AND correlation_id = $5{lock}) AS s ON true")
+_CLAIM_AND_LOAD_PLAIN = _CLAIM_AND_LOAD.format(lock="")
+_CLAIM_AND_LOAD_LOCKED = _CLAIM_AND_LOAD.format(lock=" FOR UPDATE")
 _HISTORY_COLUMNS = ("saga_type, correlation_id, event, from_state, to_state, message_id, "
                     "message_type, at, detail")
-_ADD_HISTORY_ONE = (f"INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-_ADD_HISTORY_MANY = (f"INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
-                     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-                     "$5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[])")
+_HISTORY_TYPES = ("text",) * 7 + ("timestamptz", "text")
 _OUTBOX_COLUMNS = ("message_id, kind, destination, message_type, correlation_id, body, "
                    "created_at, deliver_at, locked_until, schedule_token")
-_ADD_OUTBOX_ONE = (f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) "
-                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id")
-# unnest yields the rows in array order and the sequence numbers them in that order, so
-# the ids sorted ascending line up with the items.
-_ADD_OUTBOX_MANY = (f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) "
-                    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-                    "$5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], "
-                    "$9::timestamptz[], $10::text[]) RETURNING id")
-# History rides along with the outbox insert that follows it (see AsyncpgTransaction).
-_HISTORY_AND_OUTBOX_ONE = (f"WITH h AS (INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
-                           "VALUES ($11, $12, $13, $14, $15, $16, $17, $18, $19)) "
-                           + _ADD_OUTBOX_ONE)
-_HISTORY_AND_OUTBOX_MANY = (f"WITH h AS (INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
-                            "SELECT * FROM unnest($11::text[], $12::text[], $13::text[], "
-                            "$14::text[], $15::text[], $16::text[], $17::text[], "
-                            "$18::timestamptz[], $19::text[])) " + _ADD_OUTBOX_MANY)
+_OUTBOX_TYPES = ("text",) * 6 + ("timestamptz",) * 3 + ("text",)
+_INSTANCE_COLUMNS = "saga_type, correlation_id, state, version, data, created_at, updated_at"
+
+# The engine's writes at the end of a message — the instance (insert or versioned
+# update), its history, its outbox rows — go as one statement of data-modifying CTEs:
+# one round trip. The instance write's row count comes back with the outbox ids; a
+# count of 0 is the version conflict (ConcurrencyError, and the transaction is rolled
+# back, so the other CTEs' rows go with it).
+_NONE, _ONE, _MANY = 0, 1, 2
+
+
+def _values(first: int, count: int) -> str:
+    return ", ".join(f"${n}" for n in range(first, first + count))
+
+
+def _unnest(first: int, types: Sequence[str]) -> str:
+    return ", ".join(f"${first + n}::{t}[]" for n, t in enumerate(types))
+
+
+@functools.cache
+def _writes_statement(instance: str | None, history: int, outbox: int) -> str:
+    """The statement for one combination: `instance` ``insert``/``update``/None, and
+    `history` and `outbox` rows _NONE, _ONE or _MANY (arrays through ``unnest``)."""
+    ctes: list[str] = []
+    n = 1
+    if instance == "insert":
+        ctes.append(f"w AS (INSERT INTO saga_instances ({_INSTANCE_COLUMNS}) "
+                    f"VALUES ({_values(n, 7)}) ON CONFLICT DO NOTHING RETURNING 1)")
+        n += 7
+    elif instance == "update":
+        ctes.append(f"w AS (UPDATE saga_instances SET state = ${n}, version = ${n + 1}, "
+                    f"data = ${n + 2}, updated_at = ${n + 3} WHERE saga_type = ${n + 4} "
+                    f"AND correlation_id = ${n + 5} AND version = ${n + 6} RETURNING 1)")
+        n += 7
+    if history == _ONE:
+        ctes.append(f"h AS (INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
+                    f"VALUES ({_values(n, 9)}))")
+        n += 9
+    elif history == _MANY:
+        ctes.append(f"h AS (INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
+                    f"SELECT * FROM unnest({_unnest(n, _HISTORY_TYPES)}))")
+        n += 9
+    if outbox == _ONE:
+        ctes.append(f"o AS (INSERT INTO outbox ({_OUTBOX_COLUMNS}) "
+                    f"VALUES ({_values(n, 10)}) RETURNING id)")
+    elif outbox == _MANY:
+        # unnest yields the rows in array order and the sequence numbers them in that
+        # order, so the ids sorted ascending line up with the items.
+        ctes.append(f"o AS (INSERT INTO outbox ({_OUTBOX_COLUMNS}) "
+                    f"SELECT * FROM unnest({_unnest(n, _OUTBOX_TYPES)}) RETURNING id)")
+    written = "(SELECT count(*) FROM w)::int" if instance else "NULL::int"
+    ids = "ARRAY(SELECT id FROM o ORDER BY id)" if outbox else "NULL::bigint[]"
+    return f"WITH {', '.join(ctes)} SELECT {written}, {ids}"
+
+
 _CANCEL_TIMERS = ("DELETE FROM outbox WHERE schedule_token = ANY($1::text[]) "
                   "AND dispatched_at IS NULL")
 _ADD_ERROR = ("INSERT INTO message_errors (endpoint, message_id, message_type, correlation_id, "
@@ -211,16 +258,19 @@ class AsyncpgTransaction(StoreTransaction):
     ``RESET ALL`` (see :class:`AsyncpgStore`), so keep session state
     transaction-scoped: ``SET LOCAL``, ``pg_advisory_xact_lock``.
 
-    History is written with the outbox insert that follows it, one round trip for both
-    (or just before COMMIT), so it is not visible to statements in the same
-    transaction until then; call :meth:`flush` first to read it back.
+    The engine's writes at the end of a message — the instance (:meth:`save`), its
+    history and its outbox rows — are held back and sent as one statement with the
+    outbox insert (or just before COMMIT), so they are not visible to statements in
+    the same transaction until then; any later statement of this transaction sends them
+    first, and :meth:`flush` does it on demand (to read them back through `conn`).
     """
 
-    __slots__ = ("_history", "_statements", "conn")
+    __slots__ = ("_history", "_instance", "_statements", "conn")
 
     def __init__(self, conn: Any, statements: StatementCache) -> None:
         self.conn: Any = conn
         self._history: list[HistoryRecord] = []
+        self._instance: tuple[str, InstanceRecord, int | None] | None = None
         self._statements = statements
 
     @property
@@ -228,21 +278,44 @@ class AsyncpgTransaction(StoreTransaction):
         return "postgresql"
 
     async def execute(self, statement: Executable, parameters: Parameters = None) -> Result:
+        if self._instance is not None or self._history:
+            await self.flush()
         return await run_statement(self.conn, self._statements, check_statement(statement),
                                    parameters)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
+        if self._instance is not None or self._history:
+            await self.flush()
         async with self.conn.transaction():
             yield
 
     async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
+        if self._instance is not None or self._history:
+            await self.flush()
         # A concurrent claim of the same id waits for the first to commit, then does nothing.
         status = await self.conn.execute(_INBOX_CLAIM, consumer, message_id, _utc(now))
         return bool(_count(status))
 
+    async def claim_and_load(self, consumer: str, message_id: str, now: datetime,
+                             saga_type: str, correlation_id: str, *, lock: bool
+                             ) -> tuple[bool, InstanceRecord | None]:
+        if self._instance is not None or self._history:
+            await self.flush()
+        r = await self.conn.fetchrow(_CLAIM_AND_LOAD_LOCKED if lock else _CLAIM_AND_LOAD_PLAIN,
+                                     consumer, message_id, _utc(now), saga_type,
+                                     correlation_id)
+        if not r[0]:
+            return False, None
+        if r[1] is None:
+            return True, None
+        return True, InstanceRecord(saga_type, correlation_id, r[1], r[2], orjson.loads(r[3]),
+                                    r[4], r[5])
+
     async def load(self, saga_type: str, correlation_id: str, *, lock: bool
                    ) -> InstanceRecord | None:
+        if self._instance is not None or self._history:
+            await self.flush()
         r = await self.conn.fetchrow(_LOAD_LOCKED if lock else _LOAD, saga_type,
                                      correlation_id)
         if r is None:
@@ -251,9 +324,13 @@ class AsyncpgTransaction(StoreTransaction):
                               r[3], r[4])
 
     async def find(self, saga_type: str, name: str, value: str) -> list[str]:
+        if self._instance is not None or self._history:
+            await self.flush()
         return [r[0] for r in await self.conn.fetch(_FIND, saga_type, name, value)]
 
     async def insert(self, record: InstanceRecord) -> None:
+        if self._instance is not None or self._history:
+            await self.flush()
         # ON CONFLICT DO NOTHING rather than catching the unique violation: an error would
         # abort the whole transaction, a zero row count leaves it usable.
         status = await self.conn.execute(
@@ -264,6 +341,8 @@ class AsyncpgTransaction(StoreTransaction):
                 f"{record.saga_type} {record.correlation_id} was created concurrently")
 
     async def update(self, record: InstanceRecord, expected_version: int) -> None:
+        if self._instance is not None or self._history:
+            await self.flush()
         status = await self.conn.execute(
             _UPDATE, record.saga_type, record.correlation_id, record.state, record.version,
             _dumps(record.data), _utc(record.updated_at), expected_version)
@@ -272,7 +351,17 @@ class AsyncpgTransaction(StoreTransaction):
                 f"{record.saga_type} {record.correlation_id} changed since version "
                 f"{expected_version}")
 
+    async def save(self, record: InstanceRecord, expected_version: int | None) -> None:
+        # Held back: written with the outbox insert the engine makes next, or before
+        # the next statement, or just before COMMIT (see flush).
+        if self._instance is not None:
+            await self.flush()
+        self._instance = ("insert" if expected_version is None else "update", record,
+                          expected_version)
+
     async def delete(self, saga_type: str, correlation_id: str, expected_version: int) -> None:
+        if self._instance is not None or self._history:
+            await self.flush()
         if await self.conn.fetchval(_DELETE, saga_type, correlation_id,
                                     expected_version) != 1:
             raise ConcurrencyError(f"{saga_type} {correlation_id} changed before removal")
@@ -288,15 +377,13 @@ class AsyncpgTransaction(StoreTransaction):
         self._history.extend(records)
 
     async def flush(self) -> None:
-        """Write history held back by :meth:`add_history` (the store calls this before
-        COMMIT; call it yourself to read this transaction's history through `conn`)."""
-        if not self._history:
+        """Write what is held back — the instance of :meth:`save` and the history of
+        :meth:`add_history` — now (the store calls this before COMMIT; call it yourself
+        to read them back through `conn`). ConcurrencyError when the instance changed
+        (or was created) meanwhile."""
+        if self._instance is None and not self._history:
             return
-        records, self._history = self._history, []
-        if len(records) == 1:
-            await self.conn.execute(_ADD_HISTORY_ONE, *_history_args(records[0]))
-        else:
-            await self.conn.execute(_ADD_HISTORY_MANY, *_history_arrays(records))
+        await self._write(())
 
     async def add_outbox(self, items: Sequence[Outgoing], now: datetime,
                          lease_until: datetime | None) -> list[OutboxRow]:
@@ -304,36 +391,57 @@ class AsyncpgTransaction(StoreTransaction):
             return []
         now = _utc(now)
         lease = _utc_or_none(lease_until)
-        history, self._history = self._history, []
         deliver_times = [now if o.deliver_at is None else _utc(o.deliver_at) for o in items]
-        if len(items) == 1 and len(history) <= 1:
+        if len(items) == 1:
             o, at = items[0], deliver_times[0]
-            args = (o.message_id, o.kind, o.destination, o.message_type, o.correlation_id,
-                    o.body.decode(), now, at, lease if at <= now else None, o.schedule_token)
-            if history:
-                ids = [await self.conn.fetchval(_HISTORY_AND_OUTBOX_ONE, *args,
-                                                *_history_args(history[0]))]
-            else:
-                ids = [await self.conn.fetchval(_ADD_OUTBOX_ONE, *args)]
+            outbox: tuple[Any, ...] = (
+                o.message_id, o.kind, o.destination, o.message_type, o.correlation_id,
+                o.body.decode(), now, at, lease if at <= now else None, o.schedule_token)
         else:
-            arrays = ([o.message_id for o in items], [o.kind for o in items],
+            outbox = ([o.message_id for o in items], [o.kind for o in items],
                       [o.destination for o in items], [o.message_type for o in items],
                       [o.correlation_id for o in items], [o.body.decode() for o in items],
                       [now] * len(items), deliver_times,
                       [lease if at <= now else None for at in deliver_times],
                       [o.schedule_token for o in items])
-            if history:
-                result = await self.conn.fetch(_HISTORY_AND_OUTBOX_MANY, *arrays,
-                                               *_history_arrays(history))
-            else:
-                result = await self.conn.fetch(_ADD_OUTBOX_MANY, *arrays)
-            ids = sorted(r[0] for r in result)
+        ids = await self._write(outbox, _ONE if len(items) == 1 else _MANY)
         return [
             OutboxRow(id=i, message_id=o.message_id, kind=o.kind, destination=o.destination,
                       message_type=o.message_type, correlation_id=o.correlation_id,
                       body=o.body, deliver_at=at, created_at=now)
             for i, o, at in zip(ids, items, deliver_times, strict=True)
         ]
+
+    async def _write(self, outbox: tuple[Any, ...], outbox_shape: int = _NONE) -> list[int]:
+        """Send the held instance write and history with `outbox` (arguments of the
+        outbox insert, `outbox_shape` _ONE or _MANY) as one statement; the outbox ids."""
+        held, self._instance = self._instance, None
+        history, self._history = self._history, []
+        args: list[Any] = []
+        kind: str | None = None
+        if held is not None:
+            kind, r, expected = held
+            if expected is None:
+                args += (r.saga_type, r.correlation_id, r.state, r.version, _dumps(r.data),
+                         _utc(r.created_at), _utc(r.updated_at))
+            else:
+                args += (r.state, r.version, _dumps(r.data), _utc(r.updated_at),
+                         r.saga_type, r.correlation_id, expected)
+        if len(history) == 1:
+            args += _history_args(history[0])
+        elif history:
+            args += _history_arrays(history)
+        args += outbox
+        shape = _NONE if not history else _ONE if len(history) == 1 else _MANY
+        row = await self.conn.fetchrow(_writes_statement(kind, shape, outbox_shape), *args)
+        if held is not None and row[0] != 1:
+            r = held[1]
+            if held[2] is None:
+                raise ConcurrencyError(f"{r.saga_type} {r.correlation_id} was created "
+                                       "concurrently")
+            raise ConcurrencyError(f"{r.saga_type} {r.correlation_id} changed since version "
+                                   f"{held[2]}")
+        return [] if row[1] is None else list(row[1])
 
     async def cancel_timers(self, tokens: Sequence[str]) -> int:
         if not tokens:
