@@ -41,6 +41,13 @@ dead_lettered = _meter.create_counter(
 conflicts = _meter.create_counter(
     "stepsaga.transaction.conflicts", unit="{conflict}",
     description="Optimistic-concurrency conflicts; each runs the message again.")
+batch_fallbacks = _meter.create_counter(
+    "stepsaga.transaction.batch_fallbacks", unit="{batch}",
+    description="Batched commits rolled back as a whole; their messages were then "
+                "handled one by one.")
+batch_size = _meter.create_histogram(
+    "stepsaga.transaction.batch_size", unit="{message}",
+    description="Messages committed together in one batched transaction.")
 sent = _meter.create_counter(
     "messaging.client.sent.messages", unit="{message}",
     description="Outbox rows delivered, by sink kind and destination.")

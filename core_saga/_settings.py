@@ -52,12 +52,23 @@ class WorkerSettings(BaseSettings):
     """First redelivery delay; it doubles on each failure."""
     outbox_poll_seconds: float = Field(1.0, gt=0)
     """How often due timers and left-over outbox rows are looked for."""
+    batch_commits: bool = True
+    """Commit the messages of one receive (up to 10) in one database transaction, and
+    delete them with one call once it committed. Each message keeps its own inbox entry
+    and outbox rows; when any of them fails, the whole batch is rolled back and each
+    message is handled on its own transaction, so a failing message never takes its
+    neighbours' effects with it. False: one transaction per message. On SQLite a batch
+    holds the write lock from its first write to its commit."""
     delete_linger_seconds: float = Field(0.2, ge=0, le=5)
-    """How long handled messages wait to be deleted in a batch of up to 10. Deleting
-    late is harmless (the message stays invisible); it saves SQS calls."""
+    """The longest handled messages wait to be deleted in a batch of up to 10. The wait
+    follows the queue's rate: none when fewer than one more message is expected in this
+    time, else until the batch is expected to be full. Deleting late is harmless (the
+    message stays invisible); it saves SQS calls."""
     send_linger_seconds: float = Field(0.05, ge=0, le=5)
-    """How long committed outgoing messages wait to be sent in a batch of up to 10.
-    It adds at most this much latency per hop and saves SQS calls at load."""
+    """The longest committed outgoing messages wait to be sent in a batch of up to 10
+    per destination; the wait follows the destination's rate as for
+    `delete_linger_seconds`. It adds at most this much latency per hop and saves SQS
+    calls at load."""
     inbox_retention_hours: float = Field(7 * 24, gt=0)
     """How long processed message ids are kept for dedupe (longer than any redelivery)."""
     outbox_retention_hours: float = Field(7 * 24, gt=0)
