@@ -140,7 +140,7 @@ async def test_a_failing_message_rolls_the_whole_batch_back(store: SagaStore) ->
     good = Envelope(OrderSubmitted(order_id="o-good", amount=Decimal(1)))
     # PaymentSucceeded for an order that does not exist: the saga faults it.
     bad = Envelope(PaymentSucceeded(order_id="o-nobody"))
-    with pytest.raises(Exception, match="o-nobody|instance"):
+    with pytest.raises(Exception, match=r"o-nobody|instance"):
         await orders.process_batch([good, bad])
     assert await store.get_instance("ArticleOrderSaga", "o-good") is None
     assert await store.pending_outbox() == []
