@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 CDK    := infra/node_modules/.bin/cdk
 CDKRUN := cd infra && ./node_modules/.bin/cdk
 
-.PHONY: demo test reliability lint typecheck bench install infra-deps synth diff deploy clean browser-deps
+.PHONY: demo test reliability lint typecheck bench install infra-deps synth diff deploy destroy deploy-local diff-local destroy-local clean browser-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,7 +63,9 @@ $(CDK): infra/package.json infra/package-lock.json
 	cd infra && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-## CDK: synthesize, diff, deploy the stack (STAGE=dev by default; pass CDK_ARGS for more).
+## CDK: synthesize, diff, deploy, destroy a stage (STAGE=dev by default; its settings are
+## infra/stages/$(STAGE).json; CDK_ARGS for more CLI options). A deploy adopts what an
+## earlier destroy retained (--import-existing-resources); destroy asks CONFIRM=stepsaga-$(STAGE).
 STAGE ?= dev
 synth: $(STAMP) $(CDK)
 	$(CDKRUN) synth -c stepsaga:stage=$(STAGE) $(CDK_ARGS)
@@ -72,7 +74,22 @@ diff: $(STAMP) $(CDK)
 	$(CDKRUN) diff -c stepsaga:stage=$(STAGE) $(CDK_ARGS)
 
 deploy: $(STAMP) $(CDK)
-	$(CDKRUN) deploy -c stepsaga:stage=$(STAGE) $(CDK_ARGS)
+	$(CDKRUN) deploy -c stepsaga:stage=$(STAGE) --import-existing-resources $(CDK_ARGS)
+
+destroy: $(STAMP) $(CDK)
+	@test "$(CONFIRM)" = "stepsaga-$(STAGE)" || { echo "make destroy: set CONFIRM=stepsaga-$(STAGE) to destroy that stack"; exit 2; }
+	$(CDKRUN) destroy stepsaga-$(STAGE) -c stepsaga:stage=$(STAGE) --force $(CDK_ARGS)
+
+## The stack on the local emulator (docs/deploy.md, "On your machine"): started for you;
+## the workers' settings land in .stepsaga/local.env.
+deploy-local: $(STAMP) $(CDK)
+	$(BIN)/stepsaga local deploy --env-file .stepsaga/local.env
+
+diff-local: $(STAMP) $(CDK)
+	$(BIN)/stepsaga local diff
+
+destroy-local: $(STAMP) $(CDK)
+	$(BIN)/stepsaga local destroy
 
 clean:
-	rm -rf $(VENV) infra/node_modules infra/cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) infra/node_modules infra/cdk.out .stepsaga .pytest_cache .mypy_cache .ruff_cache

@@ -59,12 +59,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _machine import PG, describe, summary
 from sqlalchemy import func, select
 
-from core_saga import SystemClock, WorkerSettings
+from core_saga import Outbox, SystemClock, WorkerSettings
 from core_saga.extension import SEND_KIND, OutboxDispatcher, TransportSink
 from core_saga.persistence import AsyncpgStore, SagaStore, SqlStore
 from core_saga.transports import InMemoryTransport, SqsTransport
 from examples.order_to_cash import (
-    TransactionalOutbox,
     build_topology,
     build_worker,
     create_tables,
@@ -347,8 +346,8 @@ async def run_sqs(emulator: Any, processes: int, orders: int, window: int, logdi
         sqs = await SqsTransport.connect(settings.sqs())
         clock = SystemClock()
         dispatcher = OutboxDispatcher(store, {SEND_KIND: TransportSink(sqs)}, clock)
-        service = OrderService(TransactionalOutbox(store, routes=build_topology().routes,
-                                                   clock=clock, dispatcher=dispatcher))
+        service = OrderService(Outbox(store, topology=build_topology(), clock=clock,
+                                      dispatcher=dispatcher))
         watch = OrderWatch(store)
         async with worker_processes(processes, emulator.endpoint_url, prefix, store.schema,
                                     emulator.env(), logdir) as procs:

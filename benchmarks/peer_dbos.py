@@ -6,8 +6,10 @@ the stock, create the shipment, record the outcome — with the same mix as
 ``benchmarks/order_to_cash.py``: 90% happy, 5% declined payments (canceled, nothing to
 undo), 5% orders for an article out of stock (charged, then refunded: the compensation).
 Both write the *same rows through the same repository code*: the Order-to-Cash app's
-tables and its SQLAlchemy repositories on the DBOS side (DBOS transactions hand out a
-SQLAlchemy session), its asyncpg repositories on the stepsaga side. Per order:
+tables and its repositories (SQLAlchemy Core statements on a ``core_saga.Transaction``) —
+on the DBOS side over the SQLAlchemy connection of the DBOS transaction, on the stepsaga
+side over the asyncpg store (each statement shape compiled once, run prepared). Per
+order:
 
 - stepsaga (the whole app, one process, in-memory transport, raw asyncpg store, worker
   concurrency 32): the order service's transaction (order + lines + outbox row), then
@@ -44,7 +46,8 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -65,14 +68,15 @@ from order_to_cash import (
     stock_for,
 )
 
+from core_saga import Result, ScalarResult, StatementError
 from core_saga.persistence import SqlStore
 from examples.order_to_cash import create_tables
 from examples.order_to_cash.inventory import set_stock_levels
 from examples.order_to_cash.inventory.repository import (
     RESERVED,
     UNAVAILABLE,
+    InventoryRepository,
     Reservation,
-    SqlInventoryRepository,
 )
 from examples.order_to_cash.messages import OrderLine, StockLine
 from examples.order_to_cash.orders import OrderRequest
@@ -81,7 +85,7 @@ from examples.order_to_cash.orders.repository import (
     COMPLETED,
     SUBMITTED,
     OrderRecord,
-    SqlOrderRepository,
+    OrderRepository,
 )
 from examples.order_to_cash.orders.service import fingerprint
 from examples.order_to_cash.payment.repository import (
@@ -92,19 +96,48 @@ from examples.order_to_cash.payment.repository import (
     REFUND,
     REFUNDED,
     LedgerEntry,
-    SqlPaymentRepository,
+    PaymentRepository,
 )
 from examples.order_to_cash.shipping import FakeCarrier
 from examples.order_to_cash.shipping.repository import (
     CREATED,
     Shipment,
-    SqlShippingRepository,
+    ShippingRepository,
 )
 
 TARGET = 4.0
 """stepsaga's orders/s over DBOS's."""
 POOL = 20
 """Connections to the application database on each side."""
+
+
+class DatasourceTransaction:
+    """The SQLAlchemy connection of a DBOS transaction as a ``core_saga.Transaction``,
+    so that the app's repositories run unchanged inside ``@ds.transaction`` steps."""
+
+    dialect = "postgresql"
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Result:
+        result = await self.conn.execute(statement, parameters)
+        return Result(result.all() if result.returns_rows else [], result.rowcount)
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return (await self.execute(statement, parameters)).scalar()
+
+    async def scalars(self, statement: Any, parameters: Any = None) -> ScalarResult:
+        return (await self.execute(statement, parameters)).scalars()
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        async with self.conn.begin_nested():
+            yield
+
+    async def claim_once(self, scope: str, key: str) -> bool:
+        # stepsaga's inbox table is not in DBOS's database; DBOS dedupes by workflow id.
+        raise StatementError("claim_once needs stepsaga's inbox table")
 
 
 def _stock_lines(request: OrderRequest) -> list[StockLine]:
@@ -142,15 +175,15 @@ async def dbos_child(orders: int, window: int, schemas: dict[str, str]) -> dict[
     requests = [order_request(i) for i in range(orders)]
     stock_lines = [_stock_lines(request) for request in requests]
 
-    async def conn() -> Any:
-        return await ds.sql_session().connection()
+    async def conn() -> DatasourceTransaction:
+        return DatasourceTransaction(await ds.sql_session().connection())
 
     # Each step does what the matching stepsaga consumer does on its first delivery.
     @ds.transaction(isolation_level="READ COMMITTED")
     async def place_order(order_id: str, i: int) -> None:  # OrderService.submit
         request = requests[i]
         now = datetime.now(UTC)
-        await SqlOrderRepository(await conn()).insert(OrderRecord(
+        await OrderRepository(await conn()).insert(OrderRecord(
             order_id=order_id, customer_id=request.customer_id, currency=request.currency,
             amount=request.amount, lines=tuple(OrderLine(sku=x.sku, quantity=x.quantity,
                                                          unit_price=x.unit_price)
@@ -161,7 +194,7 @@ async def dbos_child(orders: int, window: int, schemas: dict[str, str]) -> dict[
     @ds.transaction(isolation_level="READ COMMITTED")
     async def charge(order_id: str, i: int) -> bool:  # ChargePaymentConsumer
         request = requests[i]
-        repo = SqlPaymentRepository(await conn())
+        repo = PaymentRepository(await conn())
         assert await repo.get(order_id, CHARGE) is None
         assert await repo.get(order_id, REFUND) is None
         result = await gateway.charge(order_id=order_id, amount=request.amount,
@@ -176,7 +209,7 @@ async def dbos_child(orders: int, window: int, schemas: dict[str, str]) -> dict[
 
     @ds.transaction(isolation_level="READ COMMITTED")
     async def reserve(order_id: str, i: int) -> bool:  # ReserveInventoryConsumer
-        repo = SqlInventoryRepository(await conn())
+        repo = InventoryRepository(await conn())
         assert await repo.get_reservation(order_id) is None
         lines = stock_lines[i]
         taken, missing = [], []
@@ -197,7 +230,7 @@ async def dbos_child(orders: int, window: int, schemas: dict[str, str]) -> dict[
 
     @ds.transaction(isolation_level="READ COMMITTED")
     async def refund(order_id: str) -> None:  # RefundPaymentConsumer
-        repo = SqlPaymentRepository(await conn())
+        repo = PaymentRepository(await conn())
         assert await repo.get(order_id, REFUND) is None
         charged = await repo.get(order_id, CHARGE)
         now = datetime.now(UTC)
@@ -216,7 +249,7 @@ async def dbos_child(orders: int, window: int, schemas: dict[str, str]) -> dict[
 
     @ds.transaction(isolation_level="READ COMMITTED")
     async def ship(order_id: str, i: int) -> str:  # CreateShipmentConsumer
-        repo = SqlShippingRepository(await conn())
+        repo = ShippingRepository(await conn())
         assert await repo.get(order_id) is None
         label = await carrier.create_label(order_id=order_id, lines=stock_lines[i],
                                            idempotency_key=f"{order_id}:label")
@@ -228,7 +261,7 @@ async def dbos_child(orders: int, window: int, schemas: dict[str, str]) -> dict[
     @ds.transaction(isolation_level="READ COMMITTED")
     async def outcome(order_id: str, status: str, code: str | None, reason: str | None,
                       tracking_id: str | None) -> None:  # OrderCompleted/CanceledConsumer
-        await SqlOrderRepository(await conn()).set_outcome(
+        await OrderRepository(await conn()).set_outcome(
             order_id, status=status, cancel_code=code, reason=reason,
             tracking_id=tracking_id, at=datetime.now(UTC))
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
@@ -51,6 +52,7 @@ from ._publisher import put_event
 from ._task_answers import send_task_success
 from .contracts import (
     MAX_EVENTBRIDGE_ENTRY_BYTES,
+    QUEUE_URL_PATTERN,
     TRACEPARENT_HEADER,
     WORKFLOW_MANUAL_REVIEW,
     WORKFLOW_SLOW_SHIPPING,
@@ -98,8 +100,10 @@ class HandOffConfig:
     def __post_init__(self) -> None:
         if not self.bus:
             raise ValueError("HandOffConfig.bus must name the EventBridge bus")
-        if not self.reply_to:
-            raise ValueError("HandOffConfig.reply_to must be the saga's SQS queue URL")
+        if not self.reply_to or not re.match(QUEUE_URL_PATTERN, self.reply_to):
+            raise ValueError("HandOffConfig.reply_to must be the saga's SQS queue URL "
+                             f"(https://sqs.<region>.amazonaws.com/<account>/<queue>); got "
+                             f"{self.reply_to!r}")
 
 
 async def _value(value: ValueOf[T], ctx: Ctx) -> T:

@@ -4,7 +4,9 @@
 The double records what the saga puts on EventBridge and the task answers it sends,
 and plays a workflow's side: it reports ``SupervisionStarted`` and delivers
 ``SupervisionCompleted`` (with a task token) on the saga's reply queue, as Step
-Functions does. End-to-end tests on the emulator run the real workflows instead.
+Functions does: the queue the ``replyTo`` URL names by its last segment (a saga in a
+harness sets ``HandOffConfig(reply_to=harness_queue_url("order-saga"))``). End-to-end
+tests on the emulator run the real workflows instead.
 
     async with SagaTestHarness() as h:
         supervisor = SupervisorDouble(h)
@@ -59,6 +61,18 @@ class RecordingSink:
         return [orjson.loads(row.body) for row in self.rows]
 
 
+def harness_queue_url(queue: str, *, region: str = "us-east-1",
+                      account: str = "123456789012") -> str:
+    """An SQS-shaped URL for `queue` of a test harness (whose queues have names, not
+    URLs): what a saga's ``HandOffConfig.reply_to`` holds there."""
+    return f"https://sqs.{region}.amazonaws.com/{account}/{queue}"
+
+
+def reply_queue(reply_to: str) -> str:
+    """The harness queue a ``replyTo`` URL names: its last path segment."""
+    return reply_to.rstrip("/").rsplit("/", 1)[-1]
+
+
 class SupervisorDouble:
     """Stands in for EventBridge and the supervisor workflows in a test harness."""
 
@@ -103,7 +117,8 @@ class SupervisorDouble:
         started = SupervisionStarted(
             **request.model_dump(exclude={"schema_version"}),
             execution_arn=self.execution_arn(request), started_at=self.harness.clock.now())
-        await self.harness.send_envelope(request.reply_to, self._envelope(request, started, {}))
+        await self.harness.send_envelope(reply_queue(request.reply_to),
+                                         self._envelope(request, started, {}))
         return started
 
     async def complete(self, request: SupervisionRequested, outcome: Outcome,
@@ -117,7 +132,8 @@ class SupervisorDouble:
             result=result or {}, execution_arn=self.execution_arn(request),
             task_token=token)
         await self.harness.send_envelope(
-            request.reply_to, self._envelope(request, completed, {TASK_TOKEN_HEADER: token}))
+            reply_queue(request.reply_to),
+            self._envelope(request, completed, {TASK_TOKEN_HEADER: token}))
         return token
 
     def answers(self) -> list[dict[str, Any]]:

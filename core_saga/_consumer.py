@@ -15,7 +15,7 @@ class Consumer(Generic[M]):
     """Handles one message type: subclass ``Consumer[ChargePayment]`` and write
     ``async def consume(self, ctx)``. What it publishes, sends or responds goes to the
     outbox in the same transaction as its inbox entry and, through
-    ``ctx.transaction.conn``, its own tables."""
+    ``ctx.transaction`` (SQLAlchemy Core statements), its own tables."""
 
     message_type: ClassVar[type[Message]]
 

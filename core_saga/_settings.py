@@ -28,7 +28,7 @@ class WorkerSettings(BaseSettings):
     aws_endpoint_url: str | None = None
     """An AWS endpoint to use instead of the real one (the local emulator)."""
     queue_prefix: str = ""
-    """Prepended to every queue name (a stage, e.g. ``prod-``)."""
+    """Prepended to every queue name (the stack's ``QueuePrefix``, e.g. ``stepsaga-prod-``)."""
     concurrency: int = Field(32, ge=1, le=1024)
     """Messages handled at once by this process."""
     endpoint_concurrency: int | None = Field(None, ge=1, le=1024)

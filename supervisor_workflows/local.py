@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.contracts import DETAIL_TYPE_SUPERVISION_REQUESTED
+from bridge.contracts import DETAIL_TYPE_SUPERVISION_REQUESTED, EVENT_SOURCE_PREFIX
 from core_saga.emulator import create_sqs_queue
 
 from ._asl import CLAIM_TABLE, REVIEW_QUEUE, SHIPPING_QUEUE, render_definition
@@ -43,8 +43,10 @@ class SupervisionResources:
 
 
 def event_pattern(workflow: str) -> dict[str, Any]:
-    """The rule pattern for `workflow` (the same as the CDK app's)."""
-    return {"detail-type": [DETAIL_TYPE_SUPERVISION_REQUESTED],
+    """The rule pattern for `workflow` (the same as the CDK app's): stepsaga sources
+    only, ``SupervisionRequested``, the workflow."""
+    return {"source": [{"prefix": EVENT_SOURCE_PREFIX}],
+            "detail-type": [DETAIL_TYPE_SUPERVISION_REQUESTED],
             "detail": {"workflow": [workflow]}}
 
 

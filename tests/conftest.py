@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -123,3 +123,13 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqlStore]:
     yield made
     await made.drop_schema()
     await made.close()
+
+
+@pytest.fixture(scope="session")
+def plain_moto() -> Iterator[str]:
+    """A bare moto server (no stepsaga extensions, Step Functions execution off): what a
+    hand-started ``moto_server`` is. Its endpoint URL."""
+    from tests.support.emulators import plain_moto_server
+
+    with plain_moto_server() as url:
+        yield url

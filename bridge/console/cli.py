@@ -1,6 +1,6 @@
-"""The bridge's ``stepsaga`` commands: ``console``, ``orders show ID``, ``contracts
-export DIR``. Registered through the ``stepsaga.cli`` entry-point group (core_saga does
-not import the bridge)."""
+"""The bridge's ``stepsaga`` commands: ``console`` and ``orders show ID`` (``contracts``
+lives in :mod:`bridge.contracts.cli`). Registered through the ``stepsaga.cli``
+entry-point group (core_saga does not import the bridge)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,6 @@ errors = Console(stderr=True)
 
 orders_app = typer.Typer(name="orders", no_args_is_help=True,
                          help="Look at orders (saga instances) and their timelines.")
-contracts_app = typer.Typer(name="contracts", no_args_is_help=True,
-                            help="The EventBridge event contracts.")
 
 _KIND_STYLE = {"transition": "bold", "error": "red", "decision": "green",
                "handoff": "dark_orange", "supervisor": "magenta", "callback": "cyan",
@@ -142,26 +140,10 @@ def show(
         console.print(f"trace id: {trace}")
 
 
-def export(
-    directory: Annotated[Path, typer.Argument(help="Where to write <Name>.v1.schema.json",
-                                              file_okay=False)] = Path("docs/contracts"),
-) -> None:
-    """Write the JSON Schemas of the EventBridge contracts."""
-    from bridge.contracts import export_schemas
-
-    try:
-        for path in export_schemas(str(directory)):
-            console.print(str(path))
-    except OSError as exc:
-        raise _fail(f"cannot write to {directory}: {exc}") from None
-
-
 orders_app.command("show")(show)
-contracts_app.command("export")(export)
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``console``, ``orders`` and ``contracts`` to the ``stepsaga`` app."""
+    """Add ``console`` and ``orders`` to the ``stepsaga`` app."""
     app.command("console")(serve)
     app.add_typer(orders_app, name="orders")
-    app.add_typer(contracts_app, name="contracts")

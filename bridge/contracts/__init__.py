@@ -5,7 +5,8 @@ The saga emits :class:`SupervisionRequested` on the bus; the supervisor workflow
 on the saga's queue with :class:`SupervisionStarted` and :class:`SupervisionCompleted`
 (envelopes whose ``messageType`` is the contract's URN), and puts :class:`ReviewTask`
 on the review queue. Schemas: ``docs/contracts/<Name>.v1.schema.json``
-(``python -m bridge.contracts docs/contracts`` re-exports them).
+(``stepsaga contracts export docs/contracts`` re-exports them; ``stepsaga contracts check
+OLD NEW`` fails on a breaking change, see :func:`compare_schema_directories`).
 """
 
 from ._compat import BreakingChange, find_breaking_changes
@@ -36,10 +37,15 @@ from ._constants import (
     Workflow,
     event_source,
 )
+from ._directories import ContractBreak, SchemaDirectoryError, compare_schema_directories
 from ._events import (
     CONTRACTS,
+    EXECUTION_ARN_PATTERN,
     HANDOFF_NAMESPACE,
+    MESSAGE_URN_PATTERN,
+    QUEUE_URL_PATTERN,
     REDACTED,
+    TRACEPARENT_PATTERN,
     ReviewDecision,
     ReviewTask,
     SupervisionCompleted,
@@ -57,13 +63,16 @@ __all__ = [
     "DETAIL_TYPE_SUPERVISION_REQUESTED",
     "DETAIL_TYPE_SUPERVISION_STARTED",
     "EVENT_SOURCE_PREFIX",
+    "EXECUTION_ARN_PATTERN",
     "HANDOFF_NAMESPACE",
     "MAX_EVENTBRIDGE_ENTRY_BYTES",
     "MAX_SQS_MESSAGE_BYTES",
     "MAX_STEP_FUNCTIONS_INPUT_BYTES",
     "MESSAGE_NAMESPACE",
     "MESSAGE_TYPE_ATTRIBUTE",
+    "MESSAGE_URN_PATTERN",
     "OUTCOMES",
+    "QUEUE_URL_PATTERN",
     "REDACTED",
     "REVIEW_REJECTED_ERROR",
     "REVIEW_TASK_URN",
@@ -73,20 +82,24 @@ __all__ = [
     "SUPERVISION_STARTED_URN",
     "TASK_TOKEN_HEADER",
     "TRACEPARENT_HEADER",
+    "TRACEPARENT_PATTERN",
     "WORKFLOW_MANUAL_REVIEW",
     "WORKFLOW_NAMES",
     "WORKFLOW_SLOW_SHIPPING",
     "BreakingChange",
+    "ContractBreak",
     "Outcome",
     "PayloadTooLargeError",
     "ReviewDecision",
     "ReviewTask",
+    "SchemaDirectoryError",
     "SupervisionCompleted",
     "SupervisionRequested",
     "SupervisionStarted",
     "Workflow",
     "check_eventbridge_entry_size",
     "check_step_functions_size",
+    "compare_schema_directories",
     "contract_schema",
     "event_source",
     "export_schemas",

@@ -4,9 +4,12 @@ Events live long (queues, archives, replays) and producers and consumers deploy
 separately, so a contract change must work both ways:
 
 - a consumer built against the **old** schema must read events of the **new** one: a field
-  the old schema requires must still be present and required, with the same type;
+  the old schema requires must still be present and required, with the same type, and
+  no value the old schema rejects may appear (a new enum value, a looser pattern or
+  length: the saga's own models validate strictly, as most readers do);
 - a consumer built against the **new** schema must read **old** events: a field cannot
-  become required that old events may lack, and no enum value they may carry can go.
+  become required that old events may lack, no enum value they may carry can go, and
+  no constraint may reject values the old schema allowed.
 
 :func:`find_breaking_changes` reports, with a JSON path for each:
 
@@ -15,8 +18,14 @@ separately, so a contract change must work both ways:
 - ``type-changed``: a field's JSON type (or format) differs;
 - ``enum-value-removed``: a value the old enum allowed is gone;
 - ``new-required``: a field old events do not have to carry is required now;
-- ``enum-value-added`` (only with ``enum_additions_break=True``): readers that validate
-  the enum strictly would reject the new value.
+- ``enum-value-added``: a value old readers reject (unless ``enum_additions_break=False``,
+  for consumers known to accept unknown values);
+- ``constraint-tightened``: a bound (``minLength``, ``maximum``…) rejects values the old
+  schema allowed: old events may fail new readers;
+- ``constraint-loosened``: a bound allows values the old schema rejected: new events may
+  fail old readers;
+- ``constraint-changed``: a ``pattern`` or a conditional rule (``allOf``/``if``/``then``)
+  differs, which can break either side.
 
 Adding an optional field, or removing an optional one, is compatible (readers ignore
 unknown fields). ``$ref`` into ``$defs``, ``anyOf``/``oneOf`` unions (``Optional``),
@@ -25,10 +34,15 @@ unknown fields). ``$ref`` into ``$defs``, ``anyOf``/``oneOf`` unions (``Optional
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 JSON_TYPES = frozenset({"array", "boolean", "integer", "null", "number", "object", "string"})
+LOWER_BOUNDS = ("minLength", "minimum", "exclusiveMinimum", "minItems", "minProperties")
+"""Raising one of these rejects values the old schema allowed."""
+UPPER_BOUNDS = ("maxLength", "maximum", "exclusiveMaximum", "maxItems", "maxProperties")
+"""Lowering one of these rejects values the old schema allowed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +112,17 @@ class _Schema:
     def formats(self, node: Any) -> frozenset[str]:
         return frozenset(str(b["format"]) for b in self.branches(node) if "format" in b)
 
+    def keyword(self, node: Any, name: str) -> Any:
+        """`name`'s value on the non-null branches of `node`: the value when they all
+        agree, None when none has it (a union of differing values counts as changed)."""
+        found = [b.get(name) for b in self.branches(node) if b.get("type") != "null"]
+        values = {json.dumps(v, sort_keys=True) for v in found}
+        if values == {"null"}:
+            return None
+        if len(values) == 1:
+            return found[0]
+        return sorted(values)
+
     def enum(self, node: Any) -> list[Any] | None:
         """The allowed values, or None when any value of the types is allowed."""
         values: list[Any] = []
@@ -152,10 +177,17 @@ def _fmt(values: list[Any]) -> str:
     return ", ".join(repr(v) for v in values)
 
 
+def _short(value: Any) -> str:
+    text = "none" if value is None else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def find_breaking_changes(old: dict[str, Any], new: dict[str, Any], *,
-                          enum_additions_break: bool = False) -> list[BreakingChange]:
-    """The changes from schema `old` to schema `new` that break a consumer (see the
-    module's docstring); empty when `new` is compatible with `old`."""
+                          enum_additions_break: bool = True) -> list[BreakingChange]:
+    """The changes from schema `old` to schema `new` that break a consumer on either
+    side (see the module's docstring); empty when `new` is compatible with `old`.
+    ``enum_additions_break=False`` is for consumers that accept values they do not
+    know (the saga's own models do not)."""
     old_doc, new_doc = _Schema(old), _Schema(new)
     changes: list[BreakingChange] = []
 
@@ -174,6 +206,10 @@ def find_breaking_changes(old: dict[str, Any], new: dict[str, Any], *,
                 path, "type-changed",
                 f"format was {sorted(old_formats)}, is now {sorted(new_formats)}"))
         old_enum, new_enum = old_doc.enum(old_node), new_doc.enum(new_node)
+        if old_enum is None and new_enum is not None:
+            changes.append(BreakingChange(
+                path, "constraint-tightened",
+                f"now limited to {_fmt(new_enum)}: old events may carry other values"))
         if old_enum is not None:
             if new_enum is None:
                 if enum_additions_break:
@@ -191,12 +227,41 @@ def find_breaking_changes(old: dict[str, Any], new: dict[str, Any], *,
                     changes.append(BreakingChange(
                         path, "enum-value-added",
                         f"value(s) {_fmt(added)} added; old strict readers reject them"))
+        compare_constraints(old_node, new_node, path)
         old_obj, new_obj = old_doc.object_branch(old_node), new_doc.object_branch(new_node)
         if old_obj is not None and new_obj is not None:
             compare_objects(old_obj, new_obj, path, depth)
         old_arr, new_arr = old_doc.array_branch(old_node), new_doc.array_branch(new_node)
         if old_arr is not None and new_arr is not None:
             compare(old_arr.get("items", {}), new_arr.get("items", {}), f"{path}[]", depth + 1)
+
+    def compare_constraints(old_node: Any, new_node: Any, path: str) -> None:
+        for name in LOWER_BOUNDS + UPPER_BOUNDS:
+            before, after = old_doc.keyword(old_node, name), new_doc.keyword(new_node, name)
+            if before == after:
+                continue
+            lower = name in LOWER_BOUNDS
+            if not all(isinstance(v, int | float | None) for v in (before, after)):
+                changes.append(BreakingChange(path, "constraint-changed",
+                                              f"{name} was {before!r}, is now {after!r}"))
+            elif after is None or (before is not None and (after < before if lower
+                                                           else after > before)):
+                changes.append(BreakingChange(
+                    path, "constraint-loosened",
+                    f"{name} was {before!r}, is now {after!r}: new events may carry "
+                    "values old readers reject"))
+            else:
+                changes.append(BreakingChange(
+                    path, "constraint-tightened",
+                    f"{name} was {before!r}, is now {after!r}: old events may carry "
+                    "values new readers reject"))
+        for name in ("pattern", "allOf"):
+            before, after = old_doc.keyword(old_node, name), new_doc.keyword(new_node, name)
+            if json.dumps(before, sort_keys=True) != json.dumps(after, sort_keys=True):
+                changes.append(BreakingChange(
+                    path, "constraint-changed",
+                    f"{name} was {_short(before)}, is now {_short(after)}: either side "
+                    "may reject the other's values"))
 
     def compare_objects(old_obj: dict[str, Any], new_obj: dict[str, Any], path: str,
                         depth: int) -> None:

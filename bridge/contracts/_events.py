@@ -9,12 +9,13 @@ consumes ``SupervisionStarted`` / ``SupervisionCompleted`` envelopes like any ev
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 import orjson
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from core_saga import Message
@@ -29,6 +30,7 @@ from ._constants import (
     SUPERVISION_COMPLETED_URN,
     SUPERVISION_STARTED_URN,
     WORKFLOW_NAMES,
+    WORKFLOW_SLOW_SHIPPING,
     Outcome,
     Workflow,
 )
@@ -39,6 +41,42 @@ HANDOFF_NAMESPACE = uuid.UUID("5d0c4a56-8f1e-5b8a-9a57-3c3e1f2b7a10")
 
 REDACTED = "***"
 """What :meth:`redacted` shows in place of a task token."""
+
+TRACEPARENT_PATTERN: Final = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+"""A W3C ``traceparent``: version, trace id, parent id, flags (lower-case hex)."""
+QUEUE_URL_PATTERN: Final = r"^https?://[^\s/]+/\S+$"
+"""An SQS queue URL: http(s), a host, a path (``https://sqs.<region>.amazonaws.com/
+<account>/<queue>``; the emulator's are ``http://127.0.0.1:<port>/<account>/<queue>``)."""
+MESSAGE_URN_PATTERN: Final = r"^urn:message:[^:\s]+:[^:\s]+(:v[0-9]+)?$"
+"""A message type URN (``urn:message:<namespace>:<Name>:v<N>``)."""
+EXECUTION_ARN_PATTERN: Final = r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:execution:\S+$"
+"""A Step Functions execution ARN."""
+
+Id = Annotated[str, Field(min_length=1, max_length=256)]
+"""A non-empty identifier."""
+TaskToken = Annotated[str, Field(min_length=1, max_length=1024, repr=False)]
+"""A Step Functions task token (opaque, at most 1024 characters)."""
+ExecutionArn = Annotated[str, Field(pattern=EXECUTION_ARN_PATTERN, max_length=2048)]
+
+SLOW_SHIPPING_PAYLOAD: Final[dict[str, Any]] = {
+    "required": ["commandType", "command"],
+    "properties": {
+        "commandType": {"type": "string", "pattern": MESSAGE_URN_PATTERN},
+        "command": {"type": "object"},
+    },
+}
+"""What a SlowShipping hand-off's payload must hold: the shipping service's command and
+its message type."""
+
+
+def _per_workflow_payload(schema: dict[str, Any]) -> None:
+    """JSON Schema: a SlowShipping hand-off's payload carries its command (the pydantic
+    validator below says the same)."""
+    schema["allOf"] = [{
+        "if": {"properties": {"workflow": {"const": "SlowShipping"}},
+               "required": ["workflow"]},
+        "then": {"properties": {"payload": SLOW_SHIPPING_PAYLOAD}},
+    }]
 
 
 def handoff_id(saga_type: str, correlation_id: str, workflow: str, attempt: int = 1) -> str:
@@ -73,18 +111,23 @@ class _Contract(Message):
 class _Supervision(_Contract):
     """The fields every supervision contract carries (those of the request)."""
 
-    schema_version: int = Field(default=SCHEMA_VERSION, description="Contract version: 1.")
-    handoff_id: str = Field(description="Deterministic id of this hand-off (handoff_id()); "
-                                        "the workflow claims it once.")
-    saga_type: str = Field(description="The saga's type name, e.g. OrderToCash.")
-    correlation_id: str = Field(description="The saga instance's correlation id.")
+    schema_version: Literal[1] = Field(default=SCHEMA_VERSION,
+                                       description="Contract version: always 1 in v1.")
+    handoff_id: Id = Field(description="Deterministic id of this hand-off (handoff_id()); "
+                                       "the workflow claims it once.")
+    saga_type: Id = Field(description="The saga's type name, e.g. OrderToCash.")
+    correlation_id: Id = Field(description="The saga instance's correlation id.")
     workflow: Workflow = Field(description="Which workflow; the EventBridge rules route on it.")
-    reason: str = Field(description="Why the saga asks for supervision (shown to people).")
+    reason: str = Field(min_length=1,
+                        description="Why the saga asks for supervision (shown to people).")
     payload: dict[str, Any] = Field(
         description="Workflow-specific data. SlowShipping needs commandType (a message URN) "
                     "and command (the message) for the shipping service.")
-    reply_to: str = Field(description="The saga's SQS queue URL for the replies.")
-    traceparent: str | None = Field(default=None, description="W3C trace context.")
+    reply_to: str = Field(pattern=QUEUE_URL_PATTERN, max_length=2048,
+                          json_schema_extra={"format": "uri"},
+                          description="The saga's SQS queue URL for the replies.")
+    traceparent: str | None = Field(default=None, pattern=TRACEPARENT_PATTERN,
+                                    description="W3C trace context (traceparent header).")
 
 
 class SupervisionRequested(_Supervision):
@@ -95,7 +138,23 @@ class SupervisionRequested(_Supervision):
     ``SupervisionCompleted`` arrive.
     """
 
+    model_config = ConfigDict(json_schema_extra=_per_workflow_payload)
+
     detail_type: ClassVar[str] = DETAIL_TYPE_SUPERVISION_REQUESTED
+
+    @model_validator(mode="after")
+    def _payload_fits_the_workflow(self) -> SupervisionRequested:
+        if self.workflow == WORKFLOW_SLOW_SHIPPING:
+            command_type = self.payload.get("commandType")
+            if not isinstance(command_type, str) or not re.match(MESSAGE_URN_PATTERN,
+                                                                 command_type):
+                raise ValueError("a SlowShipping payload needs commandType, the shipping "
+                                 "command's message URN (urn:message:<ns>:<Name>:v<N>); "
+                                 f"got {command_type!r}")
+            if not isinstance(self.payload.get("command"), dict):
+                raise ValueError("a SlowShipping payload needs command, the shipping "
+                                 "service's message (an object)")
+        return self
 
     def check_size(self) -> bytes:
         """This detail as JSON, after checking it fits a Step Functions input (256 KiB);
@@ -111,7 +170,7 @@ class SupervisionStarted(_Supervision):
     message_urn: ClassVar[str] = SUPERVISION_STARTED_URN
     detail_type: ClassVar[str] = DETAIL_TYPE_SUPERVISION_STARTED
 
-    execution_arn: str = Field(description="The Step Functions execution's ARN.")
+    execution_arn: ExecutionArn = Field(description="The Step Functions execution's ARN.")
     started_at: datetime = Field(description="When the execution started (UTC).")
 
 
@@ -128,9 +187,9 @@ class SupervisionCompleted(_Supervision):
         default_factory=dict,
         description="Details: the reviewer's answer, the rejection's error and cause, or "
                     "trackingId.")
-    execution_arn: str = Field(description="The Step Functions execution's ARN.")
-    task_token: str = Field(repr=False, description="The token to acknowledge with "
-                                                    "SendTaskSuccess. Never log it.")
+    execution_arn: ExecutionArn = Field(description="The Step Functions execution's ARN.")
+    task_token: TaskToken = Field(description="The token to acknowledge with "
+                                              "SendTaskSuccess. Never log it.")
 
     def redacted(self) -> dict[str, Any]:
         """The wire form with the task token masked, for logs and screens."""
@@ -146,14 +205,14 @@ class ReviewTask(_Contract):
 
     message_urn: ClassVar[str] = REVIEW_TASK_URN
 
-    handoff_id: str
-    correlation_id: str
-    saga_type: str
-    reason: str
+    handoff_id: Id
+    correlation_id: Id
+    saga_type: Id
+    reason: str = Field(min_length=1)
     payload: dict[str, Any]
     escalated: bool = Field(description="True for the second, escalated review.")
-    execution_arn: str
-    task_token: str = Field(repr=False, description="Answer with this token. Never log it.")
+    execution_arn: ExecutionArn
+    task_token: TaskToken = Field(description="Answer with this token. Never log it.")
 
     def redacted(self) -> dict[str, Any]:
         """The wire form with the task token masked, for logs and screens."""

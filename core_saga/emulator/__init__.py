@@ -19,22 +19,32 @@ from ._emulator import (
     ENDPOINT_ENV,
     FAKE_KEY,
     FAKE_ROLE_ARN,
+    MANIFEST_PATH,
     Emulator,
+    EmulatorMismatchError,
     QueueInfo,
     create_sqs_queue,
     free_port,
     patched_environ,
+    require_extensions,
+    server_manifest,
     start_emulator,
 )
+from ._extensions import EXTENSIONS
 
 __all__ = [
     "ENDPOINT_ENV",
+    "EXTENSIONS",
     "FAKE_KEY",
     "FAKE_ROLE_ARN",
+    "MANIFEST_PATH",
     "Emulator",
+    "EmulatorMismatchError",
     "QueueInfo",
     "create_sqs_queue",
     "free_port",
     "patched_environ",
+    "require_extensions",
+    "server_manifest",
     "start_emulator",
 ]

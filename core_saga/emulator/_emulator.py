@@ -110,6 +110,58 @@ def _post_json(url: str, body: dict[str, Any]) -> None:
         response.read()
 
 
+MANIFEST_PATH = "/moto-api/stepsaga"
+"""The route where a server started by our launcher says what it applied."""
+
+
+class EmulatorMismatchError(RuntimeError):
+    """The server at an endpoint is not the emulator a caller needs: a plain moto (no
+    extensions), one missing some extensions, or one with Step Functions execution off.
+    The message names what is missing and how to start the right one."""
+
+
+def server_manifest(endpoint_url: str, *, timeout: float = 5.0) -> dict[str, Any] | None:
+    """What the server at `endpoint_url` applied (``{"moto", "extensions",
+    "executeStateMachine"}``), or None when it is not our emulator (a plain moto answers
+    404 there). Raises ``OSError`` when nothing answers."""
+    try:
+        with _DIRECT.open(f"{endpoint_url.rstrip('/')}{MANIFEST_PATH}",
+                          timeout=timeout) as response:
+            body = json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) and "extensions" in body else None
+
+
+def require_extensions(endpoint_url: str, extensions: tuple[str, ...], *,
+                       execution: bool = True) -> dict[str, Any]:
+    """The server's manifest, after checking that it applied every module in
+    `extensions` (and, with `execution`, runs state machines); EmulatorMismatchError
+    naming what is missing otherwise."""
+    start = ("start it with `python -m core_saga.emulator._server --port PORT --parent 0` "
+             "(or let `start_emulator()` start one)")
+    manifest = server_manifest(endpoint_url)
+    if manifest is None:
+        raise EmulatorMismatchError(
+            f"{endpoint_url} is not the stepsaga emulator (no {MANIFEST_PATH}): a plain "
+            f"moto server lacks the extensions this needs ({', '.join(extensions)}); {start}")
+    missing = [name for name in extensions if name not in manifest["extensions"]]
+    if missing:
+        raise EmulatorMismatchError(
+            f"the emulator at {endpoint_url} lacks the extension(s) {', '.join(missing)} "
+            f"(it applied {', '.join(manifest['extensions']) or 'none'}); {start}")
+    if execution and not manifest.get("executeStateMachine"):
+        raise EmulatorMismatchError(
+            f"the emulator at {endpoint_url} does not run state machines: POST "
+            '{"stepfunctions": {"execute_state_machine": true}} to /moto-api/config, or '
+            "start it without --no-execute")
+    return manifest
+
+
 class Emulator:
     """A running moto server (or one given by ``STEPSAGA_AWS_ENDPOINT_URL``).
 
@@ -152,6 +204,10 @@ class Emulator:
                 return
             except subprocess.TimeoutExpired:
                 continue
+
+    def manifest(self) -> dict[str, Any] | None:
+        """What the server applied (see :func:`server_manifest`); None for a plain moto."""
+        return server_manifest(self.endpoint_url)
 
     def configure(self) -> None:
         """Switch Step Functions execution on (real ASL runs)."""

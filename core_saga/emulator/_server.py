@@ -2,7 +2,8 @@
 
 It runs inside the server process: it arranges to die with its parent, applies our
 extensions to moto (the built-in ones, then modules named in ``--extension`` or
-``STEPSAGA_EMULATOR_EXTENSIONS``), then runs moto's server on 127.0.0.1.
+``STEPSAGA_EMULATOR_EXTENSIONS``), switches Step Functions execution on (unless
+``--no-execute``), then runs moto's server on 127.0.0.1.
 
 Dying with the parent: ``start_emulator`` gives the server a pipe as stdin and passes
 ``--watch-stdin``; when the parent dies, however it dies, the pipe reaches end of file
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="exit when stdin reaches end of file (the parent's pipe)")
     parser.add_argument("--extension", action="append", default=[],
                         help="an extra module to import before serving (repeatable)")
+    parser.add_argument("--no-execute", action="store_true",
+                        help="leave Step Functions execution off (moto's default); by "
+                             "default state machines run their ASL")
     args = parser.parse_args(argv)
     _die_with_parent(args.parent, args.watch_stdin)
     os.environ["MOTO_PORT"] = str(args.port)
@@ -59,6 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     extra = [m for m in os.environ.get("STEPSAGA_EMULATOR_EXTENSIONS", "").split(",") if m]
     for module in [*extra, *args.extension]:
         importlib.import_module(module)
+    if not args.no_execute:  # as POST /moto-api/config would: a started server runs ASL
+        from moto.core.config import default_user_config
+
+        default_user_config["stepfunctions"] = {"execute_state_machine": True}
     from moto import server
 
     sys.stdout.flush()

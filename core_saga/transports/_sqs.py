@@ -30,7 +30,7 @@ class SqsConfig(AwsConfig):
     """How to reach SQS (an :class:`~core_saga.AwsConfig`) and name its queues."""
 
     queue_prefix: str = ""
-    """Prepended to every logical queue name (e.g. a stage: ``prod-``)."""
+    """Prepended to every logical queue name (e.g. ``stepsaga-prod-``)."""
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     """Refuse larger bodies at send. 1 MiB is the SQS limit since January 2026."""
 

@@ -4,14 +4,12 @@ participant services, each a consumer on its own queue with its own tables.
 - ``messages`` — every contract; ``saga`` — the saga; ``settings`` — its settings;
   ``supervision`` — what the saga hands to the ManualReview and SlowShipping workflows;
 - ``orders``, ``payment``, ``inventory``, ``shipping`` — the services;
-- ``outbox`` — write rows and publish in one transaction outside a consumer;
 - ``app`` — wiring and the runnable entry point (``python -m examples.order_to_cash``).
 
 docs/order_to_cash.md walks through every path.
 """
 
 from .app import build_topology, build_worker, create_tables, host_services, order_service
-from .outbox import OutboxTransaction, TransactionalOutbox
 from .saga import OrderSaga
 from .settings import OrderSagaSettings
 from .state import OrderState
@@ -20,8 +18,6 @@ __all__ = [
     "OrderSaga",
     "OrderSagaSettings",
     "OrderState",
-    "OutboxTransaction",
-    "TransactionalOutbox",
     "build_topology",
     "build_worker",
     "create_tables",

@@ -51,7 +51,6 @@ from core_saga.persistence import SagaStore, store_from_url
 from core_saga.transports import InMemoryTransport, SqsTransport, Transport
 
 from . import inventory, orders, payment, shipping
-from .outbox import TransactionalOutbox
 from .queues import (
     ALL_QUEUES,
     INVENTORY_QUEUE,
@@ -62,7 +61,7 @@ from .queues import (
     SHIPPING_QUEUE,
 )
 from .saga import OrderSaga
-from .settings import LOCAL_BUS, OrderSagaSettings
+from .settings import LOCAL_BUS, LOCAL_REPLY_TO, OrderSagaSettings
 
 log = logging.getLogger("examples.order_to_cash")
 
@@ -171,10 +170,9 @@ def build_worker(settings: WorkerSettings, store: SagaStore, transport: Transpor
 
 
 def order_service(worker: Worker) -> orders.OrderService:
-    """The order service on `worker`'s store, publishing through its outbox dispatcher."""
-    return orders.OrderService(TransactionalOutbox(
-        worker.store, routes=worker.topology.routes, clock=worker.clock,
-        dispatcher=worker.dispatcher))
+    """The order service on `worker`'s store, publishing through its outbox
+    (:meth:`core_saga.Worker.outbox`)."""
+    return orders.OrderService(worker.outbox())
 
 
 async def create_tables(store: SagaStore) -> None:
@@ -186,10 +184,23 @@ async def create_tables(store: SagaStore) -> None:
 
 def open_store(settings: WorkerSettings) -> SagaStore:
     """The store `settings.database_url` names: AsyncpgStore for ``postgresql://``,
-    SqlStore for ``sqlite+aiosqlite://``, MemoryStore for ``memory://``."""
+    SqlStore for ``sqlite+aiosqlite://`` (ValueError for a database the services cannot
+    use: :func:`check_database`)."""
+    check_database(settings.database_url)
     if settings.database_schema is None:
         return store_from_url(settings.database_url)
     return store_from_url(settings.database_url, schema=settings.database_schema)
+
+
+def check_database(url: str) -> str:
+    """`url` when the services can keep their tables there; ValueError for ``memory://``,
+    whose MemoryStore holds only the engine's own data and runs no SQL."""
+    if url.startswith("memory://"):
+        raise ValueError(
+            f"database {url!r}: the Order-to-Cash services keep their rows in SQL tables; "
+            f"use a SQLite file ({DEFAULT_DATABASE_URL}, the default) or PostgreSQL "
+            "(postgresql+asyncpg://USER@HOST:PORT/DATABASE)")
+    return url
 
 
 # -- the command line -----------------------------------------------------------------------
@@ -322,7 +333,7 @@ async def run(options: argparse.Namespace) -> None:
         else:
             transport = await SqsTransport.connect(settings.sqs())
         bus = options.bus
-        reply_to = ORDER_SAGA_QUEUE
+        reply_to = LOCAL_REPLY_TO
         if isinstance(transport, SqsTransport):
             reply_to = await transport.queue_url(ORDER_SAGA_QUEUE)
             if options.transport == "emulator":
@@ -386,6 +397,10 @@ async def _seed_stock(store: SagaStore, levels: dict[str, int]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: ``python -m examples.order_to_cash [--services ...] [--transport ...]``."""
     options = parse_args(argv)
+    try:
+        check_database(worker_settings().database_url)
+    except ValueError as exc:  # before anything starts
+        raise SystemExit(f"python -m examples.order_to_cash: {exc}") from None
     logging.basicConfig(level=options.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     asyncio.run(run(options))

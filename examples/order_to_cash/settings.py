@@ -7,11 +7,15 @@ from datetime import timedelta
 from decimal import Decimal
 
 from bridge import HandOffConfig
+from bridge.testing import harness_queue_url
 
 from .queues import ORDER_SAGA_QUEUE
 
 LOCAL_BUS = "stepsaga"
 """The bus name of the local set-up (``python -m examples.order_to_cash``, the demo)."""
+LOCAL_REPLY_TO = harness_queue_url(ORDER_SAGA_QUEUE)
+"""The saga's reply address in process (the test harness and ``--transport memory``): an
+SQS-shaped URL whose last segment is the queue name. Deployments set the real URL."""
 
 
 @dataclass(frozen=True)
@@ -34,10 +38,10 @@ class OrderSagaSettings:
     """Shipment attempts the saga makes itself before it hands the order to the
     SlowShipping workflow. Default 3; None: no hand-off, retry until the deadline."""
     supervision: HandOffConfig = field(default_factory=lambda: HandOffConfig(
-        bus=LOCAL_BUS, reply_to=ORDER_SAGA_QUEUE))
+        bus=LOCAL_BUS, reply_to=LOCAL_REPLY_TO))
     """Where hand-offs go: the EventBridge bus, and the saga's queue URL for the
     workflows' replies. Deployments set both from the stack's outputs; the default
-    (bus ``stepsaga``, the logical queue name) suits the in-process test harness."""
+    (bus ``stepsaga``, :data:`LOCAL_REPLY_TO`) suits the in-process test harness."""
 
     def __post_init__(self) -> None:
         if self.review_threshold is not None and self.review_threshold < 0:

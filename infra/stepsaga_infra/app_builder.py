@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import App, Aspects, Environment
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
 from .settings import InfraSettings
 from .stack import StepsagaStack
@@ -33,18 +33,22 @@ def environment() -> Environment | None:
 
 
 def build_app(context: Mapping[str, Any] | None = None, *, nag: bool = True,
-              outdir: str | None = None) -> tuple[App, StepsagaStack]:
+              outdir: str | None = None, settings: InfraSettings | None = None
+              ) -> tuple[App, StepsagaStack]:
     """The app and its stack. `context` adds to cdk.json's (the tests' way of passing
-    ``-c``); `nag` adds ``AwsSolutionsChecks`` (an unsuppressed finding is an error
-    annotation, which fails ``cdk synth``)."""
+    ``-c``): ``stepsaga:stage`` picks ``infra/stages/<stage>.json``; `settings`, when
+    given, is used instead of any file. `nag` adds cdk-nag's ``AwsSolutionsChecks`` and
+    ``NIST80053R5Checks`` (an unsuppressed finding is an error annotation, which fails
+    ``cdk synth``)."""
     kwargs: dict[str, Any] = {}
     if context is not None:
         kwargs["context"] = dict(context)
     if outdir is not None:
         kwargs["outdir"] = outdir
     app = App(**kwargs)
-    settings = InfraSettings.from_context(app.node.try_get_context,
-                                          list(app.node.get_all_context().keys()))
+    if settings is None:
+        settings = InfraSettings.from_context(app.node.try_get_context,
+                                              list(app.node.get_all_context().keys()))
     name = stack_name(settings)
     stack = StepsagaStack(  # the construct id is the stack name: `cdk deploy stepsaga-dev`
         app, name, stack_name=name, settings=settings,
@@ -53,4 +57,5 @@ def build_app(context: Mapping[str, Any] | None = None, *, nag: bool = True,
                     "Step Functions supervisor workflows, DynamoDB claim table.")
     if nag:
         Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+        Aspects.of(app).add(NIST80053R5Checks(verbose=True))
     return app, stack

@@ -6,12 +6,15 @@ from __future__ import annotations
 from typing import Final
 
 from aws_cdk import CfnOutput
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from .bus import SupervisionBus
 from .queues import MessagingQueues, logical_name
+from .schemas import SchemaRegistry
 from .settings import InfraSettings
 from .table import ClaimTable
+from .workers import WorkerAccess
 from .workflows import SupervisorStateMachines
 
 QUEUE_PREFIX_OUTPUT: Final = "QueuePrefix"
@@ -19,6 +22,11 @@ EVENT_BUS_NAME_OUTPUT: Final = "EventBusName"
 EVENT_BUS_ARN_OUTPUT: Final = "EventBusArn"
 CLAIM_TABLE_OUTPUT: Final = "ClaimTableName"
 RULE_DLQ_OUTPUT: Final = "SupervisionEventsDlqUrl"
+WORKERS_POLICY_OUTPUT: Final = "WorkersPolicyArn"
+CONSOLE_POLICY_OUTPUT: Final = "ConsolePolicyArn"
+WORKER_ROLE_OUTPUT: Final = "WorkerRoleArn"
+KEY_OUTPUT: Final = "EncryptionKeyArn"
+REGISTRY_OUTPUT: Final = "SchemaRegistryName"
 
 
 def queue_url_output(queue: str) -> str:
@@ -39,9 +47,11 @@ def state_machine_output(workflow: str) -> str:
 
 def add_outputs(scope: Construct, *, settings: InfraSettings, queues: MessagingQueues,
                 bus: SupervisionBus, machines: SupervisorStateMachines,
-                table: ClaimTable) -> None:
+                table: ClaimTable, access: WorkerAccess, schemas: SchemaRegistry,
+                key: kms.IKey | None) -> None:
     """A ``CfnOutput`` for every queue URL (and DLQ URL), the bus, the state machine
-    ARNs and the claim table."""
+    ARNs, the claim table, the workers' policies (and role), the key and the schema
+    registry."""
     CfnOutput(scope, QUEUE_PREFIX_OUTPUT, value=settings.queue_prefix,
               description="Every queue name starts with this (STEPSAGA_QUEUE_PREFIX).")
     for name, pair in queues.pairs.items():
@@ -61,3 +71,16 @@ def add_outputs(scope: Construct, *, settings: InfraSettings, queues: MessagingQ
                   description=f"ARN of the {workflow} Standard state machine.")
     CfnOutput(scope, CLAIM_TABLE_OUTPUT, value=table.table.table_name,
               description="The DynamoDB table of hand-off claims.")
+    CfnOutput(scope, WORKERS_POLICY_OUTPUT, value=access.workers_policy.managed_policy_arn,
+              description="Attach to the workers' role: exactly what they call.")
+    CfnOutput(scope, CONSOLE_POLICY_OUTPUT, value=access.console_policy.managed_policy_arn,
+              description="Attach to the ops console's role.")
+    if access.role is not None:
+        CfnOutput(scope, WORKER_ROLE_OUTPUT, value=access.role.role_arn,
+                  description=f"The workers' role for {settings.worker_role} "
+                              "(carries the workers' policy).")
+    if key is not None:
+        CfnOutput(scope, KEY_OUTPUT, value=key.key_arn,
+                  description="The KMS key of the queues, the table and the log groups.")
+    CfnOutput(scope, REGISTRY_OUTPUT, value=schemas.registry.attr_registry_name,
+              description="The EventBridge Schema Registry holding the contracts.")

@@ -1,13 +1,15 @@
 """The SQS queues: the saga's, the participant services', and the review queue — each
-with a dead-letter queue and redrive policy, SQS-managed encryption and an SSL-only
-queue policy."""
+with a dead-letter queue and redrive policy, encryption (SQS-managed, or the stack's KMS
+key) and an SSL-only queue policy. Queues and DLQs follow the stage's removal policy:
+with ``retain`` they outlive ``cdk destroy`` with their messages."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -39,14 +41,24 @@ class QueuePair:
     dlq: sqs.Queue
 
 
+def queue_encryption(key: kms.IKey | None) -> dict[str, Any]:
+    """The ``sqs.Queue`` keyword arguments for encryption with `key` (None: SQS-managed)."""
+    if key is None:
+        return {"encryption": sqs.QueueEncryption.SQS_MANAGED}
+    return {"encryption": sqs.QueueEncryption.KMS, "encryption_master_key": key,
+            "data_key_reuse": Duration.minutes(5)}
+
+
 class MessagingQueues(Construct):
-    """Every work queue of the stack, named ``<stage>-<name>`` with ``<stage>-<name>-dlq``
-    (the names the workers find with ``STEPSAGA_QUEUE_PREFIX=<stage>-``)."""
+    """Every work queue of the stack, named ``stepsaga-<stage>-<name>`` with
+    ``stepsaga-<stage>-<name>-dlq`` (the names the workers find with
+    ``STEPSAGA_QUEUE_PREFIX=stepsaga-<stage>-``)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: InfraSettings,
-                 removal_policy: RemovalPolicy) -> None:
+                 removal_policy: RemovalPolicy, key: kms.IKey | None) -> None:
         super().__init__(scope, construct_id)
         self.settings = settings
+        self.key = key
         self.pairs: dict[str, QueuePair] = {
             name: self._pair(name, removal_policy) for name in QUEUE_NAMES}
 
@@ -56,7 +68,7 @@ class MessagingQueues(Construct):
         dlq = sqs.Queue(
             self, f"{ident}Dlq",
             queue_name=f"{settings.queue_prefix}{name}-dlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            **queue_encryption(self.key),
             enforce_ssl=True,
             retention_period=Duration.days(settings.dlq_retention_days),
             removal_policy=removal_policy,
@@ -64,7 +76,7 @@ class MessagingQueues(Construct):
         queue = sqs.Queue(
             self, f"{ident}Queue",
             queue_name=f"{settings.queue_prefix}{name}",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            **queue_encryption(self.key),
             enforce_ssl=True,
             visibility_timeout=Duration.seconds(settings.visibility_timeout_seconds),
             retention_period=Duration.days(settings.message_retention_days),

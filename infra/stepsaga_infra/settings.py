@@ -1,9 +1,11 @@
-"""The typed settings of the CDK app, read from CDK context (``-c stepsaga:KEY=VALUE`` or
-the ``context`` of ``cdk.json``) with defaults and validation.
+"""The typed settings of the CDK app: one committed JSON file per stage.
 
-Every key lives under the ``stepsaga:`` namespace, so a misspelt key fails the synth
-instead of being ignored. Values given on the command line arrive as strings; they are
-parsed to the field's type here.
+``cdk deploy -c stepsaga:stage=prod`` reads ``infra/stages/prod.json``; every key of
+that file is a field of :class:`InfraSettings` in camelCase (``logRetentionDays``), and
+anything missing takes its default. ``-c stepsaga:settingsFile=PATH`` names another
+file. No other ``stepsaga:*`` context key is accepted: a value given once with ``-c``
+would silently revert on the next ``cdk diff`` or ``cdk deploy`` that lacks it, so the
+file is the only place a stage's settings live.
 """
 
 from __future__ import annotations
@@ -14,12 +16,20 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Final, Literal
 
 from supervisor_workflows import ManualReviewTimings, SlowShippingTimings
 
 CONTEXT_PREFIX: Final = "stepsaga:"
 """Every context key this app reads starts with this."""
+STAGE_KEY: Final = "stepsaga:stage"
+"""The context key that picks the stage (and so ``stages/<stage>.json``)."""
+SETTINGS_FILE_KEY: Final = "stepsaga:settingsFile"
+"""The context key that names a settings file instead of ``stages/<stage>.json``."""
+STAGES_DIR: Final = Path(__file__).resolve().parents[1] / "stages"
+"""``infra/stages``: the committed settings of every stage."""
+DEFAULT_STAGE: Final = "dev"
 
 RETENTION_DAYS: Final[tuple[int, ...]] = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
@@ -27,8 +37,12 @@ RETENTION_DAYS: Final[tuple[int, ...]] = (
 """The retention periods CloudWatch Logs accepts (``RetentionInDays``)."""
 
 RemovalChoice = Literal["retain", "destroy"]
+WorkerRoleChoice = Literal["none", "ecs", "lambda"]
+AWS_MANAGED: Final = "aws-managed"
+CREATE_KEY: Final = "create"
 
 _STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 
 
 class SettingsError(ValueError):
@@ -44,22 +58,36 @@ def _camel(name: str) -> str:
 class InfraSettings:
     """What differs between deployments of the stack (one per stage).
 
-    Each field is read from the context key ``stepsaga:<camelCaseName>``, e.g.
-    ``stepsaga:logRetentionDays``. The workflow timings are checked by
+    Each field is the key ``<camelCaseName>`` of the stage's settings file, e.g.
+    ``logRetentionDays``; a missing key takes the default below. The workflow timings
+    are checked by
     :class:`~supervisor_workflows.ManualReviewTimings` and
     :class:`~supervisor_workflows.SlowShippingTimings` too.
     """
 
-    stage: str = "dev"
-    """Names every resource (queue names start with ``<stage>-``, the workers'
-    ``STEPSAGA_QUEUE_PREFIX``); lower-case letters, digits and hyphens, at most 20."""
+    stage: str = DEFAULT_STAGE
+    """Names every resource: ``stepsaga-<stage>`` starts every name (queue names too, the
+    workers' ``STEPSAGA_QUEUE_PREFIX`` is ``stepsaga-<stage>-``); lower-case letters,
+    digits and hyphens, at most 20. Must match the file's name."""
     log_retention_days: int = 30
     """Retention of the state machines' log groups (a value CloudWatch Logs accepts)."""
-    log_execution_data: bool = True
-    """Whether execution logs include the states' input and output (the order data)."""
+    log_execution_data: bool = False
+    """Whether execution logs include the states' input and output (the order data:
+    personal data in the logs). Off by default; dev and local stages turn it on."""
     removal_policy: RemovalChoice = "retain"
-    """What ``cdk destroy`` does to the claim table and the log groups: ``retain`` (keep
-    the data) or ``destroy`` (for throw-away stages and the emulator)."""
+    """What ``cdk destroy`` does to every stateful resource (queues and their DLQs, the
+    claim table, the log groups, a created key): ``retain`` (keep them and their data;
+    the next deploy of the stage adopts them) or ``destroy`` (throw-away stages)."""
+    encryption_key: str = AWS_MANAGED
+    """``aws-managed`` (SQS-managed SSE, the ``aws/dynamodb`` key, CloudWatch Logs'
+    default encryption), ``create`` (the stack creates a customer-managed KMS key with
+    rotation for the queues, the table and the log groups) or the ARN of an existing key
+    (its policy must let this account's principals, CloudWatch Logs and EventBridge use
+    it; see docs/deploy.md)."""
+    worker_role: WorkerRoleChoice = "none"
+    """``none``: the stack makes the workers' managed policy only (attach it to your own
+    role); ``ecs`` or ``lambda``: also a role that ECS tasks or Lambda functions assume,
+    with that policy attached."""
     review_timeout_seconds: int = 172_800
     """ManualReview: how long the first review waits (then it is escalated once)."""
     escalation_timeout_seconds: int = 86_400
@@ -78,9 +106,11 @@ class InfraSettings:
     """Both workflows: how long the saga has to acknowledge the outcome."""
     delivery_max_attempts: int = 5
     """Both workflows: re-deliveries of the outcome when it is not acknowledged."""
-    max_receive_count: int = 5
-    """SQS: receives of a message before it moves to its queue's DLQ (the workers'
-    ``STEPSAGA_MAX_DELIVERIES``)."""
+    max_receive_count: int = 10
+    """SQS: receives of a message before SQS itself moves it to its queue's DLQ. The
+    workers dead-letter a failing message themselves (with its reason in the error
+    store) after ``STEPSAGA_MAX_DELIVERIES`` (5) and refuse to start on a queue whose
+    maxReceiveCount is below that plus their ``STEPSAGA_DEAD_LETTER_MARGIN`` (5)."""
     visibility_timeout_seconds: int = 30
     """SQS: the queues' default visibility timeout (the workers'
     ``STEPSAGA_VISIBILITY_TIMEOUT``)."""
@@ -99,15 +129,22 @@ class InfraSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.stage, str) or not _STAGE.match(self.stage):
             raise SettingsError(
-                f"{CONTEXT_PREFIX}stage must be lower-case letters, digits and hyphens, "
+                f"stage must be lower-case letters, digits and hyphens, "
                 f"starting with a letter, at most 20 characters; got {self.stage!r}")
         if self.log_retention_days not in RETENTION_DAYS:
             raise SettingsError(
-                f"{CONTEXT_PREFIX}logRetentionDays must be one of "
+                f"logRetentionDays must be one of "
                 f"{', '.join(map(str, RETENTION_DAYS))}; got {self.log_retention_days!r}")
         if self.removal_policy not in ("retain", "destroy"):
-            raise SettingsError(f"{CONTEXT_PREFIX}removalPolicy must be 'retain' or "
-                                f"'destroy'; got {self.removal_policy!r}")
+            raise SettingsError(f"removalPolicy must be 'retain' or 'destroy'; got "
+                                f"{self.removal_policy!r}")
+        if self.encryption_key not in (AWS_MANAGED, CREATE_KEY) and not _KEY_ARN.match(
+                str(self.encryption_key)):
+            raise SettingsError(f"encryptionKey must be {AWS_MANAGED!r}, {CREATE_KEY!r} or "
+                                f"a KMS key ARN; got {self.encryption_key!r}")
+        if self.worker_role not in ("none", "ecs", "lambda"):
+            raise SettingsError(f"workerRole must be 'none', 'ecs' or 'lambda'; got "
+                                f"{self.worker_role!r}")
         _check_range("maxReceiveCount", self.max_receive_count, 1, 1000)
         _check_range("visibilityTimeoutSeconds", self.visibility_timeout_seconds, 0, 43_200)
         _check_range("messageRetentionDays", self.message_retention_days, 1, 14)
@@ -115,24 +152,34 @@ class InfraSettings:
         _check_range("eventRetryAttempts", self.event_retry_attempts, 0, 185)
         _check_range("eventMaxAgeHours", self.event_max_age_hours, 1, 24)
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.tags.items()):
-            raise SettingsError(f"{CONTEXT_PREFIX}tags must map strings to strings")
+            raise SettingsError("tags must map strings to strings")
         try:  # the workflows check their own timings; name the context key on failure
             self.manual_review_timings()
             self.slow_shipping_timings()
         except ValueError as exc:
-            raise SettingsError(f"workflow timings from {CONTEXT_PREFIX}* context: {exc}"
-                                ) from exc
+            raise SettingsError(f"workflow timings: {exc}") from exc
 
     @property
     def name_prefix(self) -> str:
-        """``stepsaga-<stage>``: the start of the names of buses, tables and machines."""
+        """``stepsaga-<stage>``: the start of every name (bus, rules, machines, table, log
+        groups, policies, roles, registry)."""
         return f"stepsaga-{self.stage}"
 
     @property
     def queue_prefix(self) -> str:
-        """``<stage>-``: the start of every queue name (the workers'
+        """``stepsaga-<stage>-``: the start of every queue name (the workers'
         ``STEPSAGA_QUEUE_PREFIX``)."""
-        return f"{self.stage}-"
+        return f"{self.name_prefix}-"
+
+    @property
+    def creates_key(self) -> bool:
+        """True when the stack creates its own KMS key."""
+        return self.encryption_key == CREATE_KEY
+
+    @property
+    def customer_managed_key(self) -> bool:
+        """True when queues, table and log groups use a customer-managed KMS key."""
+        return self.encryption_key != AWS_MANAGED
 
     def manual_review_timings(self) -> ManualReviewTimings:
         """The ManualReview workflow's timings."""
@@ -154,35 +201,80 @@ class InfraSettings:
             delivery_max_attempts=self.delivery_max_attempts)
 
     @classmethod
-    def context_keys(cls) -> dict[str, str]:
-        """Context key → field name, for every field."""
-        return {CONTEXT_PREFIX + _camel(f.name): f.name for f in fields(cls)}
+    def file_keys(cls) -> dict[str, str]:
+        """Settings-file key → field name, for every field (``logRetentionDays`` →
+        ``log_retention_days``)."""
+        return {_camel(f.name): f.name for f in fields(cls)}
 
     @classmethod
-    def from_context(cls, get: Callable[[str], Any], keys: list[str] | None = None
+    def from_mapping(cls, values: Mapping[str, Any], *, source: str = "settings"
                      ) -> InfraSettings:
-        """Settings from CDK context: `get` is ``node.try_get_context``; `keys` the context
-        keys present (``node.get_all_context()``), to reject unknown ``stepsaga:*`` keys.
-        """
-        known = cls.context_keys()
-        unknown = sorted(k for k in keys or [] if k.startswith(CONTEXT_PREFIX)
-                         and k not in known)
+        """Settings from a settings file's object (camelCase keys); SettingsError naming
+        `source` and the key for an unknown key or a bad value."""
+        known = cls.file_keys()
+        unknown = sorted(k for k in values if k not in known)
         if unknown:
-            raise SettingsError(f"unknown context key(s) {', '.join(unknown)}; known: "
+            raise SettingsError(f"{source}: unknown key(s) {', '.join(unknown)}; known: "
                                 f"{', '.join(sorted(known))}")
         types = {f.name: f for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, name in known.items():
-            raw = get(key)
-            if raw is None:
-                continue
-            values[name] = _parse(key, raw, types[name].default, types[name].name)
-        return cls(**values)
+        parsed: dict[str, Any] = {}
+        for key, raw in values.items():
+            name = known[key]
+            parsed[name] = _parse(key, raw, types[name].default, name)
+        try:
+            return cls(**parsed)
+        except SettingsError as exc:
+            raise SettingsError(f"{source}: {exc}") from None
 
-    def to_context(self) -> dict[str, Any]:
-        """These settings as context (``{"stepsaga:stage": "dev", ...}``)."""
+    @classmethod
+    def from_file(cls, path: str | Path, *, stage: str | None = None) -> InfraSettings:
+        """Settings from the JSON file at `path`; with `stage`, the file's ``stage`` (if
+        given) must be that stage."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(
+                f"no settings file {path}: each stage has one (copy {STAGES_DIR / 'dev.json'}"
+                " and commit it)") from None
+        except ValueError as exc:
+            raise SettingsError(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise SettingsError(f"{path} must hold a JSON object of settings")
+        if stage is not None:
+            data.setdefault("stage", stage)
+            if data["stage"] != stage:
+                raise SettingsError(f"{path} is for stage {data['stage']!r}, not {stage!r}")
+        return cls.from_mapping(data, source=str(path))
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any], keys: list[str] | None = None, *,
+                     stages_dir: Path = STAGES_DIR) -> InfraSettings:
+        """Settings for the stage CDK context names: `get` is ``node.try_get_context``;
+        `keys` the context keys present. ``stepsaga:stage`` (default ``dev``) picks
+        ``<stages_dir>/<stage>.json``; ``stepsaga:settingsFile`` names a file instead.
+        Any other ``stepsaga:*`` key is refused (it would not outlive one command)."""
+        others = sorted(k for k in keys or [] if k.startswith(CONTEXT_PREFIX)
+                        and k not in (STAGE_KEY, SETTINGS_FILE_KEY))
+        if others:
+            raise SettingsError(
+                f"context key(s) {', '.join(others)} are not read: a stage's settings live "
+                f"in its file ({stages_dir}/<stage>.json), so that every `cdk diff` and "
+                "`cdk deploy` of the stage sees the same values; put them there")
+        stage = get(STAGE_KEY)
+        given = get(SETTINGS_FILE_KEY)
+        if given:
+            return cls.from_file(Path(str(given)), stage=None if stage is None else str(stage))
+        stage = str(stage or DEFAULT_STAGE)
+        if not _STAGE.match(stage):
+            raise SettingsError(f"{STAGE_KEY} must be lower-case letters, digits and hyphens, "
+                                f"starting with a letter, at most 20 characters; got {stage!r}")
+        return cls.from_file(stages_dir / f"{stage}.json", stage=stage)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """These settings as a settings file's object (camelCase keys)."""
         out: dict[str, Any] = {}
-        for key, name in self.context_keys().items():
+        for key, name in self.file_keys().items():
             value = getattr(self, name)
             out[key] = dict(value) if name == "tags" else value
         return out
@@ -194,44 +286,31 @@ class InfraSettings:
 
 def _check_range(key: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SettingsError(f"{CONTEXT_PREFIX}{key} must be an integer between {low} and "
-                            f"{high}; got {value!r}")
+        raise SettingsError(f"{key} must be an integer between {low} and {high}; got "
+                            f"{value!r}")
 
 
 def _parse(key: str, raw: Any, default: Any, name: str) -> Any:
-    """`raw` (a JSON value from cdk.json or a string from ``-c``) as the type of
-    `default`."""
+    """`raw` (a JSON value of the settings file) checked against the type of `default`:
+    the file is typed, so ``"90"`` for an integer is an error, not a conversion."""
     if name == "tags":
-        if isinstance(raw, str):
-            try:
-                raw = json.loads(raw)
-            except ValueError as exc:
-                raise SettingsError(f"{key} must be a JSON object: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise SettingsError(f"{key} must be a JSON object of strings")
-        return {str(k): str(v) for k, v in raw.items()}
+        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+            raise SettingsError(f"{key} must be a JSON object of strings; got {raw!r}")
+        return dict(raw)
     if isinstance(default, bool):
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in ("true", "1", "yes"):
-            return True
-        if text in ("false", "0", "no"):
-            return False
-        raise SettingsError(f"{key} must be true or false; got {raw!r}")
+        if not isinstance(raw, bool):
+            raise SettingsError(f"{key} must be true or false; got {raw!r}")
+        return raw
     if isinstance(default, int):
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
-        try:
-            return int(str(raw).strip())
-        except ValueError:
-            raise SettingsError(f"{key} must be an integer; got {raw!r}") from None
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise SettingsError(f"{key} must be an integer; got {raw!r}")
+        return raw
     if isinstance(default, float):
-        try:
-            number = float(raw)
-        except (TypeError, ValueError):
-            raise SettingsError(f"{key} must be a number; got {raw!r}") from None
-        if not math.isfinite(number):
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise SettingsError(f"{key} must be a number; got {raw!r}")
+        if not math.isfinite(raw):
             raise SettingsError(f"{key} must be a finite number; got {raw!r}")
-        return number
-    return str(raw)
+        return float(raw)
+    if not isinstance(raw, str):
+        raise SettingsError(f"{key} must be a string; got {raw!r}")
+    return raw

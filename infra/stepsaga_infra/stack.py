@@ -1,4 +1,10 @@
-"""The one stack of the app: queues, claim table, state machines, bus and rules."""
+"""The one stack of the app: key, queues, claim table, state machines, bus and rules,
+the workers' policies, the schema registry, and the outputs.
+
+Each part is a construct of its own module, built here in dependency order; a new part
+(an archive, alarms, a dashboard) is one more construct that takes what it needs from
+the attributes below.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,14 @@ from aws_cdk import RemovalPolicy, Stack, Tags
 from constructs import Construct
 
 from .bus import SupervisionBus
+from .encryption import StackKey
 from .outputs import add_outputs
-from .queues import REVIEW_QUEUE, SAGA_QUEUE, SHIPPING_QUEUE, MessagingQueues
+from .queues import QUEUE_NAMES, REVIEW_QUEUE, SAGA_QUEUE, SHIPPING_QUEUE, MessagingQueues
+from .schemas import SchemaRegistry
 from .settings import InfraSettings
 from .table import ClaimTable
-from .workflows import SupervisorStateMachines, WorkflowResources
+from .workers import WorkerAccess
+from .workflows import MANUAL_REVIEW, SupervisorStateMachines, WorkflowResources
 
 
 class StepsagaStack(Stack):
@@ -23,29 +32,44 @@ class StepsagaStack(Stack):
                  **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.settings = settings
-        data_removal = (RemovalPolicy.DESTROY if settings.removal_policy == "destroy"
-                        else RemovalPolicy.RETAIN)
+        # One policy for every resource that holds data (messages, claims, logs, a key):
+        # `retain` keeps them through `cdk destroy`; the next deploy adopts them.
+        self.removal_policy = (RemovalPolicy.DESTROY if settings.removal_policy == "destroy"
+                               else RemovalPolicy.RETAIN)
         Tags.of(self).add("project", "stepsaga")
         Tags.of(self).add("stage", settings.stage)
         for key, value in settings.tags.items():
             Tags.of(self).add(key, value)
 
-        # Queues hold messages in flight only: they go with the stack.
+        self.key = StackKey(self, "Encryption", settings=settings,
+                            removal_policy=self.removal_policy).key
         self.queues = MessagingQueues(self, "Queues", settings=settings,
-                                      removal_policy=RemovalPolicy.DESTROY)
+                                      removal_policy=self.removal_policy, key=self.key)
         self.claims = ClaimTable(self, "Claims", settings=settings,
-                                 removal_policy=data_removal)
+                                 removal_policy=self.removal_policy, key=self.key)
         self.machines = SupervisorStateMachines(
-            self, "Workflows", settings=settings, removal_policy=data_removal,
+            self, "Workflows", settings=settings, removal_policy=self.removal_policy,
             resources=WorkflowResources(
                 table_name=self.claims.table.table_name,
                 table_arn=self.claims.table.table_arn,
                 saga_queue=self.queues.queue(SAGA_QUEUE),
                 review_queue=self.queues.queue(REVIEW_QUEUE),
-                shipping_queue=self.queues.queue(SHIPPING_QUEUE)))
+                shipping_queue=self.queues.queue(SHIPPING_QUEUE),
+                key=self.key))
+        state_machines = {name: item.state_machine
+                          for name, item in self.machines.workflows.items()}
         self.bus = SupervisionBus(
-            self, "Supervision", settings=settings, removal_policy=RemovalPolicy.DESTROY,
-            state_machines={name: item.state_machine
-                            for name, item in self.machines.workflows.items()})
+            self, "Supervision", settings=settings, removal_policy=self.removal_policy,
+            state_machines=state_machines, key=self.key)
+        worker_queues = [queue for name in QUEUE_NAMES if name != REVIEW_QUEUE
+                         for queue in (self.queues.pairs[name].queue,
+                                       self.queues.pairs[name].dlq)]
+        review = self.queues.pairs[REVIEW_QUEUE]
+        self.access = WorkerAccess(
+            self, "Access", settings=settings, worker_queues=worker_queues,
+            review_queues=[review.queue, review.dlq], bus=self.bus.bus,
+            machines=state_machines, review_machine=MANUAL_REVIEW, key=self.key)
+        self.schemas = SchemaRegistry(self, "Schemas", settings=settings)
         add_outputs(self, settings=settings, queues=self.queues, bus=self.bus,
-                    machines=self.machines, table=self.claims)
+                    machines=self.machines, table=self.claims, access=self.access,
+                    schemas=self.schemas, key=self.key)

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from aws_cdk import Aws, RemovalPolicy
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -70,6 +71,15 @@ class WorkflowResources:
     saga_queue: sqs.IQueue
     review_queue: sqs.IQueue
     shipping_queue: sqs.IQueue
+    key: kms.IKey | None = None
+    """The stack's KMS key (queues, table, log groups), or None for AWS-managed keys."""
+
+
+def state_machine_arn(settings: InfraSettings, workflow: str) -> str:
+    """The ARN `workflow`'s state machine will have (its name is fixed), for trust
+    policies that must name it before it exists."""
+    return (f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:stateMachine:"
+            f"{settings.name_prefix}-{workflow}")
 
 
 class SupervisorStateMachines(Construct):
@@ -108,44 +118,65 @@ class SupervisorStateMachines(Construct):
             self, f"{name}Logs",
             log_group_name=f"/aws/vendedlogs/states/{settings.name_prefix}-{name}",
             retention=_retention(settings.log_retention_days),
+            encryption_key=self.resources.key,
             removal_policy=self.removal_policy,
         )
+        if self.resources.key is None:
+            NagSuppressions.add_resource_suppressions(log_group, [NagPackSuppression(
+                id="NIST.800.53.R5-CloudWatchLogGroupEncrypted",
+                reason="encryptionKey is aws-managed for this stage: CloudWatch Logs "
+                       "encrypts the group at rest with keys it manages. Stages that "
+                       "need a customer-managed key set encryptionKey to create or a key "
+                       "ARN (prod does), and the group is encrypted with it.")])
         role = iam.Role(
             self, f"{name}Role",
             description=f"Runs the stepsaga {settings.stage} {name} state machine.",
-            assumed_by=iam.ServicePrincipal(
-                "states.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}),
+            # the confused-deputy guard: only this stage's machine of this name
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com", conditions={
+                "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                "ArnLike": {"aws:SourceArn": state_machine_arn(settings, name)}}),
         )
-        role.add_to_policy(iam.PolicyStatement(
-            sid="ClaimHandoff",
-            actions=["dynamodb:PutItem"],
-            resources=[self.resources.table_arn]))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="SendToQueues",
-            actions=["sqs:SendMessage"],
-            resources=[queue.queue_arn for queue in queues]))
+        statements = [
+            iam.PolicyStatement(sid="ClaimHandoff", actions=["dynamodb:PutItem"],
+                                resources=[self.resources.table_arn]),
+            iam.PolicyStatement(sid="SendToQueues", actions=["sqs:SendMessage"],
+                                resources=[queue.queue_arn for queue in queues]),
+            # These APIs take no resource-level permissions: AWS requires "*".
+            iam.PolicyStatement(sid="DeliverLogs", actions=list(LOG_DELIVERY_ACTIONS),
+                                resources=["*"]),
+            iam.PolicyStatement(sid="Trace", actions=list(XRAY_ACTIONS), resources=["*"]),
+        ]
+        if self.resources.key is not None:  # sending to a KMS-encrypted queue
+            statements.append(iam.PolicyStatement(
+                sid="UseTheStackKey", actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[self.resources.key.key_arn]))
+        # A managed policy, not the inline one CDK would add: the machine gets exactly
+        # these statements (its own grants are turned off by without_policy_updates).
+        policy = iam.ManagedPolicy(
+            self, f"{name}Policy", statements=statements,
+            description=f"What the stepsaga {settings.stage} {name} state machine does.")
+        role.add_managed_policy(policy)
         machine = sfn.StateMachine(
             self, name,
             state_machine_name=f"{settings.name_prefix}-{name}",
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_string(json.dumps(definition)),
             definition_substitutions=dict(substitutions),
-            role=role,
+            role=role.without_policy_updates(),
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL,
                                 include_execution_data=settings.log_execution_data),
             tracing_enabled=True,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        # Only the policy CDK attaches to the role holds the Resource '*' statements.
-        default_policy = role.node.find_child("DefaultPolicy")
-        NagSuppressions.add_resource_suppressions(default_policy, [NagPackSuppression(
+        # The machine must not start before its role may write logs.
+        machine.node.add_dependency(policy)
+        NagSuppressions.add_resource_suppressions(policy, [NagPackSuppression(
             id="AwsSolutions-IAM5",
             reason="Step Functions log delivery (logs:CreateLogDelivery and friends) and "
                    "X-Ray (xray:PutTraceSegments and friends) support no resource-level "
                    "permissions: AWS documents Resource '*' for them. Every other "
-                   "statement of this role names this stack's table and queues.",
-            applies_to=["Resource::*"])], apply_to_children=True)
+                   "statement of this policy names this stack's table, queues and key.",
+            applies_to=["Resource::*"])])
         return Workflow(name, machine, role, log_group)
 
     def state_machine(self, name: str) -> sfn.StateMachine:

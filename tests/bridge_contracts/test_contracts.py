@@ -35,6 +35,7 @@ from core_saga.extension import decode_envelope
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAeXAMPLEtoken+/="
+EXECUTION = "arn:aws:states:eu-west-1:123456789012:execution:mr:x"
 
 
 def request(**changes: Any) -> SupervisionRequested:
@@ -91,10 +92,10 @@ def test_workflow_and_outcome_are_closed_sets() -> None:
 
 def test_started_adds_the_execution() -> None:
     data = request().model_dump()
-    started = SupervisionStarted(**data, execution_arn="arn:x",
+    started = SupervisionStarted(**data, execution_arn=EXECUTION,
                                  started_at="2026-01-05T10:00:00.123Z")
     assert started.started_at.tzinfo is not None
-    assert json.loads(started.detail_json())["executionArn"] == "arn:x"
+    assert json.loads(started.detail_json())["executionArn"] == EXECUTION
 
 
 def test_the_task_token_never_shows_in_repr_str_or_redacted() -> None:
@@ -106,7 +107,7 @@ def test_the_task_token_never_shows_in_repr_str_or_redacted() -> None:
     assert event.task_token == TOKEN  # still on the wire
     assert json.loads(event.detail_json())["taskToken"] == TOKEN
     task = ReviewTask(handoff_id="h", correlation_id="c", saga_type="S", reason="r",
-                      payload={}, escalated=False, execution_arn="arn", task_token=TOKEN)
+                      payload={}, escalated=False, execution_arn=EXECUTION, task_token=TOKEN)
     assert TOKEN not in repr(task)
     assert task.redacted()["taskToken"] == REDACTED
 

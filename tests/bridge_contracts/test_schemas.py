@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from bridge.contracts import (
@@ -140,13 +140,43 @@ class OptionalMadeRequired(_Wire):
 
 
 class CompatibleEvolution(_Wire):
-    """Adds an optional field, an enum value, drops an optional one."""
+    """Adds an optional field, drops an optional one."""
 
     handoff_id: str
-    outcome: Literal["approved", "rejected", "timed_out", "cancelled"]
+    outcome: Literal["approved", "rejected", "timed_out"]
     result: dict[str, Any] = Field(default_factory=dict)
     attempts: int
     reviewer: str | None = None
+
+
+class EnumValueAdded(_Wire):
+    """A producer starts sending a value old readers do not know."""
+
+    handoff_id: str
+    outcome: Literal["approved", "rejected", "timed_out", "escalated"]
+    result: dict[str, Any] = Field(default_factory=dict)
+    attempts: int
+    traceparent: str | None = None
+
+
+class Tightened(_Wire):
+    """Rejects values the original allowed: old events may fail new readers."""
+
+    handoff_id: str = Field(min_length=1)
+    outcome: Literal["approved", "rejected", "timed_out"]
+    result: dict[str, Any] = Field(default_factory=dict)
+    attempts: int = Field(le=10)
+    traceparent: str | None = Field(default=None, pattern=r"^00-")
+
+
+class Loosened(_Wire):
+    """Allows values the tightened one rejected: new events may fail old readers."""
+
+    handoff_id: str
+    outcome: Literal["approved", "rejected", "timed_out"]
+    result: dict[str, Any] = Field(default_factory=dict)
+    attempts: int = Field(le=100)
+    traceparent: str | None = None
 
 
 def schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -174,11 +204,38 @@ def test_the_checker_accepts_compatible_evolution() -> None:
     assert find_breaking_changes(schema(Original), schema(CompatibleEvolution)) == []
 
 
-def test_added_enum_values_break_only_when_asked() -> None:
-    breaks = find_breaking_changes(schema(Original), schema(CompatibleEvolution),
-                                   enum_additions_break=True)
+def test_a_producer_adding_an_enum_value_breaks_strict_readers() -> None:
+    """outcome "escalated": the saga's own model (a Literal) rejects it, so by default
+    it is a break; consumers that accept unknown values may say so."""
+    breaks = find_breaking_changes(schema(Original), schema(EnumValueAdded))
     assert [(b.path, b.kind) for b in breaks] == [("$.outcome", "enum-value-added")]
-    assert "'cancelled'" in breaks[0].detail
+    assert "'escalated'" in breaks[0].detail
+    assert find_breaking_changes(schema(Original), schema(EnumValueAdded),
+                                 enum_additions_break=False) == []
+
+
+def test_the_real_outcome_gaining_escalated_is_a_break() -> None:
+    current = contract_schema(SupervisionCompleted)
+    evolved = copy.deepcopy(current)
+    evolved["properties"]["outcome"]["enum"].append("escalated")
+    assert [(b.path, b.kind) for b in find_breaking_changes(current, evolved)] == [
+        ("$.outcome", "enum-value-added")]
+    with pytest.raises(ValidationError):  # what a saga on the old model does with it
+        SupervisionCompleted.model_validate({
+            **json.loads(_completed().detail_json()), "outcome": "escalated"})
+
+
+def test_constraints_are_judged_both_ways() -> None:
+    tightened = {(b.path, b.kind) for b in find_breaking_changes(
+        schema(Original), schema(Tightened))}
+    assert tightened == {("$.handoffId", "constraint-tightened"),
+                         ("$.attempts", "constraint-tightened"),
+                         ("$.traceparent", "constraint-changed")}
+    loosened = {(b.path, b.kind) for b in find_breaking_changes(
+        schema(Tightened), schema(Loosened))}
+    assert loosened == {("$.handoffId", "constraint-loosened"),
+                        ("$.attempts", "constraint-loosened"),
+                        ("$.traceparent", "constraint-changed")}
 
 
 def test_the_checker_follows_refs_into_nested_models() -> None:
@@ -199,6 +256,15 @@ def test_the_checker_follows_refs_into_nested_models() -> None:
     breaks = find_breaking_changes(old, new)
     assert [(b.path, b.kind) for b in breaks] == [("$.result.trackingId", "removed"),
                                                   ("$.result.tracking", "new-required")]
+
+
+def _completed() -> SupervisionCompleted:
+    return SupervisionCompleted(
+        handoff_id="h-1", saga_type="OrderSaga", correlation_id="o-1",
+        workflow="ManualReview", reason="big", payload={},
+        reply_to="https://sqs.us-east-1.amazonaws.com/123456789012/order-saga",
+        execution_arn="arn:aws:states:us-east-1:123456789012:execution:mr:x",
+        outcome="approved", task_token="t")
 
 
 def test_the_checker_on_the_real_contract_variants() -> None:

@@ -165,7 +165,7 @@ async def test_an_escalated_task_supersedes_the_first_and_redelivery_is_harmless
 def _task(escalated: bool, token: str) -> ReviewTask:
     return ReviewTask(handoff_id="h-1", correlation_id="o-1", saga_type="T",
                       reason="big", payload={"orderId": "o-1"}, escalated=escalated,
-                      execution_arn="arn:aws:states:us-east-1:1:execution:m:x",
+                      execution_arn="arn:aws:states:us-east-1:123456789012:execution:m:x",
                       task_token=token)
 
 

@@ -1,5 +1,5 @@
-"""``stepsaga console``, ``stepsaga orders show`` and ``stepsaga contracts export``:
-registered through the ``stepsaga.cli`` entry points, each with --help and clear errors."""
+"""``stepsaga console`` and ``stepsaga orders show``: registered through the
+``stepsaga.cli`` entry points, each with --help and clear errors."""
 
 from __future__ import annotations
 
@@ -37,8 +37,7 @@ def test_the_commands_register_through_the_entry_point_group() -> None:
 
 
 @pytest.mark.parametrize("args", [["console", "--help"], ["orders", "--help"],
-                                  ["orders", "show", "--help"], ["contracts", "--help"],
-                                  ["contracts", "export", "--help"]])
+                                  ["orders", "show", "--help"]])
 def test_every_command_has_help(cli: typer.Typer, args: list[str]) -> None:
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
@@ -78,14 +77,6 @@ def test_orders_show_prints_the_timeline(cli: typer.Typer, tmp_path: Path) -> No
     assert nowhere.exit_code == 1 and "no database at" in nowhere.output
     bad = runner.invoke(cli, ["orders", "show", "x", "--database-url", "mysql://h/db"])
     assert bad.exit_code == 1 and "unsupported database URL" in bad.output
-
-
-def test_contracts_export_writes_the_schemas(cli: typer.Typer, tmp_path: Path) -> None:
-    result = runner.invoke(cli, ["contracts", "export", str(tmp_path / "schemas")])
-    assert result.exit_code == 0, result.output
-    written = sorted(p.name for p in (tmp_path / "schemas").iterdir())
-    assert "ReviewTask.v1.schema.json" in written
-    assert written == sorted(p.name for p in Path("docs/contracts").glob("*.schema.json"))
 
 
 def test_console_refuses_bad_settings(cli: typer.Typer) -> None:

@@ -43,7 +43,7 @@ async def _seed() -> None:
     await reviews.create_table()
     await reviews.record(ReviewTask(handoff_id="h", correlation_id="o-1", saga_type=SAGA_TYPE,
                                     reason="big", payload={}, escalated=False,
-                                    execution_arn="arn:aws:states:us-east-1:1:execution:m:x",
+                                    execution_arn="arn:aws:states:us-east-1:123456789012:execution:m:x",
                                     task_token="secret-token"), now)
     await store.close()
 

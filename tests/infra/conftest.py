@@ -63,25 +63,7 @@ def synthesize(outdir: Path, context: dict[str, Any] | None = None, *,
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
-    """The app as `cdk synth` builds it from cdk.json's context (stage ``dev``), with
-    the cdk-nag ``AwsSolutionsChecks``."""
+    """The app as `cdk synth` builds it from cdk.json's context (stage ``dev``, its
+    settings from infra/stages/dev.json), with both cdk-nag packs."""
     context = json.loads((INFRA / "cdk.json").read_text())["context"]
     yield synthesize(tmp_path_factory.mktemp("cdk.out"), context)
-
-
-FIXES_MODULE = "tests.support.moto_cdk_fixes"
-
-
-@pytest.fixture(scope="session")
-def cdk_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A moto server of its own with ``tests.support.moto_cdk_fixes`` loaded (the
-    session's ``emulator`` has no CloudFormation fixes, and a deploy must not mix with
-    other tests' resources). Its log is kept in the test's temporary directory."""
-    from tests.support.emulators import start_dedicated_emulator
-
-    log = tmp_path_factory.mktemp("cdk-emulator") / "server.log"
-    running = start_dedicated_emulator((FIXES_MODULE,), log)
-    try:
-        yield running
-    finally:
-        running.stop()

@@ -1,6 +1,6 @@
 """Linters on the synthesized app: cfn-lint on the template, cdk-nag's
-``AwsSolutionsChecks`` on the constructs, and an ASL linter (``statelint``) on each
-embedded state machine definition."""
+``AwsSolutionsChecks`` and ``NIST80053R5Checks`` on the constructs (of every committed
+stage), and an ASL linter (``statelint``) on each embedded state machine definition."""
 
 from __future__ import annotations
 
@@ -16,19 +16,29 @@ import pytest
 from aws_cdk.assertions import Annotations, Match
 from statelint.config import Config
 from statelint.linter import Linter
+from stepsaga_infra.settings import STAGES_DIR
 
 from supervisor_workflows import SUBSTITUTIONS, render_definition
 
-from .conftest import INFRA, Synthesized
+from .conftest import INFRA, Synthesized, synthesize
 
 CFN_LINT_CONFIG = INFRA / ".cfnlintrc.yaml"
 
+PACKS = ("AwsSolutions", "NIST.800.53.R5")
+"""The cdk-nag packs the app runs (app_builder.build_app)."""
 EXPECTED_SUPPRESSIONS = {
-    ("AwsSolutions-IAM5", "stepsaga-dev/Workflows/ManualReviewRole/DefaultPolicy/Resource"),
-    ("AwsSolutions-IAM5", "stepsaga-dev/Workflows/SlowShippingRole/DefaultPolicy/Resource"),
+    ("AwsSolutions-IAM5", "stepsaga-dev/Workflows/ManualReviewPolicy/Resource"),
+    ("AwsSolutions-IAM5", "stepsaga-dev/Workflows/SlowShippingPolicy/Resource"),
+    ("AwsSolutions-IAM5", "stepsaga-dev/Access/ConsolePolicy/Resource"),
     ("AwsSolutions-SQS3", "stepsaga-dev/Supervision/RuleDlq/Resource"),
+    ("NIST.800.53.R5-DynamoDBInBackupPlan", "stepsaga-dev/Claims/Table/Resource"),
+    ("NIST.800.53.R5-CloudWatchLogGroupEncrypted",
+     "stepsaga-dev/Workflows/ManualReviewLogs/Resource"),
+    ("NIST.800.53.R5-CloudWatchLogGroupEncrypted",
+     "stepsaga-dev/Workflows/SlowShippingLogs/Resource"),
 }
-"""Every acknowledged cdk-nag finding: a new one must be added here on purpose."""
+"""Every acknowledged cdk-nag finding of the dev stage: a new one must be added here on
+purpose (the log groups' one goes away with a customer-managed key, as in prod)."""
 
 
 def run_cfn_lint(*args: str) -> subprocess.CompletedProcess[str]:
@@ -69,27 +79,46 @@ def test_cfn_lint_finds_problems(tmp_path: Path) -> None:
     assert run_cfn_lint("--", str(path)).returncode != 0
 
 
+def _nag_findings(stack: Any) -> list[Any]:
+    annotations = Annotations.from_stack(stack)
+    nag = Match.string_like_regexp(r"^(AwsSolutions|NIST\.800\.53\.R5)-")
+    return [*annotations.find_error("*", nag), *annotations.find_warning("*", nag)]
+
+
 def test_cdk_nag_has_no_unsuppressed_findings(synthesized: Synthesized) -> None:
-    annotations = Annotations.from_stack(synthesized.stack)
-    nag = Match.string_like_regexp(r"AwsSolutions-")
-    errors = annotations.find_error("*", nag)
-    warnings = annotations.find_warning("*", nag)
-    assert not errors, [e.entry.data for e in errors]
-    assert not warnings, [w.entry.data for w in warnings]
+    findings = _nag_findings(synthesized.stack)
+    assert not findings, [f.entry.data for f in findings]
+
+
+@pytest.mark.parametrize("stage", sorted(p.stem for p in STAGES_DIR.glob("*.json")))
+def test_every_committed_stage_is_nag_clean(stage: str, tmp_path: Path) -> None:
+    """prod and local create a KMS key and a worker role: both packs pass there too."""
+    synth = synthesize(tmp_path, {"stepsaga:stage": stage})
+    findings = _nag_findings(synth.stack)
+    assert not findings, [f.entry.data for f in findings]
+    assert {p.name.split("-")[0] for p in tmp_path.glob("*-NagReport.csv")} == {
+        "AwsSolutions", "NIST.800.53.R5"}
 
 
 def nag_report(synthesized: Synthesized) -> list[dict[str, str]]:
-    [path] = synthesized.outdir.glob("AwsSolutions-*-NagReport.csv")
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+    rows: list[dict[str, str]] = []
+    for pack in PACKS:
+        [path] = synthesized.outdir.glob(f"{pack}-*-NagReport.csv")
+        with path.open(newline="") as handle:
+            rows.extend(csv.DictReader(handle))
+    return rows
 
 
 def test_cdk_nag_ran_and_every_suppression_has_a_reason(synthesized: Synthesized) -> None:
     rows = nag_report(synthesized)
     rules = {row["Rule ID"] for row in rows}
-    # the pack really looked at what matters here
+    # the packs really looked at what matters here
     assert {"AwsSolutions-SF1", "AwsSolutions-SF2", "AwsSolutions-SQS2", "AwsSolutions-SQS3",
-            "AwsSolutions-SQS4", "AwsSolutions-IAM5", "AwsSolutions-DDB3"} <= rules
+            "AwsSolutions-SQS4", "AwsSolutions-IAM5", "AwsSolutions-DDB3",
+            "NIST.800.53.R5-IAMNoInlinePolicy", "NIST.800.53.R5-CloudWatchLogGroupEncrypted",
+            "NIST.800.53.R5-DynamoDBPITREnabled",
+            "NIST.800.53.R5-CloudWatchLogGroupRetentionPeriod",
+            "NIST.800.53.R5-IAMPolicyNoStatementsWithFullAccess"} <= rules, sorted(rules)
     assert {row["Compliance"] for row in rows} <= {"Compliant", "Suppressed"}
     suppressed = [row for row in rows if row["Compliance"] == "Suppressed"]
     assert {(r["Rule ID"], r["Resource ID"]) for r in suppressed} == EXPECTED_SUPPRESSIONS
@@ -103,17 +132,27 @@ def test_suppressions_in_the_template_carry_reasons(synthesized: Synthesized) ->
         rules = resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
         for rule in rules:
             found += 1
-            assert rule["id"].startswith("AwsSolutions-"), (logical, rule)
+            assert rule["id"].startswith(tuple(f"{p}-" for p in PACKS)), (logical, rule)
             assert len(rule.get("reason", "")) > 60, (logical, rule)
-            if rule["id"] == "AwsSolutions-IAM5":  # only Resource::*, never an action
-                assert rule["applies_to"] == ["Resource::*"], (logical, rule)
+            if rule["id"] == "AwsSolutions-IAM5":  # only resources, never an action
+                assert rule["applies_to"] in (["Resource::*"], [
+                    "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+                    f"execution:stepsaga-dev-{w}:*" for w in ("ManualReview", "SlowShipping")
+                ]), (logical, rule)
     assert found == len(EXPECTED_SUPPRESSIONS)
+
+
+def test_no_inline_iam_policy_anywhere(synthesized: Synthesized) -> None:
+    assert not synthesized.of_type("AWS::IAM::Policy")
+    for logical, role in synthesized.of_type("AWS::IAM::Role").items():
+        assert "Policies" not in role["Properties"], logical
 
 
 SAMPLE_VALUES = {
     "ClaimTableName": "stepsaga-dev-handoff-claims",
-    "ReviewQueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/dev-review",
-    "ShippingQueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/dev-shipping",
+    "ReviewQueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/stepsaga-dev-review",
+    "ShippingQueueUrl":
+        "https://sqs.us-east-1.amazonaws.com/123456789012/stepsaga-dev-shipping",
 }
 
 

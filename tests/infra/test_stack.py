@@ -12,18 +12,32 @@ from aws_cdk.assertions import Match, Template
 from stepsaga_infra.bus import SUPERVISION_REQUESTED, event_pattern
 from stepsaga_infra.outputs import (
     CLAIM_TABLE_OUTPUT,
+    CONSOLE_POLICY_OUTPUT,
     EVENT_BUS_ARN_OUTPUT,
     EVENT_BUS_NAME_OUTPUT,
+    KEY_OUTPUT,
     QUEUE_PREFIX_OUTPUT,
+    REGISTRY_OUTPUT,
     RULE_DLQ_OUTPUT,
+    WORKER_ROLE_OUTPUT,
+    WORKERS_POLICY_OUTPUT,
     dlq_url_output,
     queue_url_output,
     state_machine_output,
 )
 from stepsaga_infra.queues import QUEUE_NAMES
-from stepsaga_infra.settings import InfraSettings
+from stepsaga_infra.queues import REVIEW_QUEUE as REVIEW_QUEUE_NAME
+from stepsaga_infra.schemas import schema_name, to_draft4
+from stepsaga_infra.settings import STAGES_DIR, InfraSettings
+from stepsaga_infra.workers import (
+    EXECUTION_READ_ACTIONS,
+    KEY_ACTIONS,
+    QUEUE_ACTIONS,
+    TASK_ANSWER_ACTIONS,
+)
 from stepsaga_infra.workflows import WILDCARD_ACTIONS, WORKFLOW_NAMES
 
+from bridge.contracts import CONTRACTS, contract_schema
 from supervisor_workflows import (
     CLAIM_TABLE,
     REVIEW_QUEUE,
@@ -31,10 +45,12 @@ from supervisor_workflows import (
     manual_review_definition,
     slow_shipping_definition,
 )
+from supervisor_workflows.local import event_pattern as local_event_pattern
 
 from .conftest import Synthesized, synthesize
 
-SETTINGS = InfraSettings()  # cdk.json's context is the defaults
+SETTINGS = InfraSettings.from_file(STAGES_DIR / "dev.json")  # what `cdk synth` builds
+Q = SETTINGS.queue_prefix  # "stepsaga-dev-"
 
 
 @pytest.fixture(scope="module")
@@ -63,16 +79,23 @@ def test_resource_counts(template: Template) -> None:
     template.resource_count_is("AWS::Logs::LogGroup", len(WORKFLOW_NAMES))
     template.resource_count_is("AWS::DynamoDB::Table", 1)
     template.resource_count_is("AWS::IAM::Role", 2 * len(WORKFLOW_NAMES))
+    # every permission is a managed policy (NIST 800-53 IAMNoInlinePolicy): the two
+    # machines', the two rule targets', the workers' and the console's
+    template.resource_count_is("AWS::IAM::ManagedPolicy", 2 * len(WORKFLOW_NAMES) + 2)
+    template.resource_count_is("AWS::IAM::Policy", 0)
+    template.resource_count_is("AWS::KMS::Key", 0)  # dev: AWS-managed encryption
+    template.resource_count_is("AWS::EventSchemas::Registry", 1)
+    template.resource_count_is("AWS::EventSchemas::Schema", len(CONTRACTS))
     template.resource_count_is("AWS::Lambda::Function", 0)  # no custom resources
 
 
 @pytest.mark.parametrize("name", QUEUE_NAMES)
 def test_work_queue_has_dlq_redrive_and_encryption(synthesized: Synthesized,
                                                    template: Template, name: str) -> None:
-    dlq = queue_id(synthesized, f"dev-{name}-dlq")
+    dlq = queue_id(synthesized, f"{Q}{name}-dlq")
     template.has_resource("AWS::SQS::Queue", {
         "Properties": {
-            "QueueName": f"dev-{name}",
+            "QueueName": f"{Q}{name}",
             "SqsManagedSseEnabled": True,
             "VisibilityTimeout": SETTINGS.visibility_timeout_seconds,
             "MessageRetentionPeriod": SETTINGS.message_retention_days * 86400,
@@ -81,7 +104,7 @@ def test_work_queue_has_dlq_redrive_and_encryption(synthesized: Synthesized,
         },
     })
     template.has_resource("AWS::SQS::Queue", {
-        "Properties": {"QueueName": f"dev-{name}-dlq", "SqsManagedSseEnabled": True,
+        "Properties": {"QueueName": f"{Q}{name}-dlq", "SqsManagedSseEnabled": True,
                        "MessageRetentionPeriod": SETTINGS.dlq_retention_days * 86400},
     })
 
@@ -108,8 +131,20 @@ def test_claim_table(template: Template) -> None:
             "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
             "SSESpecification": {"SSEEnabled": True},
         },
-        "DeletionPolicy": "Retain",  # cdk.json's default: keep the data
+        "DeletionPolicy": "Retain",  # the default: keep the data
     })
+
+
+def test_every_stateful_resource_follows_the_removal_policy(synthesized: Synthesized) -> None:
+    """Queues and DLQs included: with `retain` nothing that holds data goes with
+    `cdk destroy`; the next deploy adopts it (--import-existing-resources)."""
+    stateful = ("AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::Logs::LogGroup",
+                "AWS::KMS::Key")
+    found = {k: v for k, v in synthesized.resources.items() if v["Type"] in stateful}
+    assert len(found) == 2 * len(QUEUE_NAMES) + 1 + 1 + len(WORKFLOW_NAMES)
+    for logical, resource in found.items():
+        assert resource["DeletionPolicy"] == "Retain", logical
+        assert resource["UpdateReplacePolicy"] == "Retain", logical
 
 
 @pytest.mark.parametrize("workflow", WORKFLOW_NAMES)
@@ -129,7 +164,7 @@ def test_state_machine_logging_tracing_and_definition(synthesized: Synthesized,
     assert machine["LoggingConfiguration"] == {
         "Destinations": [{"CloudWatchLogsLogGroup": {
             "LogGroupArn": {"Fn::GetAtt": [log_group, "Arn"]}}}],
-        "IncludeExecutionData": True, "Level": "ALL"}
+        "IncludeExecutionData": SETTINGS.log_execution_data, "Level": "ALL"}
     assert machine["TracingConfiguration"] == {"Enabled": True}
     # one source of truth: the definition is supervisor_workflows' own, placeholders kept
     expected = (manual_review_definition(SETTINGS.manual_review_timings())
@@ -137,8 +172,8 @@ def test_state_machine_logging_tracing_and_definition(synthesized: Synthesized,
                 else slow_shipping_definition(SETTINGS.slow_shipping_timings()))
     assert json.loads(machine["DefinitionString"]) == expected
     table = logical_id(synthesized, "AWS::DynamoDB::Table")
-    queue = queue_id(synthesized, "dev-review" if workflow == "ManualReview"
-                     else "dev-shipping")
+    queue = queue_id(synthesized, f"{Q}review" if workflow == "ManualReview"
+                     else f"{Q}shipping")
     placeholder = REVIEW_QUEUE if workflow == "ManualReview" else SHIPPING_QUEUE
     assert machine["DefinitionSubstitutions"] == {CLAIM_TABLE: {"Ref": table},
                                                   placeholder: {"Ref": queue}}
@@ -149,12 +184,15 @@ def test_rule_starts_its_machine_with_detail(synthesized: Synthesized, workflow:
     machine = logical_id(synthesized, "AWS::StepFunctions::StateMachine",
                          StateMachineName=f"stepsaga-dev-{workflow}")
     bus = logical_id(synthesized, "AWS::Events::EventBus", Name="stepsaga-dev")
-    dlq = queue_id(synthesized, "dev-supervision-events-dlq")
+    dlq = queue_id(synthesized, f"{Q}supervision-events-dlq")
     rule = synthesized.resources[logical_id(synthesized, "AWS::Events::Rule",
                                             Name=f"stepsaga-dev-{workflow}")]["Properties"]
     assert rule["EventBusName"] == {"Ref": bus}
     assert rule["EventPattern"] == event_pattern(workflow) == {
+        "source": [{"prefix": "stepsaga."}],  # only stepsaga sagas start workflows
         "detail-type": [SUPERVISION_REQUESTED], "detail": {"workflow": [workflow]}}
+    # the emulator's hand-provisioned rules (demo, tests) match the same events
+    assert local_event_pattern(workflow) == rule["EventPattern"]
     assert rule["State"] == "ENABLED"
     [target] = rule["Targets"]
     assert target["Arn"] == {"Ref": machine}
@@ -166,6 +204,15 @@ def test_rule_starts_its_machine_with_detail(synthesized: Synthesized, workflow:
     role = target["RoleArn"]["Fn::GetAtt"][0]
     assert statements_of_role(synthesized, role) == [
         {"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine}}]
+    trust = synthesized.resources[role]["Properties"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"] == [{
+        "Action": "sts:AssumeRole", "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                      "ArnEquals": {"aws:SourceArn": {"Fn::Join": ["", [
+                          "arn:", {"Ref": "AWS::Partition"}, ":events:",
+                          {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
+                          f":rule/stepsaga-dev/stepsaga-dev-{workflow}"]]}}}}]
     # the DLQ lets this rule (and nothing else) send to it
     [policy] = [p for p in synthesized.of_type("AWS::SQS::QueuePolicy").values()
                 if {"Ref": dlq} in p["Properties"]["Queues"]]
@@ -178,15 +225,15 @@ def test_rule_starts_its_machine_with_detail(synthesized: Synthesized, workflow:
 
 
 def statements_of_role(synth: Synthesized, role: str) -> list[dict[str, Any]]:
-    """Every statement of the identity policies attached to `role` (Sid dropped)."""
+    """Every statement of the policies attached to `role` (Sid dropped)."""
     found = []
-    for policy in synth.of_type("AWS::IAM::Policy").values():
-        if {"Ref": role} in policy["Properties"]["Roles"]:
-            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-                found.append({k: v for k, v in statement.items() if k != "Sid"})
-    inline = synth.resources[role]["Properties"].get("Policies", [])
-    for policy in inline:
-        found.extend(policy["PolicyDocument"]["Statement"])
+    attached = synth.resources[role]["Properties"].get("ManagedPolicyArns", [])
+    for ref in attached:
+        policy = synth.resources[ref["Ref"]]
+        assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            found.append({k: v for k, v in statement.items() if k != "Sid"})
+    assert "Policies" not in synth.resources[role]["Properties"]  # nothing inline
     return found
 
 
@@ -200,15 +247,19 @@ def test_state_machine_role_is_least_privilege(synthesized: Synthesized, workflo
     assert trust["Statement"] == [{
         "Action": "sts:AssumeRole", "Effect": "Allow",
         "Principal": {"Service": "states.amazonaws.com"},
-        "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}]
+        "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                      "ArnLike": {"aws:SourceArn": {"Fn::Join": ["", [
+                          "arn:", {"Ref": "AWS::Partition"}, ":states:",
+                          {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
+                          f":stateMachine:stepsaga-dev-{workflow}"]]}}}}]
     table = logical_id(synthesized, "AWS::DynamoDB::Table")
-    own_queue = "dev-review" if workflow == "ManualReview" else "dev-shipping"
+    own_queue = f"{Q}review" if workflow == "ManualReview" else f"{Q}shipping"
     scoped = [s for s in statements_of_role(synthesized, role) if s["Resource"] != "*"]
     assert scoped == [
         {"Action": "dynamodb:PutItem", "Effect": "Allow",
          "Resource": {"Fn::GetAtt": [table, "Arn"]}},
         {"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": [
-            {"Fn::GetAtt": [queue_id(synthesized, "dev-order-saga"), "Arn"]},
+            {"Fn::GetAtt": [queue_id(synthesized, f"{Q}order-saga"), "Arn"]},
             {"Fn::GetAtt": [queue_id(synthesized, own_queue), "Arn"]}]},
     ]
     wildcard = [s for s in statements_of_role(synthesized, role) if s["Resource"] == "*"]
@@ -238,12 +289,12 @@ def test_no_wildcard_actions_and_resources_scoped_to_the_stack(synthesized: Synt
     this template, except the actions AWS only grants on ``*`` (log delivery, X-Ray),
     which cdk-nag acknowledges with a reason (see test_lint)."""
     documents: list[tuple[str, dict[str, Any]]] = []
-    for logical, policy in synthesized.of_type("AWS::IAM::Policy").items():
+    for logical, policy in synthesized.of_type("AWS::IAM::ManagedPolicy").items():
         documents.append((logical, policy["Properties"]["PolicyDocument"]))
     for logical, role in synthesized.of_type("AWS::IAM::Role").items():
-        assert "ManagedPolicyArns" not in role["Properties"], logical
-        documents.extend((logical, p["PolicyDocument"])
-                         for p in role["Properties"].get("Policies", []))
+        assert "Policies" not in role["Properties"], logical
+        for arn in role["Properties"].get("ManagedPolicyArns", []):  # only the stack's own
+            assert synthesized.resources[arn["Ref"]]["Type"] == "AWS::IAM::ManagedPolicy"
     assert documents
     for logical, document in documents:
         for statement in document["Statement"]:
@@ -253,7 +304,7 @@ def test_no_wildcard_actions_and_resources_scoped_to_the_stack(synthesized: Synt
             for resource in _as_list(statement["Resource"]):
                 if resource == "*":
                     assert set(actions) <= WILDCARD_ACTIONS, (logical, actions)
-                else:
+                elif not _is_execution_pattern(resource):
                     refs = _references(resource)
                     assert refs and refs <= set(synthesized.resources), (logical, resource)
     for logical, policy in synthesized.of_type("AWS::SQS::QueuePolicy").items():
@@ -262,16 +313,94 @@ def test_no_wildcard_actions_and_resources_scoped_to_the_stack(synthesized: Synt
                 assert not [a for a in _as_list(statement["Action"]) if "*" in a], logical
 
 
+def _is_execution_pattern(resource: Any) -> bool:
+    """The console reads executions by pattern: arn:…:execution:stepsaga-dev-<Name>:*."""
+    parts = resource.get("Fn::Join", ["", []])[1] if isinstance(resource, dict) else []
+    return bool(parts) and isinstance(parts[-1], str) and any(
+        parts[-1] == f":execution:stepsaga-dev-{w}:*" for w in WORKFLOW_NAMES)
+
+
+def _policy(synth: Synthesized, name: str) -> dict[str, Any]:
+    [found] = [p["Properties"] for p in synth.of_type("AWS::IAM::ManagedPolicy").values()
+               if p["Properties"].get("ManagedPolicyName") == name]
+    return found
+
+
+def test_the_workers_policy_is_exactly_what_the_workers_call(synthesized: Synthesized
+                                                             ) -> None:
+    statements = {s["Sid"]: s for s in _policy(synthesized, "stepsaga-dev-workers")[
+        "PolicyDocument"]["Statement"]}
+    assert set(statements) == {"WorkQueues", "HandOffs", "AnswerWorkflowTasks"}
+    queues = statements["WorkQueues"]
+    assert sorted(queues["Action"]) == sorted(QUEUE_ACTIONS)
+    expected = [{"Fn::GetAtt": [queue_id(synthesized, f"{Q}{name}{suffix}"), "Arn"]}
+                for name in QUEUE_NAMES if name != REVIEW_QUEUE_NAME for suffix in ("", "-dlq")]
+    assert sorted(map(json.dumps, queues["Resource"])) == sorted(map(json.dumps, expected))
+    bus = logical_id(synthesized, "AWS::Events::EventBus", Name="stepsaga-dev")
+    assert statements["HandOffs"] == {
+        "Sid": "HandOffs", "Effect": "Allow", "Action": "events:PutEvents",
+        "Resource": {"Fn::GetAtt": [bus, "Arn"]},
+        "Condition": {"StringLike": {"events:source": "stepsaga.*"}}}
+    machines = [{"Ref": logical_id(synthesized, "AWS::StepFunctions::StateMachine",
+                                   StateMachineName=f"stepsaga-dev-{w}")}
+                for w in WORKFLOW_NAMES]
+    answers = statements["AnswerWorkflowTasks"]
+    assert sorted(answers["Action"]) == sorted(TASK_ANSWER_ACTIONS)
+    assert answers["Resource"] == machines
+
+
+def test_the_console_policy(synthesized: Synthesized) -> None:
+    statements = {s["Sid"]: s for s in _policy(synthesized, "stepsaga-dev-console")[
+        "PolicyDocument"]["Statement"]}
+    assert set(statements) == {"ReviewQueue", "AnswerReviews", "ReadExecutions"}
+    assert sorted(map(json.dumps, statements["ReviewQueue"]["Resource"])) == sorted(
+        json.dumps({"Fn::GetAtt": [queue_id(synthesized, f"{Q}review{s}"), "Arn"]})
+        for s in ("", "-dlq"))
+    assert statements["AnswerReviews"]["Resource"] == {"Ref": logical_id(
+        synthesized, "AWS::StepFunctions::StateMachine",
+        StateMachineName="stepsaga-dev-ManualReview")}
+    assert sorted(statements["ReadExecutions"]["Action"]) == sorted(EXECUTION_READ_ACTIONS)
+    assert all(_is_execution_pattern(r) for r in statements["ReadExecutions"]["Resource"])
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: c.__name__)
+def test_every_contract_is_in_the_schema_registry(synthesized: Synthesized,
+                                                  contract: type[Any]) -> None:
+    registry = logical_id(synthesized, "AWS::EventSchemas::Registry")
+    assert synthesized.resources[registry]["Properties"]["RegistryName"] == "stepsaga-dev"
+    [schema] = [s for s in synthesized.of_type("AWS::EventSchemas::Schema").values()
+                if s["Properties"]["SchemaName"] == schema_name(contract)]
+    assert schema["Properties"]["Type"] == "JSONSchemaDraft4"
+    assert schema["Properties"]["RegistryName"] == "stepsaga-dev"
+    assert registry in schema["DependsOn"]
+    assert json.loads(schema["Properties"]["Content"]) == json.loads(json.dumps(
+        to_draft4(contract_schema(contract))))
+
+
+def test_draft4_translation() -> None:
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "urn:x",
+              "$defs": {"A": {"const": 1}}, "properties": {
+                  "a": {"$ref": "#/$defs/A"}, "n": {"exclusiveMinimum": 0}},
+              "if": {"properties": {"k": {"const": "x"}}}, "then": {"required": ["n"]}}
+    assert to_draft4(schema) == {
+        "$schema": "http://json-schema.org/draft-04/schema#", "id": "urn:x",
+        "definitions": {"A": {"enum": [1]}}, "properties": {
+            "a": {"$ref": "#/definitions/A"},
+            "n": {"minimum": 0, "exclusiveMinimum": True}},
+        "allOf": [{"anyOf": [{"not": {"properties": {"k": {"enum": ["x"]}}}},
+                             {"required": ["n"]}]}]}
+
+
 def test_outputs(synthesized: Synthesized, template: Template) -> None:
     outputs = synthesized.template["Outputs"]
     for name in QUEUE_NAMES:
         assert outputs[queue_url_output(name)]["Value"] == {
-            "Ref": queue_id(synthesized, f"dev-{name}")}
+            "Ref": queue_id(synthesized, f"{Q}{name}")}
         assert outputs[dlq_url_output(name)]["Value"] == {
-            "Ref": queue_id(synthesized, f"dev-{name}-dlq")}
+            "Ref": queue_id(synthesized, f"{Q}{name}-dlq")}
     assert outputs[RULE_DLQ_OUTPUT]["Value"] == {
-        "Ref": queue_id(synthesized, "dev-supervision-events-dlq")}
-    assert outputs[QUEUE_PREFIX_OUTPUT]["Value"] == "dev-"
+        "Ref": queue_id(synthesized, f"{Q}supervision-events-dlq")}
+    assert outputs[QUEUE_PREFIX_OUTPUT]["Value"] == "stepsaga-dev-"
     bus = logical_id(synthesized, "AWS::Events::EventBus", Name="stepsaga-dev")
     assert outputs[EVENT_BUS_NAME_OUTPUT]["Value"] == {"Ref": bus}
     assert outputs[EVENT_BUS_ARN_OUTPUT]["Value"] == {"Fn::GetAtt": [bus, "Arn"]}
@@ -281,6 +410,14 @@ def test_outputs(synthesized: Synthesized, template: Template) -> None:
         assert outputs[state_machine_output(workflow)]["Value"] == {"Ref": machine}
     assert outputs[CLAIM_TABLE_OUTPUT]["Value"] == {
         "Ref": logical_id(synthesized, "AWS::DynamoDB::Table")}
+    policies = {p["Properties"]["ManagedPolicyName"]: k for k, p in
+                synthesized.of_type("AWS::IAM::ManagedPolicy").items()
+                if "ManagedPolicyName" in p["Properties"]}
+    assert outputs[WORKERS_POLICY_OUTPUT]["Value"] == {"Ref": policies["stepsaga-dev-workers"]}
+    assert outputs[CONSOLE_POLICY_OUTPUT]["Value"] == {"Ref": policies["stepsaga-dev-console"]}
+    assert outputs[REGISTRY_OUTPUT]["Value"] == {"Fn::GetAtt": [
+        logical_id(synthesized, "AWS::EventSchemas::Registry"), "RegistryName"]}
+    assert WORKER_ROLE_OUTPUT not in outputs and KEY_OUTPUT not in outputs  # dev: none
     template.has_output("*", {"Description": Match.any_value()})
 
 
@@ -290,34 +427,68 @@ def test_tags_on_resources(template: Template) -> None:
                                   {"Key": "stage", "Value": "dev"}])})
 
 
-def test_context_changes_the_stack(tmp_path: Path) -> None:
-    """A second stage with its own retention, timeouts and removal policy."""
-    synth = synthesize(tmp_path, {
-        "stepsaga:stage": "prod", "stepsaga:logRetentionDays": "90",
-        "stepsaga:reviewTimeoutSeconds": "3600", "stepsaga:shippingDeadlineSeconds": "7200",
-        "stepsaga:removalPolicy": "destroy", "stepsaga:maxReceiveCount": "3",
-        "stepsaga:tags": '{"cost-center": "42"}'}, nag=False)
-    assert synth.stack.stack_name == "stepsaga-prod"
+def test_a_stage_file_changes_the_stack(tmp_path: Path) -> None:
+    """Another stage's file: its retention, timeouts, removal policy, tags, a key and a
+    worker role."""
+    path = tmp_path / "qa.json"
+    path.write_text(json.dumps({
+        "stage": "qa", "logRetentionDays": 90, "reviewTimeoutSeconds": 3600,
+        "shippingDeadlineSeconds": 7200, "removalPolicy": "destroy", "maxReceiveCount": 3,
+        "tags": {"cost-center": "42"}, "encryptionKey": "create", "workerRole": "lambda"}))
+    synth = synthesize(tmp_path / "out", {"stepsaga:settingsFile": str(path)}, nag=False)
+    assert synth.stack.stack_name == "stepsaga-qa"
     template = Template.from_json(synth.template)
     template.has_resource_properties("AWS::SQS::Queue", {
-        "QueueName": "prod-order-saga",
+        "QueueName": "stepsaga-qa-order-saga",
         "RedrivePolicy": Match.object_like({"maxReceiveCount": 3})})
     template.has_resource_properties("AWS::Logs::LogGroup", {
-        "LogGroupName": "/aws/vendedlogs/states/stepsaga-prod-ManualReview",
+        "LogGroupName": "/aws/vendedlogs/states/stepsaga-qa-ManualReview",
         "RetentionInDays": 90})
-    template.has_resource("AWS::DynamoDB::Table", {
-        "Properties": Match.object_like({"TableName": "stepsaga-prod-handoff-claims"}),
-        "DeletionPolicy": "Delete"})
+    for resource in synth.resources.values():
+        if resource["Type"] in ("AWS::SQS::Queue", "AWS::DynamoDB::Table",
+                                "AWS::Logs::LogGroup", "AWS::KMS::Key"):
+            assert resource["DeletionPolicy"] == "Delete"
     template.has_resource_properties("AWS::Events::EventBus", {
-        "Name": "stepsaga-prod",
+        "Name": "stepsaga-qa",
         "Tags": Match.array_with([{"Key": "cost-center", "Value": "42"}])})
     settings = InfraSettings(review_timeout_seconds=3600, shipping_deadline_seconds=7200)
     definitions = {m["Properties"]["StateMachineName"]: json.loads(
         m["Properties"]["DefinitionString"])
         for m in synth.of_type("AWS::StepFunctions::StateMachine").values()}
-    assert definitions["stepsaga-prod-ManualReview"] == manual_review_definition(
+    assert definitions["stepsaga-qa-ManualReview"] == manual_review_definition(
         settings.manual_review_timings())
-    assert definitions["stepsaga-prod-SlowShipping"] == slow_shipping_definition(
+    assert definitions["stepsaga-qa-SlowShipping"] == slow_shipping_definition(
         settings.slow_shipping_timings())
-    assert definitions["stepsaga-prod-ManualReview"]["States"]["AwaitReview"][
+    assert definitions["stepsaga-qa-ManualReview"]["States"]["AwaitReview"][
         "TimeoutSeconds"] == 3600
+
+    # the key: rotation on, used by every queue, the table and both log groups
+    [key] = synth.of_type("AWS::KMS::Key")
+    assert synth.resources[key]["Properties"]["EnableKeyRotation"] is True
+    key_arn = {"Fn::GetAtt": [key, "Arn"]}
+    for logical, queue in synth.of_type("AWS::SQS::Queue").items():
+        assert queue["Properties"]["KmsMasterKeyId"] == key_arn, logical
+    [table] = synth.of_type("AWS::DynamoDB::Table").values()
+    assert table["Properties"]["SSESpecification"] == {
+        "KMSMasterKeyId": key_arn, "SSEEnabled": True, "SSEType": "KMS"}
+    for group in synth.of_type("AWS::Logs::LogGroup").values():
+        assert group["Properties"]["KmsKeyId"] == key_arn
+    statements = synth.resources[key]["Properties"]["KeyPolicy"]["Statement"]
+    logs = [s for s in statements if s.get("Sid") == "CloudWatchLogsForThisStage"]
+    assert logs and "kms:EncryptionContext:aws:logs:arn" in logs[0]["Condition"]["ArnLike"]
+    workers = _policy(synth, "stepsaga-qa-workers")["PolicyDocument"]["Statement"]
+    assert {"Sid": "UseTheStackKey", "Effect": "Allow", "Action": list(KEY_ACTIONS),
+            "Resource": key_arn} in workers
+    assert synth.template["Outputs"][KEY_OUTPUT]["Value"] == key_arn
+
+    # the workers' role: Lambda, this stage's functions only, the workers' policy
+    [role] = [r for r in synth.of_type("AWS::IAM::Role").values()
+              if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0][
+                  "Principal"] == {"Service": "lambda.amazonaws.com"}]
+    condition = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
+    assert condition["ArnLike"]["aws:SourceArn"]["Fn::Join"][1][-1] == (
+        ":function:stepsaga-qa-*")
+    [attached] = role["Properties"]["ManagedPolicyArns"]
+    assert synth.resources[attached["Ref"]]["Properties"]["ManagedPolicyName"] == (
+        "stepsaga-qa-workers")
+    assert WORKER_ROLE_OUTPUT in synth.template["Outputs"]

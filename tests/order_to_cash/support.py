@@ -25,16 +25,18 @@ from examples.order_to_cash.orders import (
     CANCELED,
     COMPLETED,
     OrderRecord,
+    OrderRepository,
     OrderRequest,
     OrderService,
 )
-from examples.order_to_cash.orders import repository_for as order_repository
-from examples.order_to_cash.outbox import TransactionalOutbox
-from examples.order_to_cash.payment import FakePaymentGateway, LedgerEntry, balance
-from examples.order_to_cash.payment import repository_for as payment_repository
+from examples.order_to_cash.payment import (
+    FakePaymentGateway,
+    LedgerEntry,
+    PaymentRepository,
+    balance,
+)
 from examples.order_to_cash.queues import ORDER_SAGA_QUEUE
-from examples.order_to_cash.shipping import CREATED, FakeCarrier, Shipment
-from examples.order_to_cash.shipping import repository_for as shipping_repository
+from examples.order_to_cash.shipping import CREATED, FakeCarrier, Shipment, ShippingRepository
 from examples.order_to_cash.state import OrderState
 
 STOCK = {"BOOK-1": 10, "MUG-1": 10, "LAMP-1": 2}
@@ -56,12 +58,12 @@ def order_request(*lines: tuple[str, int, str], currency: str = "EUR",
 
 async def ledger_of(store: SagaStore, order_id: str) -> list[LedgerEntry]:
     async with store.transaction() as tx:
-        return await payment_repository(tx).entries(order_id)
+        return await PaymentRepository(tx).entries(order_id)
 
 
 async def shipment_of(store: SagaStore, order_id: str) -> Shipment | None:
     async with store.transaction() as tx:
-        return await shipping_repository(tx).get(order_id)
+        return await ShippingRepository(tx).get(order_id)
 
 
 @dataclass
@@ -119,7 +121,7 @@ async def assert_books_balance(store: SagaStore, gateway: FakePaymentGateway,
     expected_stock = dict(initial_stock)
     for order_id in order_ids:
         async with store.transaction() as tx:
-            order = await order_repository(tx).get(order_id)
+            order = await OrderRepository(tx).get(order_id)
         assert order is not None, f"no order {order_id}"
         saga = await store.get_instance(OrderSaga.model.name, order_id)
         assert order.status in (COMPLETED, CANCELED), f"{order_id} is {order.status}"
@@ -161,9 +163,7 @@ async def start_order_to_cash(store: SagaStore, *,
     host_services(h, services=services, saga_settings=settings, gateway=gateway,
                   carrier=carrier, clock=h.clock)
     app = OrderToCash(h=h, store=store, gateway=gateway, carrier=carrier,
-                      supervisor=supervisor, orders=OrderService(TransactionalOutbox(
-                          store, routes=h.topology.routes, clock=h.clock,
-                          dispatcher=h.dispatcher)))
+                      supervisor=supervisor, orders=OrderService(h.outbox()))
     app.orders.new_order_id = app.new_order_id
     if stock is not None:
         app.stock = dict(stock)

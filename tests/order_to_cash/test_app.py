@@ -19,14 +19,13 @@ import httpx
 import pytest
 
 from core_saga import Worker, WorkerSettings
-from core_saga.persistence import MemoryStore, SagaStore
+from core_saga.persistence import SagaStore
 from core_saga.transports import InMemoryTransport
 from examples.order_to_cash import build_worker, create_tables, order_service
-from examples.order_to_cash.app import SERVICES, parse_args
+from examples.order_to_cash.app import SERVICES, main, open_store, parse_args
 from examples.order_to_cash.inventory import set_stock_levels
 from examples.order_to_cash.orders import OrderService
 from examples.order_to_cash.payment import FakePaymentGateway
-from examples.order_to_cash.storage import backend_of, create_sql_tables
 
 from .support import order_request
 
@@ -115,15 +114,14 @@ def test_the_command_line_checks_what_it_is_given(capsys: pytest.CaptureFixture[
         assert said in capsys.readouterr().err
 
 
-async def test_unknown_stores_are_refused_by_name() -> None:
-    class Elsewhere:
-        conn = object()
-
-    with pytest.raises(TypeError, match="Elsewhere"):
-        backend_of(Elsewhere())
-    with pytest.raises(TypeError, match="unsupported store"):
-        await create_sql_tables(object(), None)  # type: ignore[arg-type]
-    await create_sql_tables(MemoryStore(), None)  # nothing to create in memory
+def test_a_database_without_sql_tables_is_refused_before_anything_starts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="keep their rows in SQL tables"):
+        open_store(WorkerSettings(database_url="memory://"))
+    monkeypatch.setenv("STEPSAGA_DATABASE_URL", "memory://")
+    with pytest.raises(SystemExit, match="'memory://': the Order-to-Cash services keep "
+                                         "their rows in SQL tables; use a SQLite file"):
+        main(["--transport", "memory"])
 
 
 def free_port() -> int:

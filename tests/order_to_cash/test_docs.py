@@ -26,3 +26,19 @@ def test_the_doc_walks_through_every_path() -> None:
                     "Shipping provider down", "Manual review", "Shipping supervision",
                     "Duplicates and out-of-order events", "Exactly once in effect"):
         assert f"### {heading}" in text or f"## {heading}" in text, heading
+
+
+def test_the_storage_excerpts_are_the_code() -> None:
+    """Each Python block of the storage section names its file on its first line and
+    shows lines of it verbatim."""
+    text = DOC.read_text(encoding="utf-8")
+    section = text[text.index("## Storage"):]
+    section = section[:section.index("\n## ", 1)]
+    blocks = re.findall(r"```python\n# (\S+)\n(.*?)```", section, flags=re.DOTALL)
+    assert len(blocks) >= 3, "the storage section lost its excerpts"
+    root = DOC.parents[1]
+    for path, excerpt in blocks:
+        source = (root / path).read_text(encoding="utf-8")
+        assert excerpt in source, (
+            f"{DOC.name}: the excerpt of {path} is not in it any more; copy it again:\n"
+            f"{excerpt}")

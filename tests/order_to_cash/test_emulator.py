@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from core_saga import Message, Worker, WorkerSettings
+from core_saga import Message, Outbox, Worker, WorkerSettings
 from core_saga.emulator import Emulator
 from core_saga.emulator.pytest_plugin import AwsScope
 from core_saga.persistence import SagaStore
 from core_saga.transports import SqsTransport
 from examples.order_to_cash import (
     OrderSagaSettings,
-    TransactionalOutbox,
     build_worker,
     create_tables,
     order_service,
@@ -49,7 +48,7 @@ class OnSqs:
     gateway: FakePaymentGateway
     carrier: FakeCarrier
     orders: OrderService
-    outbox: TransactionalOutbox
+    outbox: Outbox
     aws: AwsScope
 
     async def publish(self, message: Message, order_id: str) -> None:
@@ -101,9 +100,7 @@ async def on_sqs(emulator: Emulator, aws: AwsScope, store: SagaStore,
     carrier = FakeCarrier()
     worker = build_worker(worker_settings, store, transport, saga_settings=settings,
                           gateway=gateway, carrier=carrier)
-    outbox = TransactionalOutbox(store, routes=worker.topology.routes, clock=worker.clock,
-                                 dispatcher=worker.dispatcher)
-    app = OnSqs(worker, store, gateway, carrier, order_service(worker), outbox, aws)
+    app = OnSqs(worker, store, gateway, carrier, order_service(worker), worker.outbox(), aws)
     task = asyncio.create_task(worker.run(install_signal_handlers=False))
     try:
         yield app

@@ -32,6 +32,7 @@ from examples.order_to_cash.messages import (
     StockLine,
 )
 from examples.order_to_cash.queues import ORDER_SAGA_QUEUE, SHIPPING_QUEUE
+from examples.order_to_cash.settings import LOCAL_REPLY_TO
 
 from .support import OrderToCash, order_request, start_order_to_cash
 
@@ -54,7 +55,7 @@ async def test_an_order_over_the_threshold_is_handed_to_manual_review_before_any
     assert app.h.sent(ChargePayment) == [] and app.gateway.calls == 0
     assert request.handoff_id == handoff_id("OrderSaga", order_id, "ManualReview")
     assert (request.saga_type, request.correlation_id, request.reply_to) == (
-        "OrderSaga", order_id, ORDER_SAGA_QUEUE)
+        "OrderSaga", order_id, LOCAL_REPLY_TO)
     assert request.reason == "amount 1500.00 EUR is over the review threshold 1000.00"
     assert request.payload["amount"] == "1500.00" and request.payload["orderId"] == order_id
     (entry,) = app.supervisor.events.bodies()
@@ -277,7 +278,8 @@ class _RecordingStepFunctions:
         return {}
 
 
-async def test_a_slow_carrier_call_for_the_workflow_sends_heartbeats() -> None:
+async def test_a_slow_carrier_call_for_the_workflow_sends_heartbeats(
+        sqlite_store: SagaStore) -> None:
     import asyncio
 
     from bridge import TaskHeartbeats
@@ -291,7 +293,7 @@ async def test_a_slow_carrier_call_for_the_workflow_sends_heartbeats() -> None:
             return await super().create_label(**kwargs)  # type: ignore[arg-type]
 
     client = _RecordingStepFunctions()
-    async with SagaTestHarness() as h:
+    async with SagaTestHarness(store=sqlite_store) as h:
         await create_tables(h.store)
         supervisor = SupervisorDouble(h)
         h.add_consumer(CreateShipmentConsumer(SlowCarrier(), TaskHeartbeats(

@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind
 from core_saga import WorkerSettings
 from core_saga.emulator import Emulator
 from core_saga.emulator.pytest_plugin import AwsScope
-from core_saga.persistence import MemoryStore, SagaStore
+from core_saga.persistence import SagaStore
 from core_saga.tracing import current_traceparent, otlp_tracer_provider, use_tracer_provider
 from examples.order_to_cash import OrderSaga
 from examples.order_to_cash.queues import ORDER_SAGA_QUEUE
@@ -45,9 +45,8 @@ def _by_name(finished: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan
 
 
 async def test_an_order_is_one_trace_through_saga_and_services(
-        spans: InMemorySpanExporter) -> None:
-    store: SagaStore = MemoryStore()
-    app = await start_order_to_cash(store)
+        spans: InMemorySpanExporter, sqlite_store: SagaStore) -> None:
+    app = await start_order_to_cash(sqlite_store)
     order_id = await app.submit()
     await app.h.assert_state(OrderSaga, order_id, OrderSaga.completed)
     finished = spans.get_finished_spans()
@@ -74,8 +73,8 @@ async def test_an_order_is_one_trace_through_saga_and_services(
 
 
 async def test_a_hand_off_carries_the_trace_to_the_workflow_and_back(
-        spans: InMemorySpanExporter) -> None:
-    app = await start_order_to_cash(MemoryStore())
+        spans: InMemorySpanExporter, sqlite_store: SagaStore) -> None:
+    app = await start_order_to_cash(sqlite_store)
     order_id = await app.submit(order_request(risk_flags=("new_account",)))
     (request,) = app.supervisor.requests("ManualReview")
     assert request.traceparent is not None
@@ -87,8 +86,8 @@ async def test_a_hand_off_carries_the_trace_to_the_workflow_and_back(
 
 
 async def test_a_malformed_traceparent_starts_a_new_trace_and_fails_nothing(
-        spans: InMemorySpanExporter) -> None:
-    app = await start_order_to_cash(MemoryStore())
+        spans: InMemorySpanExporter, sqlite_store: SagaStore) -> None:
+    app = await start_order_to_cash(sqlite_store)
     order_id = await app.submit()
     spans.clear()
     envelope = app.h.consumed[0]
@@ -140,7 +139,8 @@ class _Collector(BaseHTTPRequestHandler):
         pass
 
 
-async def test_spans_are_exported_over_otlp_http_when_configured() -> None:
+async def test_spans_are_exported_over_otlp_http_when_configured(
+        sqlite_store: SagaStore) -> None:
     server = HTTPServer(("127.0.0.1", 0), _Collector)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -148,7 +148,7 @@ async def test_spans_are_exported_over_otlp_http_when_configured() -> None:
         provider = otlp_tracer_provider(f"http://127.0.0.1:{server.server_port}",
                                         service_name="order-to-cash-test")
         use_tracer_provider(provider)
-        app = await start_order_to_cash(MemoryStore())
+        app = await start_order_to_cash(sqlite_store)
         await app.submit()
         assert provider.force_flush()  # type: ignore[attr-defined]
         assert _Collector.received

@@ -48,14 +48,13 @@ from bridge import ReviewService, ReviewStore
 from bridge.reviews import DecisionResult, StepFunctions, TaskGoneError
 from bridge.timeline import SagaDatabase, build_timeline
 from core_saga import AwsConfig as StepFunctionsConfig
-from core_saga import SystemClock
+from core_saga import Outbox
 from core_saga.emulator import Emulator, patched_environ, start_emulator
 from core_saga.persistence import AsyncpgStore
 from examples.order_to_cash import create_tables
 from examples.order_to_cash.app import build_topology, provision_local
 from examples.order_to_cash.inventory import set_stock_levels
 from examples.order_to_cash.orders import OrderRequest, OrderService
-from examples.order_to_cash.outbox import TransactionalOutbox
 from examples.order_to_cash.queues import ALL_QUEUES
 from examples.order_to_cash.saga import OrderSaga
 
@@ -460,8 +459,8 @@ class Run:
 
     async def _submit(self, orders: list[PlannedOrder]) -> None:
         order_ids = iter([o.order_id for o in orders])
-        service = OrderService(TransactionalOutbox(self.store, routes=build_topology().routes,
-                                                   clock=SystemClock()),
+        # No dispatcher here: the workers' outbox pollers send what this commits.
+        service = OrderService(Outbox(self.store, topology=build_topology()),
                                new_order_id=order_ids.__next__)
         pace = 1.0 / self.options.rate
         begun = time.monotonic()

@@ -14,11 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core_saga.persistence import SagaStore
 from examples.order_to_cash.inventory import RESERVED, reservation_of, stock_levels
-from examples.order_to_cash.orders import repository_for as order_repository
-from examples.order_to_cash.payment import balance
-from examples.order_to_cash.payment import repository_for as payment_repository
-from examples.order_to_cash.shipping import CREATED
-from examples.order_to_cash.shipping import repository_for as shipping_repository
+from examples.order_to_cash.orders import OrderRepository
+from examples.order_to_cash.payment import PaymentRepository, balance
+from examples.order_to_cash.shipping import CREATED, ShippingRepository
 
 from .fakes import carrier_labels, gateway_calls
 from .plan import PlannedOrder
@@ -49,7 +47,7 @@ async def endings(store: SagaStore, orders: Sequence[PlannedOrder]) -> dict[str,
     found = {}
     for order in orders:
         async with store.transaction() as tx:
-            record = await order_repository(tx).get(order.order_id)
+            record = await OrderRepository(tx).get(order.order_id)
         saga = await store.get_instance("OrderSaga", order.order_id)
         found[order.order_id] = Ending(
             order.order_id, record.status if record else None,
@@ -91,7 +89,7 @@ async def check_money(store: SagaStore, fakes: AsyncEngine, orders: Sequence[Pla
     found: list[Violation] = []
     for order in orders:
         async with store.transaction() as tx:
-            kept = balance(await payment_repository(tx).entries(order.order_id))
+            kept = balance(await PaymentRepository(tx).entries(order.order_id))
         status = ended[order.order_id].status
         wanted = order.amount if status == "Completed" else Decimal(0)
         if kept != wanted:
@@ -139,7 +137,7 @@ async def check_shipments(store: SagaStore, fakes: AsyncEngine,
     found: list[Violation] = []
     for order in orders:
         async with store.transaction() as tx:
-            shipment = await shipping_repository(tx).get(order.order_id)
+            shipment = await ShippingRepository(tx).get(order.order_id)
         status = ended[order.order_id].status
         shipped = shipment is not None and shipment.status == CREATED
         if live[order.order_id] > 1:

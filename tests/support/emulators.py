@@ -1,8 +1,14 @@
-"""A moto server of a test's own, with extra extension modules loaded."""
+"""Emulators of a test's own: ours with extra extension modules, or a plain moto."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,3 +31,34 @@ def start_dedicated_emulator(extensions: tuple[str, ...], log_file: Path) -> Any
         running: Any = start_emulator(extensions=extensions, log_file=log_file)
     running.log_file = log_file
     return running
+
+
+@contextlib.contextmanager
+def plain_moto_server() -> Iterator[str]:
+    """A bare ``moto.server`` (none of our extensions, execution off) on a free loopback
+    port, as someone who starts moto by hand gets; its endpoint URL. Stopped after."""
+    from core_saga.emulator import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                "-p", str(port)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"plain moto on {url} did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -9,7 +9,6 @@ from .repository import (
     UNAVAILABLE,
     InventoryRepository,
     Reservation,
-    repository_for,
 )
 from .stock import reservation_of, set_stock_levels, stock_levels
 from .tables import create_tables, reservation_lines, reservations, stock
@@ -23,7 +22,6 @@ __all__ = [
     "Reservation",
     "ReserveInventoryConsumer",
     "create_tables",
-    "repository_for",
     "reservation_lines",
     "reservation_of",
     "reservations",

@@ -17,7 +17,6 @@ from .repository import (
     UNAVAILABLE,
     InventoryRepository,
     Reservation,
-    repository_for,
 )
 
 
@@ -27,7 +26,7 @@ class ReserveInventoryConsumer(Consumer[ReserveInventory]):
 
     async def consume(self, ctx: ConsumeContext[ReserveInventory]) -> None:
         command = ctx.message
-        repo = repository_for(ctx.transaction)
+        repo = InventoryRepository(ctx.transaction)
         reservation = await repo.get_reservation(command.order_id)
         if reservation is None:
             reservation = await self._reserve(ctx, repo)
@@ -77,7 +76,7 @@ class ReleaseInventoryConsumer(Consumer[ReleaseInventory]):
 
     async def consume(self, ctx: ConsumeContext[ReleaseInventory]) -> None:
         order_id = ctx.message.order_id
-        repo = repository_for(ctx.transaction)
+        repo = InventoryRepository(ctx.transaction)
         reservation = await repo.get_reservation(order_id)
         if reservation is None:
             await repo.add_reservation(Reservation(

@@ -2,23 +2,21 @@
 
 Stock is taken with a conditional decrement (``UPDATE stock SET available = available - q
 WHERE sku = s AND available >= q``): on PostgreSQL the row lock makes concurrent orders
-queue on the row and re-check the condition, on SQLite writers are serialised, and in
-memory transactions run one at a time — so stock never goes below zero.
+queue on the row and re-check the condition, on SQLite writers are serialised — so stock
+never goes below zero.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core_saga import Transaction
 
 from ..messages import StockLine
-from ..storage import MemoryTable, backend_of, memory_tables
 from .tables import reservation_lines, reservations, stock
 
 RESERVED = "reserved"
@@ -38,189 +36,84 @@ class Reservation:
     updated_at: datetime
 
 
-class InventoryRepository(Protocol):
-    """Stock and reservations, seen from one transaction."""
+# Built once: a statement object is compiled once per store and its cache key computed
+# once, so each message pays only for binding its values.
+_GET_RESERVATION = select(reservations).where(reservations.c.order_id == bindparam("order_id"))
+_RESERVATION_LINES = (
+    select(reservation_lines).where(reservation_lines.c.order_id == bindparam("order_id"))
+    .order_by(reservation_lines.c.sku))
+_ADD_RESERVATION = insert(reservations)
+_ADD_RESERVATION_LINES = insert(reservation_lines)
+_SET_STATUS = (update(reservations).where(reservations.c.order_id == bindparam("w_order_id"))
+               .values(status=bindparam("status"), note=bindparam("note"),
+                       updated_at=bindparam("updated_at")))
+_TAKE_STOCK = (update(stock)
+               .where(stock.c.sku == bindparam("w_sku"),
+                      stock.c.available >= bindparam("w_quantity"))
+               .values(available=stock.c.available - bindparam("w_quantity")))
+_RETURN_STOCK = (update(stock).where(stock.c.sku == bindparam("w_sku"))
+                 .values(available=stock.c.available + bindparam("w_quantity")))
+_AVAILABLE = select(stock.c.available).where(stock.c.sku == bindparam("sku"))
 
-    async def get_reservation(self, order_id: str) -> Reservation | None: ...
-
-    async def add_reservation(self, reservation: Reservation) -> None:
-        """Insert; fails (rolling the message back) if the order has one already."""
-        ...
-
-    async def set_status(self, order_id: str, status: str, note: str, at: datetime) -> None: ...
-
-    async def take_stock(self, sku: str, quantity: int) -> bool:
-        """Take `quantity` units if that many are available; False (nothing taken) if not,
-        or if the article is unknown."""
-        ...
-
-    async def return_stock(self, sku: str, quantity: int) -> None: ...
-
-    async def set_stock(self, sku: str, available: int) -> None:
-        """Set the units available (insert or overwrite)."""
-        ...
-
-    async def available(self, sku: str) -> int | None:
-        """Units available, or None for an unknown article."""
-        ...
+# INSERT ... ON CONFLICT (sku) DO UPDATE: the one statement whose construct differs by
+# database (both speak it; SQLAlchemy has an insert per dialect).
+_PG_INSERT, _SQLITE_INSERT = postgresql.insert(stock), sqlite.insert(stock)
+_SET_STOCK_PG = _PG_INSERT.on_conflict_do_update(
+    index_elements=[stock.c.sku], set_={"available": _PG_INSERT.excluded.available})
+_SET_STOCK_SQLITE = _SQLITE_INSERT.on_conflict_do_update(
+    index_elements=[stock.c.sku], set_={"available": _SQLITE_INSERT.excluded.available})
 
 
-class SqlInventoryRepository:
-    """On a SQLAlchemy AsyncConnection (SqlStore: SQLite or PostgreSQL)."""
+class InventoryRepository:
+    """Stock and reservations (tables ``stock``, ``reservations``,
+    ``reservation_lines``), seen from the transaction `tx`."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
-        self.conn = conn
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
 
     async def get_reservation(self, order_id: str) -> Reservation | None:
-        row = (await self.conn.execute(
-            select(reservations).where(reservations.c.order_id == order_id))).first()
+        """The order's reservation, or None."""
+        row = (await self.tx.execute(_GET_RESERVATION, {"order_id": order_id})).first()
         if row is None:
             return None
-        lines = await self.conn.execute(
-            select(reservation_lines).where(reservation_lines.c.order_id == order_id)
-            .order_by(reservation_lines.c.sku))
+        lines = await self.tx.execute(_RESERVATION_LINES, {"order_id": order_id})
         return Reservation(row.order_id, row.status,
                            tuple(StockLine(sku=r.sku, quantity=r.quantity) for r in lines),
                            row.note, row.created_at, row.updated_at)
 
     async def add_reservation(self, reservation: Reservation) -> None:
-        await self.conn.execute(insert(reservations).values(
-            order_id=reservation.order_id, status=reservation.status, note=reservation.note,
-            created_at=reservation.created_at, updated_at=reservation.updated_at))
+        """Insert; ``sqlalchemy.exc.IntegrityError`` (rolling the message back) if the
+        order has one already."""
+        await self.tx.execute(_ADD_RESERVATION, {
+            "order_id": reservation.order_id, "status": reservation.status,
+            "note": reservation.note, "created_at": reservation.created_at,
+            "updated_at": reservation.updated_at})
         if reservation.lines:
-            await self.conn.execute(insert(reservation_lines), [
+            await self.tx.execute(_ADD_RESERVATION_LINES, [
                 {"order_id": reservation.order_id, "sku": line.sku, "quantity": line.quantity}
                 for line in reservation.lines])
 
     async def set_status(self, order_id: str, status: str, note: str, at: datetime) -> None:
-        await self.conn.execute(update(reservations).where(reservations.c.order_id == order_id)
-                                .values(status=status, note=note, updated_at=at))
+        """Change the reservation's status and note."""
+        await self.tx.execute(_SET_STATUS, {"w_order_id": order_id, "status": status,
+                                            "note": note, "updated_at": at})
 
     async def take_stock(self, sku: str, quantity: int) -> bool:
-        result = await self.conn.execute(
-            update(stock).where(stock.c.sku == sku, stock.c.available >= quantity)
-            .values(available=stock.c.available - quantity))
+        """Take `quantity` units if that many are available; False (nothing taken) if not,
+        or if the article is unknown."""
+        result = await self.tx.execute(_TAKE_STOCK, {"w_sku": sku, "w_quantity": quantity})
         return result.rowcount == 1
 
     async def return_stock(self, sku: str, quantity: int) -> None:
-        await self.conn.execute(update(stock).where(stock.c.sku == sku)
-                                .values(available=stock.c.available + quantity))
+        """Put `quantity` units back."""
+        await self.tx.execute(_RETURN_STOCK, {"w_sku": sku, "w_quantity": quantity})
 
     async def set_stock(self, sku: str, available: int) -> None:
-        make = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
-        stmt = make(stock).values(sku=sku, available=available)
-        await self.conn.execute(stmt.on_conflict_do_update(
-            index_elements=[stock.c.sku], set_={"available": available}))
+        """Set the units available (insert or overwrite)."""
+        upsert = _SET_STOCK_PG if self.tx.dialect == "postgresql" else _SET_STOCK_SQLITE
+        await self.tx.execute(upsert, {"sku": sku, "available": available})
 
     async def available(self, sku: str) -> int | None:
-        value = (await self.conn.execute(
-            select(stock.c.available).where(stock.c.sku == sku))).scalar()
+        """Units available, or None for an unknown article."""
+        value = await self.tx.scalar(_AVAILABLE, {"sku": sku})
         return None if value is None else int(value)
-
-
-class AsyncpgInventoryRepository:
-    """On an asyncpg connection (an asyncpg-based store), PostgreSQL tables as
-    :func:`~examples.order_to_cash.inventory.tables.create_tables` makes them."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    async def get_reservation(self, order_id: str) -> Reservation | None:
-        row = await self.conn.fetchrow("SELECT * FROM reservations WHERE order_id = $1",
-                                       order_id)
-        if row is None:
-            return None
-        lines = await self.conn.fetch(
-            "SELECT sku, quantity FROM reservation_lines WHERE order_id = $1 ORDER BY sku",
-            order_id)
-        return Reservation(row["order_id"], row["status"],
-                           tuple(StockLine(sku=r["sku"], quantity=r["quantity"]) for r in lines),
-                           row["note"], row["created_at"], row["updated_at"])
-
-    async def add_reservation(self, reservation: Reservation) -> None:
-        await self.conn.execute(
-            "INSERT INTO reservations (order_id, status, note, created_at, updated_at)"
-            " VALUES ($1, $2, $3, $4, $5)", reservation.order_id, reservation.status,
-            reservation.note, reservation.created_at, reservation.updated_at)
-        if reservation.lines:
-            await self.conn.executemany(
-                "INSERT INTO reservation_lines (order_id, sku, quantity) VALUES ($1, $2, $3)",
-                [(reservation.order_id, line.sku, line.quantity) for line in reservation.lines])
-
-    async def set_status(self, order_id: str, status: str, note: str, at: datetime) -> None:
-        await self.conn.execute(
-            "UPDATE reservations SET status = $2, note = $3, updated_at = $4"
-            " WHERE order_id = $1", order_id, status, note, at)
-
-    async def take_stock(self, sku: str, quantity: int) -> bool:
-        status = await self.conn.execute(
-            "UPDATE stock SET available = available - $2 WHERE sku = $1 AND available >= $2",
-            sku, quantity)
-        return bool(status == "UPDATE 1")
-
-    async def return_stock(self, sku: str, quantity: int) -> None:
-        await self.conn.execute("UPDATE stock SET available = available + $2 WHERE sku = $1",
-                                sku, quantity)
-
-    async def set_stock(self, sku: str, available: int) -> None:
-        await self.conn.execute(
-            "INSERT INTO stock (sku, available) VALUES ($1, $2)"
-            " ON CONFLICT (sku) DO UPDATE SET available = EXCLUDED.available", sku, available)
-
-    async def available(self, sku: str) -> int | None:
-        value = await self.conn.fetchval("SELECT available FROM stock WHERE sku = $1", sku)
-        return None if value is None else int(value)
-
-
-class _MemoryInventory:
-    def __init__(self) -> None:
-        self.stock: MemoryTable[str, int] = MemoryTable()
-        self.reservations: MemoryTable[str, Reservation] = MemoryTable()
-
-
-class MemoryInventoryRepository:
-    """In memory, for MemoryStore: rolled back with the message's transaction (and
-    transactions there run one at a time, so a check-then-take is atomic)."""
-
-    def __init__(self, tx: Any) -> None:
-        self._t, self._undo = memory_tables(tx, "inventory", _MemoryInventory)
-
-    async def get_reservation(self, order_id: str) -> Reservation | None:
-        return self._t.reservations.get(order_id)
-
-    async def add_reservation(self, reservation: Reservation) -> None:
-        self._t.reservations.insert(reservation.order_id, reservation, self._undo)
-
-    async def set_status(self, order_id: str, status: str, note: str, at: datetime) -> None:
-        current = self._t.reservations.get(order_id)
-        if current is not None:
-            self._t.reservations.put(order_id, replace(current, status=status, note=note,
-                                                       updated_at=at), self._undo)
-
-    async def take_stock(self, sku: str, quantity: int) -> bool:
-        available = self._t.stock.get(sku)
-        if available is None or available < quantity:
-            return False
-        self._t.stock.put(sku, available - quantity, self._undo)
-        return True
-
-    async def return_stock(self, sku: str, quantity: int) -> None:
-        available = self._t.stock.get(sku)
-        if available is not None:
-            self._t.stock.put(sku, available + quantity, self._undo)
-
-    async def set_stock(self, sku: str, available: int) -> None:
-        self._t.stock.put(sku, available, self._undo)
-
-    async def available(self, sku: str) -> int | None:
-        return self._t.stock.get(sku)
-
-
-def repository_for(tx: Any) -> InventoryRepository:
-    """The inventory repository for the store transaction `tx`."""
-    backend = backend_of(tx)
-    if backend == "sqlalchemy":
-        return SqlInventoryRepository(tx.conn)
-    if backend == "asyncpg":
-        return AsyncpgInventoryRepository(tx.conn)
-    return MemoryInventoryRepository(tx)

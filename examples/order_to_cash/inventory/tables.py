@@ -6,8 +6,6 @@ from sqlalchemy import CheckConstraint, Column, DateTime, Integer, MetaData, Str
 
 from core_saga.persistence import SagaStore
 
-from ..storage import create_sql_tables
-
 metadata = MetaData()
 
 stock = Table(
@@ -40,4 +38,4 @@ reservation_lines = Table(
 
 async def create_tables(store: SagaStore) -> None:
     """Create the inventory tables in `store` if missing."""
-    await create_sql_tables(store, metadata)
+    await store.create_tables(metadata)

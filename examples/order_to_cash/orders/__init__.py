@@ -11,7 +11,6 @@ from .repository import (
     SUBMITTED,
     OrderRecord,
     OrderRepository,
-    repository_for,
 )
 from .service import IdempotencyKeyReused, OrderService, Submission
 from .tables import create_tables, order_lines, orders
@@ -37,5 +36,4 @@ __all__ = [
     "field_path",
     "order_lines",
     "orders",
-    "repository_for",
 ]

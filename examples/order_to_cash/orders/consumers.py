@@ -7,7 +7,7 @@ import logging
 from core_saga import ConsumeContext, Consumer
 
 from ..messages import OrderCanceled, OrderCompleted
-from .repository import CANCELED, COMPLETED, repository_for
+from .repository import CANCELED, COMPLETED, OrderRepository
 
 log = logging.getLogger("examples.order_to_cash.orders")
 
@@ -17,7 +17,7 @@ class OrderCompletedConsumer(Consumer[OrderCompleted]):
 
     async def consume(self, ctx: ConsumeContext[OrderCompleted]) -> None:
         event = ctx.message
-        changed = await repository_for(ctx.transaction).set_outcome(
+        changed = await OrderRepository(ctx.transaction).set_outcome(
             event.order_id, status=COMPLETED, tracking_id=event.tracking_id, at=ctx.now)
         if not changed:
             log.warning("order %s: OrderCompleted for an unknown or already ended order",
@@ -29,7 +29,7 @@ class OrderCanceledConsumer(Consumer[OrderCanceled]):
 
     async def consume(self, ctx: ConsumeContext[OrderCanceled]) -> None:
         event = ctx.message
-        changed = await repository_for(ctx.transaction).set_outcome(
+        changed = await OrderRepository(ctx.transaction).set_outcome(
             event.order_id, status=CANCELED, cancel_code=event.code, reason=event.reason,
             at=ctx.now)
         if not changed:

@@ -8,11 +8,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
+
+from core_saga import Outbox
+
 from ..messages import OrderLine, OrderSubmitted
-from ..outbox import TransactionalOutbox
-from ..storage import is_duplicate_key
 from .models import OrderRequest
-from .repository import SUBMITTED, OrderRecord, repository_for
+from .repository import SUBMITTED, OrderRecord, OrderRepository
 
 
 class IdempotencyKeyReused(Exception):
@@ -43,7 +45,7 @@ class OrderService:
     """Places orders: the order row and ``OrderSubmitted`` commit together (through
     `outbox`), so an order is either stored and on its way to the saga, or neither."""
 
-    def __init__(self, outbox: TransactionalOutbox, *,
+    def __init__(self, outbox: Outbox, *,
                  new_order_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
         self.outbox = outbox
         self.new_order_id = new_order_id
@@ -57,16 +59,16 @@ class OrderService:
         for attempt in range(3):
             try:
                 return await self._submit(request, idempotency_key, digest)
-            except Exception as exc:
+            except IntegrityError:
                 # Two requests with one key raced: the loser reads the winner's order.
-                if idempotency_key is None or not is_duplicate_key(exc) or attempt == 2:
+                if idempotency_key is None or attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
     async def _submit(self, request: OrderRequest, key: str | None, digest: str
                       ) -> Submission:
         async with self.outbox.transaction() as otx:
-            repo = repository_for(otx.tx)
+            repo = OrderRepository(otx)
             if key is not None:
                 existing = await repo.find_by_idempotency_key(key)
                 if existing is not None:
@@ -90,4 +92,4 @@ class OrderService:
     async def get(self, order_id: str) -> OrderRecord | None:
         """The order, or None."""
         async with self.outbox.store.transaction() as tx:
-            return await repository_for(tx).get(order_id)
+            return await OrderRepository(tx).get(order_id)

@@ -6,7 +6,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
 
 from core_saga.persistence import SagaStore
 
-from ..storage import ExactDecimal, create_sql_tables
+from ..storage import ExactDecimal
 
 metadata = MetaData()
 
@@ -41,4 +41,4 @@ order_lines = Table(
 
 async def create_tables(store: SagaStore) -> None:
     """Create the order tables in `store` if missing."""
-    await create_sql_tables(store, metadata)
+    await store.create_tables(metadata)

@@ -10,7 +10,7 @@ from .gateway import (
     PaymentGateway,
     RefundResult,
 )
-from .repository import LedgerEntry, PaymentRepository, balance, repository_for
+from .repository import LedgerEntry, PaymentRepository, balance
 from .tables import create_tables, payments
 
 __all__ = [
@@ -26,5 +26,4 @@ __all__ = [
     "balance",
     "create_tables",
     "payments",
-    "repository_for",
 ]

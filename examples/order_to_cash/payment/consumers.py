@@ -24,7 +24,6 @@ from .repository import (
     REFUNDED,
     LedgerEntry,
     PaymentRepository,
-    repository_for,
 )
 
 log = logging.getLogger("examples.order_to_cash.payment")
@@ -40,7 +39,7 @@ class ChargePaymentConsumer(Consumer[ChargePayment]):
 
     async def consume(self, ctx: ConsumeContext[ChargePayment]) -> None:
         command = ctx.message
-        repo = repository_for(ctx.transaction)
+        repo = PaymentRepository(ctx.transaction)
         charge = await repo.get(command.order_id, CHARGE)
         if charge is None:
             charge = await self._charge(ctx, repo)
@@ -81,7 +80,7 @@ class RefundPaymentConsumer(Consumer[RefundPayment]):
 
     async def consume(self, ctx: ConsumeContext[RefundPayment]) -> None:
         command = ctx.message
-        repo = repository_for(ctx.transaction)
+        repo = PaymentRepository(ctx.transaction)
         refund = await repo.get(command.order_id, REFUND)
         if refund is None:
             refund = await self._refund(ctx, repo)

@@ -1,8 +1,4 @@
-"""Data access of the payment service, in the message's transaction.
-
-:func:`repository_for` picks the implementation for the store the transaction
-belongs to: SQLAlchemy (SQLite, PostgreSQL), asyncpg, or in memory.
-"""
+"""Data access of the payment service, in the message's transaction."""
 
 from __future__ import annotations
 
@@ -10,12 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, Literal, Protocol
+from typing import Final, Literal
 
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, insert, select
 
-from ..storage import MemoryTable, backend_of, memory_tables
+from core_saga import Row, Transaction
+
 from .tables import payments
 
 CHARGE: Final = "charge"
@@ -53,114 +49,40 @@ def balance(entries: Iterable[LedgerEntry]) -> Decimal:
     return total
 
 
-class PaymentRepository(Protocol):
-    """The payment ledger, seen from one transaction."""
+# Built once: a statement object is compiled once per store and its cache key computed
+# once, so each message pays only for binding its values.
+_GET = select(payments).where(payments.c.order_id == bindparam("order_id"),
+                              payments.c.kind == bindparam("kind"))
+_ADD = insert(payments)
+_ENTRIES = (select(payments).where(payments.c.order_id == bindparam("order_id"))
+            .order_by(payments.c.kind))
+
+
+class PaymentRepository:
+    """The payment ledger (table ``payments``), seen from the transaction `tx`."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
 
     async def get(self, order_id: str, kind: Kind) -> LedgerEntry | None:
         """The order's charge or refund row, if any."""
-        ...
-
-    async def add(self, entry: LedgerEntry) -> None:
-        """Insert a row; fails (rolling the message back) if the order has one of that
-        kind already."""
-        ...
-
-    async def entries(self, order_id: str) -> list[LedgerEntry]:
-        """Every row of the order."""
-        ...
-
-
-def _entry(row: Any) -> LedgerEntry:
-    return LedgerEntry(order_id=row.order_id, kind=row.kind, status=row.status,
-                       amount=Decimal(row.amount), currency=row.currency,
-                       reference=row.reference, note=row.note, created_at=row.created_at)
-
-
-class SqlPaymentRepository:
-    """On a SQLAlchemy AsyncConnection (SqlStore: SQLite or PostgreSQL)."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self.conn = conn
-
-    async def get(self, order_id: str, kind: Kind) -> LedgerEntry | None:
-        row = (await self.conn.execute(select(payments).where(
-            payments.c.order_id == order_id, payments.c.kind == kind))).first()
+        row = (await self.tx.execute(_GET, {"order_id": order_id, "kind": kind})).first()
         return None if row is None else _entry(row)
 
     async def add(self, entry: LedgerEntry) -> None:
-        await self.conn.execute(insert(payments).values(
-            order_id=entry.order_id, kind=entry.kind, status=entry.status,
-            amount=entry.amount, currency=entry.currency, reference=entry.reference,
-            note=entry.note, created_at=entry.created_at))
+        """Insert a row; ``sqlalchemy.exc.IntegrityError`` (rolling the message back) if
+        the order has one of that kind already."""
+        await self.tx.execute(_ADD, {
+            "order_id": entry.order_id, "kind": entry.kind, "status": entry.status,
+            "amount": entry.amount, "currency": entry.currency, "reference": entry.reference,
+            "note": entry.note, "created_at": entry.created_at})
 
     async def entries(self, order_id: str) -> list[LedgerEntry]:
-        result = await self.conn.execute(select(payments).where(payments.c.order_id == order_id)
-                                         .order_by(payments.c.kind))
-        return [_entry(r) for r in result]
+        """Every row of the order."""
+        return [_entry(r) for r in await self.tx.execute(_ENTRIES, {"order_id": order_id})]
 
 
-class AsyncpgPaymentRepository:
-    """On an asyncpg connection (an asyncpg-based store). The tables are the ones
-    :func:`~examples.order_to_cash.payment.tables.create_tables` makes on PostgreSQL."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    async def get(self, order_id: str, kind: Kind) -> LedgerEntry | None:
-        row = await self.conn.fetchrow(
-            "SELECT * FROM payments WHERE order_id = $1 AND kind = $2", order_id, kind)
-        return None if row is None else _entry(_Row(row))
-
-    async def add(self, entry: LedgerEntry) -> None:
-        await self.conn.execute(
-            "INSERT INTO payments (order_id, kind, status, amount, currency, reference, note,"
-            " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            entry.order_id, entry.kind, entry.status, entry.amount, entry.currency,
-            entry.reference, entry.note, entry.created_at)
-
-    async def entries(self, order_id: str) -> list[LedgerEntry]:
-        rows = await self.conn.fetch(
-            "SELECT * FROM payments WHERE order_id = $1 ORDER BY kind", order_id)
-        return [_entry(_Row(r)) for r in rows]
-
-
-class _Row:
-    """Attribute access over an asyncpg Record."""
-
-    def __init__(self, record: Any) -> None:
-        self._record = record
-
-    def __getattr__(self, name: str) -> Any:
-        return self._record[name]
-
-
-class _MemoryLedger:
-    def __init__(self) -> None:
-        self.rows: MemoryTable[tuple[str, str], LedgerEntry] = MemoryTable()
-
-
-class MemoryPaymentRepository:
-    """In memory, for MemoryStore: rolled back with the message's transaction."""
-
-    def __init__(self, tx: Any) -> None:
-        self._ledger, self._undo = memory_tables(tx, "payments", _MemoryLedger)
-
-    async def get(self, order_id: str, kind: Kind) -> LedgerEntry | None:
-        return self._ledger.rows.get((order_id, kind))
-
-    async def add(self, entry: LedgerEntry) -> None:
-        self._ledger.rows.insert((entry.order_id, entry.kind), entry, self._undo)
-
-    async def entries(self, order_id: str) -> list[LedgerEntry]:
-        return sorted((e for e in self._ledger.rows.values() if e.order_id == order_id),
-                      key=lambda e: e.kind)
-
-
-def repository_for(tx: Any) -> PaymentRepository:
-    """The payment repository for the store transaction `tx`."""
-    backend = backend_of(tx)
-    if backend == "sqlalchemy":
-        return SqlPaymentRepository(tx.conn)
-    if backend == "asyncpg":
-        return AsyncpgPaymentRepository(tx.conn)
-    return MemoryPaymentRepository(tx)
+def _entry(row: Row) -> LedgerEntry:
+    return LedgerEntry(order_id=row.order_id, kind=row.kind, status=row.status,
+                       amount=row.amount, currency=row.currency, reference=row.reference,
+                       note=row.note, created_at=row.created_at)

@@ -6,7 +6,7 @@ from sqlalchemy import Column, DateTime, MetaData, String, Table
 
 from core_saga.persistence import SagaStore
 
-from ..storage import ExactDecimal, create_sql_tables
+from ..storage import ExactDecimal
 
 metadata = MetaData()
 
@@ -28,4 +28,4 @@ charge, ``refunded`` or ``not_charged`` for a refund."""
 
 async def create_tables(store: SagaStore) -> None:
     """Create the payment tables in `store` if missing."""
-    await create_sql_tables(store, metadata)
+    await store.create_tables(metadata)

@@ -9,7 +9,6 @@ from .repository import (
     VOIDED,
     Shipment,
     ShippingRepository,
-    repository_for,
 )
 from .tables import create_tables, shipments
 
@@ -26,6 +25,5 @@ __all__ = [
     "Shipment",
     "ShippingRepository",
     "create_tables",
-    "repository_for",
     "shipments",
 ]

@@ -19,7 +19,7 @@ from ..messages import (
     ShipmentFailed,
 )
 from .carrier import Carrier, CarrierUnavailable
-from .repository import CANCELED, CREATED, VOIDED, Shipment, ShippingRepository, repository_for
+from .repository import CANCELED, CREATED, VOIDED, Shipment, ShippingRepository
 
 log = logging.getLogger("examples.order_to_cash.shipping")
 
@@ -46,7 +46,7 @@ class CreateShipmentConsumer(Consumer[CreateShipment]):
     async def consume(self, ctx: ConsumeContext[CreateShipment]) -> None:
         command = ctx.message
         token = ctx.task_token
-        repo = repository_for(ctx.transaction)
+        repo = ShippingRepository(ctx.transaction)
         shipment = await repo.get(command.order_id)
         if shipment is None:
             try:
@@ -123,7 +123,7 @@ class CancelShipmentConsumer(Consumer[CancelShipment]):
 
     async def consume(self, ctx: ConsumeContext[CancelShipment]) -> None:
         order_id = ctx.message.order_id
-        repo = repository_for(ctx.transaction)
+        repo = ShippingRepository(ctx.transaction)
         shipment = await repo.get(order_id)
         if shipment is None:
             await repo.add(Shipment(order_id, CANCELED, None, None,

@@ -6,8 +6,6 @@ from sqlalchemy import Column, DateTime, MetaData, String, Table
 
 from core_saga.persistence import SagaStore
 
-from ..storage import create_sql_tables
-
 metadata = MetaData()
 
 shipments = Table(
@@ -26,4 +24,4 @@ shipments = Table(
 
 async def create_tables(store: SagaStore) -> None:
     """Create the shipping tables in `store` if missing."""
-    await create_sql_tables(store, metadata)
+    await store.create_tables(metadata)
