@@ -28,9 +28,10 @@ def run_script(name: str, *args: str, timeout: float = 120) -> str:
 def test_ceiling_prints_the_ratio_per_concurrency() -> None:
     out = run_script("ceiling.py", "--sagas", "8", "--events", "2", "--concurrency", "1,8",
                      "--repeats", "1")
-    assert "asyncpg loop (ceiling),   8 connections" in out
-    assert "engine / ceiling at   1 connections = " in out
-    assert "engine / ceiling at   8 connections = " in out
+    assert "asyncpg loop (ceiling)     8 connections" in out
+    for mode in ("per-message", "batched"):
+        assert f"engine ({mode}) / ceiling at   1 connections = " in out
+        assert f"engine ({mode}) / ceiling at   8 connections = " in out
 
 
 def test_order_to_cash_in_memory_prints_rates_and_latencies() -> None:
