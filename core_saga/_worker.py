@@ -405,6 +405,7 @@ class Worker:
         self._in_flight_at[queue] = 0
         self._receiving[queue] = True
         failures = 0
+        arrivals = ArrivalRate()
         while not self._stop.is_set():
             if not self.store_health.up:
                 # Nothing new while the database is down: what is in hand is kept.
@@ -446,6 +447,16 @@ class Worker:
             else:
                 for message in messages:
                     self._start(self._handle(queue, pipeline, deleter, message))
+            if 0 < len(messages) < 10:
+                # A partial receive: let the next one find a fuller queue, for as long as
+                # the queue's rate says it takes to fill a batch (none when it is quiet).
+                arrivals.arrived(len(messages))
+                wait = batch_wait(arrivals.per_second(), 0, 10,
+                                  self.settings.receive_linger_seconds)
+                if wait > 0:
+                    await _sleep_unless(self._stop, wait)
+            elif messages:
+                arrivals.arrived(len(messages))
 
     def _start(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)

@@ -53,7 +53,8 @@ def test_order_to_cash_over_the_emulator_with_one_and_two_processes() -> None:
 
 def test_peer_dbos_prints_the_ratio() -> None:
     out = run_script("peer_dbos.py", "--orders", "20", "--window", "8", "--repeats", "1")
-    assert "stepsaga / DBOS orders per second = " in out
+    assert "stepsaga / DBOS (transactions) orders per second = " in out
+    assert "stepsaga / DBOS (steps) orders per second = " in out
 
 
 def test_memory_prints_rss_per_count_and_the_ratio() -> None:
