@@ -65,11 +65,12 @@ class WorkerSettings(BaseSettings):
     when fewer than one more message is expected in this time (a quiet queue is
     received from at once), else until ten are expected. It saves receives at load,
     at the price of at most this much latency per hop."""
-    delete_linger_seconds: float = Field(0.2, ge=0, le=5)
-    """The longest handled messages wait to be deleted in a batch of up to 10. The wait
-    follows the queue's rate: none when fewer than one more message is expected in this
-    time, else until the batch is expected to be full. Deleting late is harmless (the
-    message stays invisible); it saves SQS calls."""
+    delete_linger_seconds: float = Field(0.5, ge=0, le=5)
+    """The longest handled messages wait to be deleted in a batch of up to 10: until
+    the batch is full or this time has passed, and not at all when the queue is so quiet
+    that fewer than one more message is expected in this time. Deleting late is harmless
+    (the message stays invisible; a redelivery is absorbed by the inbox); it saves SQS
+    calls."""
     send_linger_seconds: float = Field(0.05, ge=0, le=5)
     """The longest committed outgoing messages wait to be sent in a batch of up to 10
     per destination; the wait follows the destination's rate as for

@@ -41,9 +41,9 @@ T = TypeVar("T")
 
 class _Deleter:
     """Collects handled messages and deletes them in batches of up to 10. A partial
-    batch waits as long as the queue's rate of handled messages says it will take to
-    fill, at most `linger` seconds, and not at all when fewer than one more is expected
-    in that time (:func:`batch_wait`)."""
+    batch waits up to `linger` seconds for more, and not at all when the queue's rate
+    of handled messages says fewer than one more will come in that time
+    (:func:`batch_wait`)."""
 
     def __init__(self, transport: Transport, queue: str, *, linger: float = 0.02) -> None:
         self.transport = transport
@@ -67,7 +67,11 @@ class _Deleter:
             self._flush()
         if not self._pending:
             return
-        wait = batch_wait(self._rate.per_second(), len(self._pending), 10, self.linger)
+        # Deleting late costs nothing (the messages stay invisible, the inbox absorbs a
+        # redelivery): a partial batch waits the whole window for the next burst, unless
+        # the queue is too quiet for one to come in it.
+        quiet = batch_wait(self._rate.per_second(), len(self._pending), 10, self.linger) <= 0
+        wait = 0.0 if quiet else self.linger
         if wait <= 0:
             self._flush()
         elif self._timer is None:
