@@ -59,7 +59,7 @@ class WorkerSettings(BaseSettings):
     message is handled on its own transaction, so a failing message never takes its
     neighbours' effects with it. False: one transaction per message. On SQLite a batch
     holds the write lock from its first write to its commit."""
-    receive_linger_seconds: float = Field(0.1, ge=0, le=5)
+    receive_linger_seconds: float = Field(0.05, ge=0, le=5)
     """The longest a queue's next receive waits after one that took fewer than 10
     messages, so that it finds a fuller batch. The wait follows the queue's rate: none
     when fewer than one more message is expected in this time (a quiet queue is
