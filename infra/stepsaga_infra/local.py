@@ -378,7 +378,8 @@ def worker_settings(target: LocalTarget, outputs: Mapping[str, str], stage: str
         "STEPSAGA_AWS_REGION": REGION,
         "STEPSAGA_QUEUE_PREFIX": outputs["QueuePrefix"],
         "STEPSAGA_EVENT_BUS": outputs["EventBusName"],
-        "STEPSAGA_MAX_DELIVERIES": str(settings.max_receive_count),
+        # STEPSAGA_MAX_DELIVERIES keeps the workers' default (5): the queues'
+        # maxReceiveCount leaves it the dead-letter margin the workers check at start.
         "STEPSAGA_VISIBILITY_TIMEOUT": str(settings.visibility_timeout_seconds),
         # the emulator takes any key; on AWS the workers' role gives credentials
         "AWS_ACCESS_KEY_ID": FAKE_KEY,
