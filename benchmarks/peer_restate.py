@@ -154,21 +154,20 @@ async def restate_child(orders: int, window: int, schema: str, pg: str) -> dict[
     store = AsyncpgStore.from_url(pg, schema=schema, pool_size=POOL)
     await create_tables(store)
     await set_stock_levels(store, stock_for(orders))
-    saga = OrderSteps(orders)
+    app = build_app(OrderSteps(orders), store)
     base = Path(tempfile.mkdtemp(prefix="restate-bench-"))
     (base / "restate.toml").write_text(SERVER_CONFIG.format(
         base=base / "data", admin=ADMIN, ingress=INGRESS))
     log = (base / "server.log").open("w")
-    server = await asyncio.create_subprocess_exec(
-        str(SERVER_BIN), "--config-file", str(base / "restate.toml"), "--no-logo",
-        "--listen-mode", "tcp", stdout=log, stderr=subprocess.STDOUT)
     stop = asyncio.Event()
     config = Config()
     config.bind = [SERVICE]
     config.loglevel = "WARNING"
     config.accesslog = None
-    service = asyncio.create_task(serve(build_app(saga, store), config,
-                                        shutdown_trigger=stop.wait))
+    server = await asyncio.create_subprocess_exec(
+        str(SERVER_BIN), "--config-file", str(base / "restate.toml"), "--no-logo",
+        "--listen-mode", "tcp", stdout=log, stderr=subprocess.STDOUT)
+    service = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
     try:
         async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(
                 max_connections=window + 4)) as client:
