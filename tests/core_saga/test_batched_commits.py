@@ -129,7 +129,11 @@ async def test_a_batch_commits_each_message_once_with_its_own_outbox_rows(
     history = await store.history("ArticleOrderSaga", "o-1")
     assert [(h.from_state, h.to_state) for h in history] == [
         ("Initial", "PaymentPending"), ("PaymentPending", "InventoryPending")]
-    # Handled again, one by one: every one is a duplicate now.
+    # The rows handed back are the committed ones, ids and all (to dispatch them).
+    pending = await store.pending_outbox()
+    assert sorted((r.id, r.message_id) for p in results for r in p.rows) == \
+        sorted((r.id, r.message_id) for r in pending)
+    # Handled again: every one is a duplicate now.
     again = await orders.process_batch(batch)
     assert all(r.duplicate for r in again)
     assert len(await store.pending_outbox()) == 4
