@@ -9,8 +9,8 @@ Variants, interleaved within each repeat:
 - ``memory+sqlite`` / ``memory+postgres``: one process, the engine on the in-memory
   transport (queues in process memory), on SQLite (WAL file) or on PostgreSQL through
   the raw asyncpg store (a fresh schema per run), with the worker's default batched
-  commits (one transaction per receive of up to ten messages). Send and delete lingers
-  are 0: an in-memory queue has no per-call cost to batch away.
+  commits (one transaction per receive of up to ten messages). Receive, send and delete
+  windows are 0: an in-memory queue has no per-call cost to batch away.
 - ``memory+postgres-per-message``: as ``memory+postgres`` with ``batch_commits`` off
   (one transaction per message), for the batching's gain in the same run.
 - ``sqs-1proc`` / ``sqs-2proc``: the same app over SQS on the local emulator (moto,
@@ -227,7 +227,8 @@ async def run_in_memory(store: SagaStore, orders: int, window: int, *,
     await set_stock_levels(store, stock_for(orders))
     settings = settings or WorkerSettings(
         database_url="memory://", concurrency=32, outbox_poll_seconds=0.5,
-        send_linger_seconds=0.0, delete_linger_seconds=0.0, batch_commits=batch_commits)
+        receive_linger_seconds=0.0, send_linger_seconds=0.0, delete_linger_seconds=0.0,
+        batch_commits=batch_commits)
     transport = transport or InMemoryTransport()
     worker = build_worker(settings, store, transport, gateway=BenchGateway(seed=1),
                           carrier=FakeCarrier())
@@ -423,7 +424,7 @@ async def main() -> None:
           f"emulator run, window {args.window} open orders, {args.repeats} repeats; mix "
           f"90% happy / 5% payment declined / 5% out of stock (refund); variants "
           f"{','.join(args.variants)}")
-    print("  memory+*: worker concurrency 32, lingers 0; sqs-*: worker processes with "
+    print("  memory+*: worker concurrency 32, batching windows 0; sqs-*: worker processes with "
           f"concurrency 32, send linger 0.05 s, delete linger 0.2 s, long poll "
           f"{SQS_WAIT_SECONDS} s, asyncpg store (pool 20 per process)\n")
 

@@ -358,6 +358,9 @@ class Endpoint:
         self.routes = routes
         self.max_conflict_retries = max_conflict_retries
         self.lease = lease
+        self.batch_lock_wait = 0.05
+        """Seconds a batched commit waits for a row lock before it falls back to one
+        transaction per message."""
         self._by_type: dict[str, list[Handler]] = {}
         for handler in self.handlers:
             for urn in handler.message_types():
@@ -415,6 +418,10 @@ class Endpoint:
         works = [Work() for _ in envelopes]
         rows: list[list[OutboxRow] | None] = []
         async with self.store.transaction() as tx:
+            # A batch holds its rows' locks until its commit: rather than queue behind
+            # another batch (or deadlock with it, found only after PostgreSQL's
+            # deadlock_timeout), it gives up soon and its messages go one by one.
+            await tx.limit_lock_wait(self.batch_lock_wait)
             for envelope, work in zip(envelopes, works, strict=True):
                 attempts = RetryAttempts()
                 attempts.begin_run()

@@ -59,6 +59,11 @@ class WorkerSettings(BaseSettings):
     message is handled on its own transaction, so a failing message never takes its
     neighbours' effects with it. False: one transaction per message. On SQLite a batch
     holds the write lock from its first write to its commit."""
+    batch_commit_size: int = Field(10, ge=2, le=10)
+    """With `batch_commits`, the most messages of one receive committed together; a
+    receive of more is split into groups that run side by side, each in its own
+    transaction on its own connection. Smaller groups: lower latency (a group's
+    messages run one after the other); larger: fewer commits."""
     receive_linger_seconds: float = Field(0.05, ge=0, le=5)
     """The longest a queue's next receive waits after one that took fewer than 10
     messages, so that it finds a fuller batch. The wait follows the queue's rate: none

@@ -446,8 +446,15 @@ class Worker:
             self._in_flight += len(messages)
             self._in_flight_at[queue] += len(messages)
             if self.settings.batch_commits and len(messages) > 1:
-                # One transaction for the whole receive batch (see _handle_batch).
-                self._start(self._handle_batch(queue, pipeline, deleter, messages))
+                # One transaction per group of the receive (see _handle_batch); the
+                # groups run side by side, each on its own connection.
+                size = self.settings.batch_commit_size
+                for start in range(0, len(messages), size):
+                    group = messages[start:start + size]
+                    if len(group) > 1:
+                        self._start(self._handle_batch(queue, pipeline, deleter, group))
+                    else:
+                        self._start(self._handle(queue, pipeline, deleter, group[0]))
             else:
                 for message in messages:
                     self._start(self._handle(queue, pipeline, deleter, message))

@@ -314,6 +314,9 @@ class AsyncpgTransaction(StoreTransaction):
         async with self.conn.transaction():
             yield
 
+    async def limit_lock_wait(self, seconds: float) -> None:
+        await self.conn.execute(f"SET LOCAL lock_timeout = {max(1, int(seconds * 1000))}")
+
     async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
         if self._holding:
             await self.flush()

@@ -126,6 +126,13 @@ class StoreTransaction(abc.ABC):
 
     # -- the engine's operations ---------------------------------------------------------
 
+    async def limit_lock_wait(self, seconds: float) -> None:
+        """Give up waiting for a row lock after `seconds` for the rest of this
+        transaction (PostgreSQL ``SET LOCAL lock_timeout``; a no-op where the store has
+        no row locks). A batched commit uses it: a batch that would queue behind
+        another's locks is rolled back and its messages handled one by one instead."""
+        return None
+
     @abc.abstractmethod
     async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
         """Record the message as processed by `consumer`; False if it already was."""

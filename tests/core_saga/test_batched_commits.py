@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
 
 from core_saga import (
     ConsumeContext,
@@ -23,7 +24,7 @@ from core_saga import (
     Worker,
     WorkerSettings,
 )
-from core_saga.extension import Endpoint, SagaHandler, decode_envelope
+from core_saga.extension import ConsumerHandler, Endpoint, SagaHandler, decode_envelope
 from core_saga.persistence import MemoryStore, SagaStore
 from core_saga.persistence._memory import MemoryTransaction
 from core_saga.transports import InMemoryTransport, ReceivedMessage, TransportMessage
@@ -33,6 +34,8 @@ from examples.quickstart.article_saga import (
     OrderSubmitted,
     PaymentSucceeded,
 )
+
+from ..conftest import pg_asyncpg_store, requires_postgres
 
 
 class Job(Message):
@@ -243,3 +246,48 @@ async def test_an_outage_during_a_batched_commit_holds_its_messages(
     assert worker.failed == 0
     assert transport.dead_letters("jobs") == []
     assert await done_numbers(transport) == list(range(10))
+
+
+counters = MetaData()
+counter = Table("batch_counter", counters, Column("name", String(20), primary_key=True),
+                Column("value", Integer, nullable=False))
+
+
+class Bump(Message):
+    message_namespace = "t.batch"
+    n: int
+
+
+class Bumper(Consumer[Bump]):
+    async def consume(self, ctx: ConsumeContext[Bump]) -> None:
+        await ctx.transaction.execute(update(counter).where(counter.c.name == "hot")
+                                      .values(value=counter.c.value + 1))
+
+
+@pytest.mark.postgres
+@requires_postgres
+async def test_a_batch_does_not_queue_behind_another_transactions_locks() -> None:
+    """A batch holds its locks to its commit, so it does not wait for others' either:
+    behind a held row lock it gives up (and its messages go one by one, each waiting
+    its turn as usual) instead of stalling the endpoint."""
+    store = pg_asyncpg_store()
+    await store.create_schema()
+    await store.create_tables(counters)
+    try:
+        async with store.transaction() as tx:
+            await tx.execute(insert(counter).values(name="hot", value=0))
+        bumps = Endpoint("bumps", [ConsumerHandler(Bumper())], store=store,
+                         clock=SystemClock(), routes=Topology().routes)
+        async with store.transaction() as holder:
+            await holder.execute(update(counter).values(value=100))  # holds the row
+            with pytest.raises(Exception, match="lock"):
+                await asyncio.wait_for(bumps.process_batch(
+                    [Envelope(Bump(n=1)), Envelope(Bump(n=2))]), timeout=60)
+        # The holder committed: one by one they go through.
+        for n in (1, 2):
+            assert not (await bumps.process(Envelope(Bump(n=n)))).duplicate
+        async with store.transaction(readonly=True) as tx:
+            assert await tx.scalar(select(counter.c.value)) == 102
+    finally:
+        await store.drop_schema()
+        await store.close()
