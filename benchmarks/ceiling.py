@@ -19,6 +19,7 @@ within each repeat, so load drifts on a shared machine hit all of them.
 
     .venv/bin/python benchmarks/ceiling.py [--sagas 320] [--events 10] \
         [--concurrency 1,8,32] [--repeats 3] [--modes per-message,batched] [--no-engine]
+    .venv/bin/python benchmarks/ceiling.py --profile 8 --sagas 80   # where the time goes
 """
 
 from __future__ import annotations
@@ -71,6 +72,21 @@ async def run_asyncpg_engine(sagas: int, events: int, concurrency: int,
         await store.close()
 
 
+async def profile(sagas: int, events: int, concurrency: int) -> None:
+    """cProfile of one per-message engine run: the top lines by own time."""
+    import cProfile
+    import pstats
+
+    print(describe(("asyncpg", "pydantic", "orjson")))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    rate = await run_asyncpg_engine(sagas, events, concurrency)
+    profiler.disable()
+    print(f"engine, per message, {concurrency} connections: {rate:.0f} transitions/s under "
+          f"the profiler ({sagas} x {events} transitions)")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(14)
+
+
 MODES = ("per-message", "batched")
 
 
@@ -97,7 +113,13 @@ async def main() -> None:
                         help="engine modes: per-message, batched (default both)")
     parser.add_argument("--no-engine", action="store_true",
                         help="measure the ceiling only, not the engine beside it")
+    parser.add_argument("--profile", type=int, metavar="CONNECTIONS",
+                        help="instead: profile (cProfile) one per-message engine run at "
+                             "this many connections and print its top lines")
     args = parser.parse_args()
+    if args.profile is not None:
+        await profile(args.sagas, args.events, args.profile)
+        return
     if args.sagas < max(args.concurrency):
         parser.error("--sagas must be at least the largest concurrency")
     modes = [] if args.no_engine else args.modes
