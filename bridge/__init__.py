@@ -15,7 +15,9 @@
   console (``bridge.console.create_app``; its dependencies come with the ``console``
   extra, and importing ``bridge`` does not load them).
 
-docs/supervision.md describes the flow and the workflows; docs/console.md the console.
+Importing the bridge masks task tokens in the AWS SDK's DEBUG logs
+(:func:`redact_task_tokens_in_logs`). docs/supervision.md describes the flow and the
+workflows; docs/console.md the console.
 """
 
 from ._attach import BridgeSinks, SinkHost, attach_bridge
@@ -33,6 +35,7 @@ from ._hand_off import (
     track_supervision,
 )
 from ._handoffs import HandoffRecord, SupervisedState, handoffs_of
+from ._log_redaction import TaskTokenFilter, redact_task_tokens_in_logs
 from ._publisher import EVENTBRIDGE, EventBridgeSink, put_event
 from ._task_answers import (
     TASK_ANSWER,
@@ -42,6 +45,7 @@ from ._task_answers import (
     send_task_heartbeat,
     send_task_success,
 )
+from .audit import AuditEntry, AuditLog
 from .reviews import (
     DecisionResult,
     Review,
@@ -50,11 +54,15 @@ from .reviews import (
     ReviewTaskConsumer,
     TaskGoneError,
 )
-from .timeline import ExecutionLink, SagaDatabase, Timeline, TimelineEntry, build_timeline
+from .timeline import ExecutionLink, Timeline, TimelineEntry, build_timeline
+
+redact_task_tokens_in_logs()
 
 __all__ = [
     "EVENTBRIDGE",
     "TASK_ANSWER",
+    "AuditEntry",
+    "AuditLog",
     "AwsClients",
     "BridgeSinks",
     "DecisionResult",
@@ -69,12 +77,12 @@ __all__ = [
     "ReviewService",
     "ReviewStore",
     "ReviewTaskConsumer",
-    "SagaDatabase",
     "SinkHost",
     "StepFunctionsSink",
     "SupervisedState",
     "TaskGoneError",
     "TaskHeartbeats",
+    "TaskTokenFilter",
     "Timeline",
     "TimelineEntry",
     "attach_bridge",
@@ -83,6 +91,7 @@ __all__ = [
     "handoffs_of",
     "outcome_is",
     "put_event",
+    "redact_task_tokens_in_logs",
     "request_supervision",
     "send_task_failure",
     "send_task_heartbeat",

@@ -193,7 +193,7 @@ def compile_saga(cls: type[Saga[Any]], definition: _Definition) -> SagaModel:
         for state_name in middle_states:
             collected[(state_name, behavior.event)].append(
                 BehaviorModel(state_name, behavior.event, behavior.activities,
-                              behavior.filter, behavior.ignore)
+                              behavior.filter, behavior.ignore, from_any=True)
             )
             origins[(state_name, behavior.event)].append(
                 (block, behavior.ignore, behavior.filter is None))
@@ -244,7 +244,7 @@ def compile_saga(cls: type[Saga[Any]], definition: _Definition) -> SagaModel:
                 if key not in seen_edges:
                     seen_edges.add(key)
                     transitions.append(TransitionModel(source_name, event_name, target_name,
-                                                       guard))
+                                                       guard, from_any=behavior.from_any))
 
     initial_events = frozenset(
         {e for (s, e) in collected if s == INITIAL.name}
@@ -275,5 +275,18 @@ def compile_saga(cls: type[Saga[Any]], definition: _Definition) -> SagaModel:
         unhandled_in={s: Unhandled.IGNORE for s in ignore_others},
         composites=composites,
         trackers={key: tuple(value) for key, value in trackers.items()},
+        summary_columns=tuple(cls.summary_columns),
+        summarize=cls.summary if "summary" in _overrides(cls) else None,
     )
 
+
+def _overrides(cls: type[Any]) -> set[str]:
+    """The names defined by `cls` or a base class below ``Saga``."""
+    from ._saga import Saga
+
+    found: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is Saga:
+            break
+        found |= set(vars(klass))
+    return found

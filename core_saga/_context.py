@@ -26,6 +26,9 @@ S = TypeVar("S", bound=SagaState)
 
 SEND = "send"
 """Outbox kind of a message bound for a queue through the transport."""
+UNROUTED = "publish"
+"""Outbox kind of an event published while no queue subscribes to its type: kept (never
+sent) so that timelines and the test harness still show it."""
 
 
 @dataclass(slots=True)
@@ -173,7 +176,7 @@ class ConsumeContext(Generic[M]):
             self.add(SEND, queue, envelope, published=True)
         if not routes:
             # Kept (undeliverable) so the timeline and the test harness still show it.
-            self.add("publish", "", envelope, published=True)
+            self.add(UNROUTED, "", envelope, published=True)
         return envelope
 
     def send(self, destination: str, message: Message, *, delay: timedelta | None = None,

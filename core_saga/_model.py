@@ -41,6 +41,8 @@ class BehaviorModel:
     activities: tuple[Activity, ...]
     filter: Callable[[Any], MaybeAwaitable[bool]] | None = None
     ignore: bool = False
+    from_any: bool = False
+    """Declared with ``during_any`` (it applies in every state)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,8 @@ class TransitionModel:
     """Why this edge is taken, when not always: the behavior's filter and the branches
     of ``if_``/``if_else`` on the way, by function name (or docstring), ``not x`` for an
     else branch; "" when the edge is unconditional."""
+    from_any: bool = False
+    """The edge comes from a ``during_any`` behavior (graphs fold these)."""
 
     @property
     def label(self) -> str:
@@ -91,6 +95,22 @@ class SagaModel:
     trackers: Mapping[tuple[str, str], tuple[CompositeEvent, ...]] = field(
         default_factory=dict)
     """(state, event) -> the composite events that count the event's arrival there."""
+    summary_columns: tuple[str, ...] = ()
+    """The columns of :meth:`summary` (``Saga.summary_columns``), in order."""
+    summarize: Callable[[Any], Mapping[str, Any]] | None = None
+    """``Saga.summary``, when the class declares one."""
+
+    def summary(self, data: Mapping[str, Any]) -> dict[str, str]:
+        """The columns a list of instances shows for one (the ops console), from its
+        stored data: ``Saga.summary`` of the parsed state, as text. Empty when the saga
+        declares none, or the data no longer parses (an older version's instance)."""
+        if self.summarize is None:
+            return {}
+        try:
+            found = self.summarize(self.state_type.model_validate(data))
+        except Exception:
+            return {}
+        return {str(k): "" if v is None else str(v) for k, v in found.items()}
 
     def lookup(self, state: str, event: str) -> tuple[BehaviorModel, ...] | None:
         """The behaviors for `event` in `state`, or None when the state has none."""

@@ -17,6 +17,7 @@ import orjson
 from . import _metrics
 from ._batching import ArrivalRate, batch_wait
 from ._clock import Clock
+from ._context import UNROUTED
 from .persistence import ErrorRecord, OutboxRow, SagaStore
 from .transports import Transport, TransportMessage
 
@@ -224,7 +225,7 @@ class OutboxDispatcher:
             groups[(row.kind, row.destination)].append(row)
         done: list[int] = []
         for (kind, destination), group in groups.items():
-            if kind == "publish":
+            if kind == UNROUTED:
                 done.extend(r.id for r in group)  # published with no subscriber
                 continue
             sink = self.sinks.get(kind)

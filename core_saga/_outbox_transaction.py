@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy.sql.base import Executable
 
 from ._clock import Clock, SystemClock
-from ._context import SEND, Outgoing
+from ._context import SEND, UNROUTED, Outgoing
 from ._envelope import TRACEPARENT, Envelope, new_id
 from ._messages import Message
 from ._outbox import OutboxDispatcher
@@ -107,7 +107,7 @@ class OutboxTransaction:
             self._add(SEND, queue, envelope, published=True)
         if not routes:
             log.warning("%s published with no subscriber", envelope.message_type)
-            self._add("publish", "", envelope, published=True)
+            self._add(UNROUTED, "", envelope, published=True)
         return envelope
 
     def send(self, destination: str, message: Message, *, correlation_id: str | None = None,

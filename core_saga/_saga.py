@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ._binder import DslUsageError, EventActivityBinder, IgnoreBinder, IgnoreOthers
@@ -76,6 +76,8 @@ class Saga(Generic[S]):
     settings_type: ClassVar[type[Any] | None] = None
     """When set, creating the saga without settings of this type raises
     SagaDefinitionError (rather than a behavior failing on ``None`` later)."""
+    summary_columns: ClassVar[tuple[str, ...]] = ()
+    """The columns :meth:`summary` fills, in the order lists of instances show them."""
 
     _definition: _Definition
 
@@ -122,6 +124,14 @@ class Saga(Generic[S]):
     def define(self) -> None:
         """Declare the behaviors with `initially`, `during` and `during_any`."""
         raise NotImplementedError
+
+    @classmethod
+    def summary(cls, state: Any) -> Mapping[str, Any]:
+        """What a list of instances shows of one besides its id and state (the ops
+        console's columns): override it with a few short values named as in
+        :attr:`summary_columns`, e.g. ``{"Amount": "12.50 EUR", "Customer": "c-7"}``.
+        It must not fail on any stored state; the default shows nothing."""
+        return {}
 
     # -- the definition DSL, used inside define() --------------------------------
 

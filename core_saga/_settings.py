@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ._aws import AwsConfig
+from .persistence._factory import redact_url
 from .transports import DEFAULT_MAX_MESSAGE_BYTES, SqsConfig
 
 if TYPE_CHECKING:
@@ -18,7 +19,9 @@ class WorkerSettings(BaseSettings):
     """Everything a worker process reads at start. Each field can be set by the
     environment variable ``STEPSAGA_<FIELD>``; bad values fail at start, by name."""
 
-    model_config = SettingsConfigDict(env_prefix="STEPSAGA_", extra="ignore")
+    # Input values stay out of validation errors: a database URL carries its password.
+    model_config = SettingsConfigDict(env_prefix="STEPSAGA_", extra="ignore",
+                                      hide_input_in_errors=True)
 
     database_url: str = "sqlite+aiosqlite:///stepsaga.db"
     """Where saga state, inbox and outbox live. Default: an embedded SQLite file."""
@@ -128,8 +131,8 @@ class WorkerSettings(BaseSettings):
     @classmethod
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql", "memory://")):
-            raise ValueError(f"database_url {value!r} must be sqlite+aiosqlite://…, "
-                             "postgresql://… or memory://")
+            raise ValueError(f"database_url {redact_url(value)!r} must be "
+                             "sqlite+aiosqlite://…, postgresql://… or memory://")
         return value
 
     def store(self) -> SagaStore:

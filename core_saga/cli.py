@@ -62,11 +62,11 @@ def migrate(
 ) -> None:
     """Run the packaged Alembic migrations: core_saga's tables and every installed
     package's (the bridge's review tasks)."""
-    from .persistence import upgrade_sync
+    from .persistence import redact_url, upgrade_sync
 
     url = database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
     upgrade_sync(url, schema=schema, revision=revision)
-    console.print(f"migrated {url.split('@')[-1]} to {revision}")
+    console.print(f"migrated {redact_url(url)} to {revision}")
 
 
 @app.command()

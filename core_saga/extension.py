@@ -10,6 +10,7 @@ deliver with a :class:`DeliveryResult`.
 """
 
 from ._context import SEND as SEND_KIND
+from ._context import UNROUTED as UNROUTED_KIND
 from ._context import Outgoing
 from ._engine import ConsumerHandler, Endpoint, Handler, Processed, SagaHandler, Work
 from ._envelope import SCHEDULE_TOKEN, TASK_TOKEN, TRACEPARENT, decode_envelope, new_id
@@ -27,6 +28,7 @@ __all__ = [
     "SEND_KIND",
     "TASK_TOKEN",
     "TRACEPARENT",
+    "UNROUTED_KIND",
     "ConsumerHandler",
     "DeliveryResult",
     "DeliveryStatus",

@@ -89,6 +89,8 @@ def _review_state(*, escalated: bool, timeout_seconds: int, on_timeout: str) -> 
         "escalated": escalated,
         "executionArn.$": "$$.Execution.Id",
         "taskToken.$": "$$.Task.Token",
+        "enteredAt.$": "$$.State.EnteredTime",
+        "timeoutSeconds": timeout_seconds,
     }
     return {
         "Type": "Task",

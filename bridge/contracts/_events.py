@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 import orjson
@@ -212,7 +212,20 @@ class ReviewTask(_Contract):
     payload: dict[str, Any]
     escalated: bool = Field(description="True for the second, escalated review.")
     execution_arn: ExecutionArn
-    task_token: TaskToken = Field(description="Answer with this token. Never log it.")
+    task_token: TaskToken = Field(repr=False,
+                                  description="Answer with this token. Never log it.")
+    entered_at: datetime | None = Field(
+        default=None, description="When the workflow entered the review state (UTC); "
+                                  "with timeoutSeconds, when it stops waiting.")
+    timeout_seconds: int | None = Field(
+        default=None, ge=1, description="How long the workflow waits for this review.")
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When the workflow stops waiting for this review (None when not told)."""
+        if self.entered_at is None or self.timeout_seconds is None:
+            return None
+        return self.entered_at + timedelta(seconds=self.timeout_seconds)
 
     def redacted(self) -> dict[str, Any]:
         """The wire form with the task token masked, for logs and screens."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
@@ -74,6 +75,13 @@ class StepFunctions:
             answer: dict[str, Any] = await sfn.describe_execution(executionArn=execution_arn)
         answer.pop("ResponseMetadata", None)
         return answer
+
+    async def definition_for_execution(self, execution_arn: str) -> dict[str, Any]:
+        """The definition (parsed ASL) of the state machine version an execution runs."""
+        async with self._client() as sfn:
+            answer = await sfn.describe_state_machine_for_execution(executionArn=execution_arn)
+        definition = orjson.loads(answer["definition"])
+        return definition if isinstance(definition, dict) else {}
 
     async def execution_history(self, execution_arn: str, *,
                                 max_events: int = 25_000) -> list[dict[str, Any]]:

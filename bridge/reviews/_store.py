@@ -57,6 +57,8 @@ review_tasks = Table(
     Column("comment", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("deadline", UTCDateTime, nullable=True),
+    Column("decision_reason", Text, nullable=True),
     Index("ix_review_tasks_status", "status", "created_at"),
     Index("ix_review_tasks_correlation", "correlation_id"),
     Index("ix_review_tasks_handoff", "handoff_id"),
@@ -88,6 +90,11 @@ class Review:
     comment: str | None
     created_at: datetime
     updated_at: datetime
+    deadline: datetime | None = None
+    """When the workflow stops waiting for this review (None when the task did not
+    say): past it the review is ``expired``."""
+    decision_reason: str | None = None
+    """Why it was rejected (or why it expired), apart from the reviewer's comment."""
 
     @property
     def pending(self) -> bool:
@@ -102,6 +109,8 @@ class Review:
             "decidedBy": self.decided_by,
             "decidedAt": self.decided_at.isoformat() if self.decided_at else None,
             "comment": self.comment, "createdAt": self.created_at.isoformat(),
+            "deadline": self.deadline.isoformat() if self.deadline else None,
+            "decisionReason": self.decision_reason,
         }
 
 
@@ -114,7 +123,8 @@ def _review(row: Any) -> Review:
                   payload=orjson.loads(row.payload), escalated=bool(row.escalated),
                   execution_arn=row.execution_arn, status=row.status,
                   decided_by=row.decided_by, decided_at=row.decided_at, comment=row.comment,
-                  created_at=row.created_at, updated_at=row.updated_at)
+                  created_at=row.created_at, updated_at=row.updated_at, deadline=row.deadline,
+                  decision_reason=row.decision_reason)
 
 
 class ReviewStore:
@@ -134,8 +144,7 @@ class ReviewStore:
         if isinstance(store_or_url, SagaStore):
             return cls(store_or_url)
         if isinstance(store_or_url, str):
-            extra = {"schema": schema} if schema is not None else {}
-            return cls(store_from_url(store_or_url, **extra), owned=True)
+            return cls(store_from_url(store_or_url, schema=schema), owned=True)
         raise TypeError(f"the review store needs a saga store or a database URL, not a "
                         f"{type(store_or_url).__name__}")
 
@@ -178,12 +187,37 @@ class ReviewStore:
         return _review(row), (row.task_token if result.rowcount else None)
 
     async def settle(self, review: str, status: str, now: datetime, *,
-                     decided_by: str | None = None, comment: str | None = None) -> None:
-        """Write the outcome of a claimed review."""
+                     decided_by: str | None = None, comment: str | None = None,
+                     reason: str | None = None) -> None:
+        """Write the outcome of a claimed review (`reason`: why it was rejected)."""
         async with self.store.transaction() as tx:
             await tx.execute(update(review_tasks).where(review_tasks.c.id == review).values(
                 status=status, decided_by=decided_by, decided_at=now if status != "pending"
-                else None, comment=comment, updated_at=now))
+                else None, comment=comment, decision_reason=reason, updated_at=now))
+
+    async def expire_overdue(self, now: datetime) -> int:
+        """Mark pending reviews past their deadline ``expired`` (the workflow stopped
+        waiting for them: it escalated or timed out); how many."""
+        async with self.store.transaction() as tx:
+            result = await tx.execute(
+                update(review_tasks)
+                .where(review_tasks.c.status == "pending", review_tasks.c.deadline.is_not(None),
+                       review_tasks.c.deadline < now)
+                .values(status="expired", decided_at=review_tasks.c.deadline, updated_at=now,
+                        decision_reason="the workflow stopped waiting at its deadline"))
+        return int(result.rowcount or 0)
+
+    async def expire(self, review: str, now: datetime, why: str) -> bool:
+        """Mark a pending review ``expired`` because its workflow ended (it was
+        stopped, failed, or its outcome reached the saga); False if it was not
+        pending."""
+        async with self.store.transaction() as tx:
+            result = await tx.execute(
+                update(review_tasks)
+                .where(review_tasks.c.id == review, review_tasks.c.status == "pending")
+                .values(status="expired", decided_at=now, updated_at=now,
+                        decision_reason=why[:2000]))
+        return bool(result.rowcount)
 
     # -- reads ---------------------------------------------------------------------------
     async def get(self, review: str) -> Review | None:
@@ -232,12 +266,13 @@ async def _record(conn: Transaction, task: ReviewTask, now: datetime) -> str:
             payload=orjson.dumps(task.payload).decode(), escalated=task.escalated,
             execution_arn=task.execution_arn, task_token=task.task_token,
             status="superseded" if escalated_exists else "pending",
-            created_at=now, updated_at=now))
+            created_at=now, updated_at=now, deadline=task.deadline))
     elif existing.task_token != task.task_token and existing.status == "pending":
         # The workflow asked again for the same review (a retried task): the newest
         # token is the one it waits on.
         await conn.execute(update(review_tasks).where(review_tasks.c.id == rid).values(
-            task_token=task.task_token, execution_arn=task.execution_arn, updated_at=now))
+            task_token=task.task_token, execution_arn=task.execution_arn, updated_at=now,
+            deadline=task.deadline))
     if task.escalated:
         await conn.execute(
             update(review_tasks)

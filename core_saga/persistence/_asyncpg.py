@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
@@ -25,16 +25,23 @@ from sqlalchemy.sql.base import Executable
 from .._context import Outgoing
 from .._errors import ConcurrencyError
 from .._transaction import Parameters, Result, check_statement
+from ._factory import redact_url
 from ._pg_statements import StatementCache, prepare_connection
 from ._pg_statements import run as run_statement
 from ._schema import metadata
 from ._store import (
+    FINAL_STATE,
     ErrorRecord,
     HistoryRecord,
+    InboxRecord,
+    InstancePage,
+    InstanceQuery,
     InstanceRecord,
     OutboxRow,
     SagaStore,
+    StateCount,
     StoreTransaction,
+    like_pattern,
 )
 
 # -- statements ----------------------------------------------------------------------
@@ -187,6 +194,60 @@ _LIST_ERRORS_AT = (f"SELECT {_ERROR_ROW} FROM message_errors WHERE endpoint = $2
 _OUTBOX_STATS = ("SELECT count(*), min(deliver_at), count(schedule_token) FROM outbox "
                  "WHERE dispatched_at IS NULL AND NOT failed AND deliver_at <= $1")
 _PURGE_INBOX = "DELETE FROM inbox WHERE processed_at < $1"
+# The operator's reads (console, timeline).
+_INSTANCES_OF = (f"SELECT {_INSTANCE_ROW} FROM saga_instances WHERE correlation_id = $1 "
+                 "ORDER BY saga_type")
+_HISTORY_OF = (f"SELECT {_HISTORY_COLUMNS}, id FROM saga_history WHERE correlation_id = $1 "
+               "AND ($2::text IS NULL OR saga_type = $2) ORDER BY id")
+_ERRORS_FOR = (f"SELECT {_ERROR_ROW} FROM message_errors WHERE correlation_id = $1 "
+               "ORDER BY id")
+_INBOX_FOR = ("SELECT consumer, message_id, processed_at FROM inbox "
+              "WHERE message_id = ANY($1::text[]) ORDER BY message_id, processed_at, consumer")
+_STATE_COUNTS = ("SELECT saga_type, state, count(*) FROM saga_instances "
+                 "WHERE $1::text IS NULL OR saga_type = $1 "
+                 "GROUP BY saga_type, state ORDER BY saga_type, state")
+_MISSING_TABLES = ("SELECT name FROM unnest($1::text[]) AS t(name) "
+                   "WHERE to_regclass(quote_ident(name)) IS NULL")
+_INSTANCE_ORDER = {"idle": "updated_at, ", "recent": "updated_at DESC, ",
+                   "newest": "created_at DESC, ", "oldest": "created_at, ", "id": ""}
+
+
+def _instance_where(query: InstanceQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause of `query` with its arguments (see :class:`InstanceQuery`)."""
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    def final() -> str:
+        by_type: dict[str, list[str]] = {}
+        for saga_type, state in query.final_pairs():
+            by_type.setdefault(saga_type, []).append(state)
+        return " OR ".join([f"state = {arg(FINAL_STATE)}", *(
+            f"(saga_type = {arg(saga_type)} AND state = ANY({arg(states)}::text[]))"
+            for saga_type, states in by_type.items())])
+
+    where = ["TRUE"]
+    if query.saga_type is not None:
+        where.append(f"saga_type = {arg(query.saga_type)}")
+    if query.states:
+        where.append(f"state = ANY({arg(sorted(query.states))}::text[])")
+    if query.final is not None:
+        where.append(f"({final()})" if query.final else f"NOT ({final()})")
+    if query.stuck is not None and query.stuck_before is not None:
+        stuck = f"(NOT ({final()}) AND updated_at < {arg(_utc(query.stuck_before))})"
+        where.append(stuck if query.stuck else f"NOT {stuck}")
+    if query.updated_before is not None:
+        where.append(f"updated_at < {arg(_utc(query.updated_before))}")
+    if query.created_before is not None:
+        where.append(f"created_at < {arg(_utc(query.created_before))}")
+    if query.created_after is not None:
+        where.append(f"created_at >= {arg(_utc(query.created_after))}")
+    if query.id_contains is not None:
+        where.append(f"lower(correlation_id) LIKE {arg(like_pattern(query.id_contains))} "
+                     "ESCAPE '\\'")
+    return " AND ".join(where), args
 _PURGE_OUTBOX = "DELETE FROM outbox WHERE dispatched_at IS NOT NULL AND dispatched_at < $1"
 
 
@@ -702,7 +763,7 @@ class AsyncpgStore(SagaStore):
         go to :func:`asyncpg.connect` (``ssl=``, ``statement_cache_size=``, …)."""
         scheme, sep, rest = url.partition("://")
         if not sep or scheme not in ("postgresql", "postgresql+asyncpg", "postgres"):
-            raise ValueError(f"unsupported database URL {url!r}: AsyncpgStore takes "
+            raise ValueError(f"unsupported database URL {redact_url(url)!r}: AsyncpgStore takes "
                              "postgresql:// or postgresql+asyncpg://")
         return cls(f"postgresql://{rest}", schema=schema, pool_size=pool_size,
                    reset_sessions=reset_sessions, lock_timeout=lock_timeout,
@@ -854,3 +915,55 @@ class AsyncpgStore(SagaStore):
             a = await tx.conn.execute(_PURGE_INBOX, _utc(inbox_before))
             b = await tx.conn.execute(_PURGE_OUTBOX, _utc(outbox_before))
         return _count(a), _count(b)
+
+    # -- the operator's reads (console, timeline) ------------------------------------
+    async def query_instances(self, query: InstanceQuery) -> InstancePage:
+        where, args = _instance_where(query)
+        n = len(args)
+        page = (f"SELECT {_INSTANCE_ROW} FROM saga_instances WHERE {where} "
+                f"ORDER BY {_INSTANCE_ORDER[query.order]}saga_type, correlation_id "
+                f"LIMIT ${n + 1} OFFSET ${n + 2}")
+        async with self._connection() as conn:
+            found = await conn.fetch(page, *args, query.limit, query.offset)
+            total = await conn.fetchval(f"SELECT count(*) FROM saga_instances WHERE {where}",
+                                        *args)
+        return InstancePage([_instance(r) for r in found], int(total))
+
+    async def instances_of(self, correlation_id: str) -> list[InstanceRecord]:
+        async with self._connection() as conn:
+            return [_instance(r) for r in await conn.fetch(_INSTANCES_OF, correlation_id)]
+
+    async def history_of(self, correlation_id: str, *, saga_type: str | None = None
+                         ) -> list[HistoryRecord]:
+        async with self._connection() as conn:
+            found = await conn.fetch(_HISTORY_OF, correlation_id, saga_type)
+        return [
+            HistoryRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
+                          None if r[8] is None else orjson.loads(r[8]), r[9])
+            for r in found
+        ]
+
+    async def errors_for(self, correlation_id: str) -> list[ErrorRecord]:
+        async with self._connection() as conn:
+            found = await conn.fetch(_ERRORS_FOR, correlation_id)
+        return [
+            ErrorRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
+                        orjson.loads(r[8]) if r[8] else {}, r[9])
+            for r in found
+        ]
+
+    async def inbox_for(self, message_ids: Collection[str]) -> list[InboxRecord]:
+        async with self._connection() as conn:
+            found = await conn.fetch(_INBOX_FOR, sorted(set(message_ids)))
+        return [InboxRecord(r[0], r[1], r[2]) for r in found]
+
+    async def state_counts(self, saga_type: str | None = None) -> list[StateCount]:
+        async with self._connection() as conn:
+            found = await conn.fetch(_STATE_COUNTS, saga_type)
+        return [StateCount(r[0], r[1], int(r[2])) for r in found]
+
+    async def missing_tables(self) -> list[str]:
+        names = [table.name for table in metadata.sorted_tables]
+        async with self._connection() as conn:
+            gone = {r[0] for r in await conn.fetch(_MISSING_TABLES, names)}
+        return [name for name in names if name in gone]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -19,9 +19,13 @@ from .._transaction import Parameters, Result, StatementError, check_statement
 from ._store import (
     ErrorRecord,
     HistoryRecord,
+    InboxRecord,
+    InstancePage,
+    InstanceQuery,
     InstanceRecord,
     OutboxRow,
     SagaStore,
+    StateCount,
     StoreTransaction,
 )
 
@@ -290,3 +294,37 @@ class MemoryStore(SagaStore):
                 del t.outbox[i]
                 del t.outbox_extra[i]
             return len(old_inbox), len(old_out)
+
+    # -- the operator's reads (console, timeline) ------------------------------------
+    async def query_instances(self, query: InstanceQuery) -> InstancePage:
+        found = query.sort([r for r in self._tables.instances.values() if query.matches(r)])
+        return InstancePage(found[query.offset:query.offset + query.limit], len(found))
+
+    async def instances_of(self, correlation_id: str) -> list[InstanceRecord]:
+        return sorted((r for (_, cid), r in self._tables.instances.items()
+                       if cid == correlation_id), key=lambda r: r.saga_type)
+
+    async def history_of(self, correlation_id: str, *, saga_type: str | None = None
+                         ) -> list[HistoryRecord]:
+        return [h for h in self._tables.history if h.correlation_id == correlation_id
+                and (saga_type is None or h.saga_type == saga_type)]
+
+    async def errors_for(self, correlation_id: str) -> list[ErrorRecord]:
+        return [e for e in self._tables.errors if e.correlation_id == correlation_id]
+
+    async def inbox_for(self, message_ids: Collection[str]) -> list[InboxRecord]:
+        wanted = set(message_ids)
+        return sorted((InboxRecord(consumer, message_id, at)
+                       for (consumer, message_id), at in self._tables.inbox.items()
+                       if message_id in wanted),
+                      key=lambda r: (r.message_id, r.processed_at, r.consumer))
+
+    async def state_counts(self, saga_type: str | None = None) -> list[StateCount]:
+        counts: dict[tuple[str, str], int] = {}
+        for (st, _), r in self._tables.instances.items():
+            if saga_type is None or st == saga_type:
+                counts[(st, r.state)] = counts.get((st, r.state), 0) + 1
+        return [StateCount(st, state, n) for (st, state), n in sorted(counts.items())]
+
+    async def missing_tables(self) -> list[str]:
+        return []

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import (
+    ColumnElement,
     Integer,
     MetaData,
     String,
     Text,
+    and_,
     bindparam,
     delete,
     event,
     func,
     insert,
+    inspect,
+    not_,
+    or_,
     select,
     text,
     update,
@@ -29,6 +34,7 @@ from .._context import Outgoing
 from .._errors import ConcurrencyError
 from .._transaction import Parameters, Result, check_statement
 from ._asyncpg import postgres_timeouts
+from ._factory import redact_url
 from ._schema import (
     UTCDateTime,
     errors,
@@ -40,12 +46,18 @@ from ._schema import (
     saga_instances,
 )
 from ._store import (
+    FINAL_STATE,
     ErrorRecord,
     HistoryRecord,
+    InboxRecord,
+    InstancePage,
+    InstanceQuery,
     InstanceRecord,
     OutboxRow,
     SagaStore,
+    StateCount,
     StoreTransaction,
+    like_pattern,
 )
 
 
@@ -61,6 +73,57 @@ def _row_to_outbox(row: Any) -> OutboxRow:
         created_at=row.created_at, dispatched_at=row.dispatched_at,
         last_error=row.last_error, failed=row.failed,
     )
+
+
+def _row_to_history(r: Any) -> HistoryRecord:
+    return HistoryRecord(r.saga_type, r.correlation_id, r.event, r.from_state, r.to_state,
+                         r.message_id, r.message_type, r.at,
+                         None if r.detail is None else orjson.loads(r.detail), r.id)
+
+
+def _row_to_error(r: Any) -> ErrorRecord:
+    return ErrorRecord(r.endpoint, r.error_type, r.reason, r.body, r.at, r.message_id,
+                       r.message_type, r.correlation_id,
+                       orjson.loads(r.headers) if r.headers else {}, r.id)
+
+
+def _instance_filter(query: InstanceQuery) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of `query` (see :class:`InstanceQuery`)."""
+    c = saga_instances.c
+    by_type: dict[str, list[str]] = {}
+    for saga_type, state in query.final_pairs():
+        by_type.setdefault(saga_type, []).append(state)
+    final = or_(c.state == FINAL_STATE, *(and_(c.saga_type == saga_type, c.state.in_(states))
+                                          for saga_type, states in by_type.items()))
+    where: list[ColumnElement[bool]] = []
+    if query.saga_type is not None:
+        where.append(c.saga_type == query.saga_type)
+    if query.states:
+        where.append(c.state.in_(sorted(query.states)))
+    if query.final is not None:
+        where.append(final if query.final else not_(final))
+    if query.stuck is not None and query.stuck_before is not None:
+        stuck = and_(not_(final), c.updated_at < query.stuck_before)
+        where.append(stuck if query.stuck else not_(stuck))
+    if query.updated_before is not None:
+        where.append(c.updated_at < query.updated_before)
+    if query.created_before is not None:
+        where.append(c.created_at < query.created_before)
+    if query.created_after is not None:
+        where.append(c.created_at >= query.created_after)
+    if query.id_contains is not None:
+        where.append(func.lower(c.correlation_id).like(like_pattern(query.id_contains),
+                                                       escape="\\"))
+    return where
+
+
+_INSTANCE_ORDER = {
+    "idle": (saga_instances.c.updated_at,),
+    "recent": (saga_instances.c.updated_at.desc(),),
+    "newest": (saga_instances.c.created_at.desc(),),
+    "oldest": (saga_instances.c.created_at,),
+    "id": (),
+}
 
 
 def _row_to_instance(row: Any) -> InstanceRecord:
@@ -337,7 +400,8 @@ class SqlStore(SagaStore):
                 raise ValueError("schema= is for PostgreSQL; SQLite keeps one file per store")
             # A small pool: aiosqlite runs a thread per connection, costly to open, and
             # BEGIN IMMEDIATE serialises writers anyway.
-            engine = create_async_engine(url, echo=echo, pool_size=4, max_overflow=4)
+            engine = create_async_engine(url, echo=echo, pool_size=4, max_overflow=4,
+                                         hide_parameters=True)
             _configure_sqlite(engine, busy_timeout=30.0 if lock_timeout is None
                               else lock_timeout)
         elif url.startswith("postgresql"):
@@ -352,10 +416,10 @@ class SqlStore(SagaStore):
                 connect_args["server_settings"] = settings
             engine = create_async_engine(url, echo=echo, pool_size=pool_size,
                                          max_overflow=pool_size, pool_pre_ping=True,
-                                         connect_args=connect_args)
+                                         connect_args=connect_args, hide_parameters=True)
         else:
-            raise ValueError(f"unsupported database URL {url!r}: use sqlite+aiosqlite:// "
-                             "or postgresql+asyncpg://")
+            raise ValueError(f"unsupported database URL {redact_url(url)!r}: use "
+                             "sqlite+aiosqlite:// or postgresql+asyncpg://")
         return cls(engine, schema=schema)
 
     @asynccontextmanager
@@ -532,6 +596,70 @@ class SqlStore(SagaStore):
             b = await conn.execute(delete(outbox).where(
                 outbox.c.dispatched_at.is_not(None), outbox.c.dispatched_at < outbox_before))
             return int(a.rowcount or 0), int(b.rowcount or 0)
+
+    # -- the operator's reads (console, timeline) ------------------------------------
+    async def query_instances(self, query: InstanceQuery) -> InstancePage:
+        where = _instance_filter(query)
+        page = (select(saga_instances).where(*where)
+                .order_by(*_INSTANCE_ORDER[query.order], saga_instances.c.saga_type,
+                          saga_instances.c.correlation_id)
+                .limit(query.limit).offset(query.offset))
+        count = select(func.count()).select_from(saga_instances).where(*where)
+        async with self.engine.connect() as conn:
+            found = [_row_to_instance(r) for r in await conn.execute(page)]
+            total = int((await conn.execute(count)).scalar_one())
+        return InstancePage(found, total)
+
+    async def instances_of(self, correlation_id: str) -> list[InstanceRecord]:
+        stmt = (select(saga_instances)
+                .where(saga_instances.c.correlation_id == correlation_id)
+                .order_by(saga_instances.c.saga_type))
+        async with self.engine.connect() as conn:
+            return [_row_to_instance(r) for r in await conn.execute(stmt)]
+
+    async def history_of(self, correlation_id: str, *, saga_type: str | None = None
+                         ) -> list[HistoryRecord]:
+        stmt = select(saga_history).where(saga_history.c.correlation_id == correlation_id)
+        if saga_type is not None:
+            stmt = stmt.where(saga_history.c.saga_type == saga_type)
+        async with self.engine.connect() as conn:
+            return [_row_to_history(r)
+                    for r in await conn.execute(stmt.order_by(saga_history.c.id))]
+
+    async def errors_for(self, correlation_id: str) -> list[ErrorRecord]:
+        stmt = select(errors).where(errors.c.correlation_id == correlation_id) \
+            .order_by(errors.c.id)
+        async with self.engine.connect() as conn:
+            return [_row_to_error(r) for r in await conn.execute(stmt)]
+
+    async def inbox_for(self, message_ids: Collection[str]) -> list[InboxRecord]:
+        ids = sorted(set(message_ids))
+        found: list[InboxRecord] = []
+        async with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):  # SQLite caps the parameters
+                stmt = select(inbox).where(inbox.c.message_id.in_(ids[start:start + 500]))
+                found += [InboxRecord(r.consumer, r.message_id, r.processed_at)
+                          for r in await conn.execute(stmt)]
+        found.sort(key=lambda r: (r.message_id, r.processed_at, r.consumer))
+        return found
+
+    async def state_counts(self, saga_type: str | None = None) -> list[StateCount]:
+        c = saga_instances.c
+        stmt = select(c.saga_type, c.state, func.count()).group_by(c.saga_type, c.state) \
+            .order_by(c.saga_type, c.state)
+        if saga_type is not None:
+            stmt = stmt.where(c.saga_type == saga_type)
+        async with self.engine.connect() as conn:
+            return [StateCount(r[0], r[1], int(r[2])) for r in await conn.execute(stmt)]
+
+    async def missing_tables(self) -> list[str]:
+        def missing(sync_conn: Any) -> list[str]:
+            inspector = inspect(sync_conn)
+            return [table.name for table in metadata.sorted_tables
+                    if not inspector.has_table(table.name, schema=self.schema)]
+
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(missing)
 
 
 _READ_ONLY = "stepsaga_read_only"

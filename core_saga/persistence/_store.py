@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import MetaData, bindparam, text
 from sqlalchemy.sql.base import Executable
@@ -88,6 +88,139 @@ class ErrorRecord:
     correlation_id: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     id: int | None = None
+
+
+# -- what the operator's reads return ------------------------------------------------------
+
+FINAL_STATE = "Final"
+"""The built-in final state: final for every saga type (see ``InstanceQuery``)."""
+
+InstanceOrder = Literal["idle", "recent", "newest", "oldest", "id"]
+"""How :meth:`SagaStore.query_instances` sorts: ``idle`` the longest unchanged first,
+``recent`` the latest changed first, ``newest`` / ``oldest`` by creation, ``id`` by
+saga type and correlation id. Ties are broken by saga type and correlation id."""
+
+INSTANCE_ORDERS: tuple[InstanceOrder, ...] = ("idle", "recent", "newest", "oldest", "id")
+MAX_PAGE = 1000
+"""The most instances one :class:`InstanceQuery` may ask for."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceQuery:
+    """Which saga instances to list, filtered, sorted and paged in the database.
+
+    Every filter given must hold (AND). ``final`` and ``stuck`` need to know which
+    states end a saga: pass them per saga type in `final_states` (a model's
+    ``terminal_states``); the built-in ``Final`` state is final for every type, and
+    any other state of a type not named there is not.
+    """
+
+    saga_type: str | None = None
+    """Only instances of this saga type."""
+    states: frozenset[str] = frozenset()
+    """Only instances in one of these states (empty: any state)."""
+    final_states: Mapping[str, Collection[str]] = field(default_factory=dict)
+    """Per saga type, the states that end it."""
+    final: bool | None = None
+    """True: only instances in a final state; False: only those still running."""
+    stuck_before: datetime | None = None
+    """With `stuck`: the time before which a running instance's last change makes it
+    stuck."""
+    stuck: bool | None = None
+    """True: only running instances unchanged since `stuck_before`; False: every other."""
+    updated_before: datetime | None = None
+    """Only instances whose last change is older than this (idle since)."""
+    created_before: datetime | None = None
+    created_after: datetime | None = None
+    id_contains: str | None = None
+    """Only correlation ids containing this text (case-insensitive)."""
+    order: InstanceOrder = "idle"
+    limit: int = 100
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE}, not {self.limit}")
+        if self.offset < 0:
+            raise ValueError(f"offset must be 0 or more, not {self.offset}")
+        if self.order not in INSTANCE_ORDERS:
+            raise ValueError(f"order must be one of {', '.join(INSTANCE_ORDERS)}, "
+                             f"not {self.order!r}")
+        if self.stuck is not None and self.stuck_before is None:
+            raise ValueError("stuck needs stuck_before (the time a stuck instance last "
+                             "changed before)")
+        if self.id_contains is not None and not self.id_contains:
+            raise ValueError("id_contains must not be empty (None: any id)")
+
+    def is_final(self, saga_type: str, state: str) -> bool:
+        """Whether `state` ends a saga of `saga_type` (as the query counts it)."""
+        return state == FINAL_STATE or state in self.final_states.get(saga_type, ())
+
+    def final_pairs(self) -> list[tuple[str, str]]:
+        """The (saga type, state) pairs that are final, besides ``Final`` (sorted)."""
+        return sorted({(saga_type, state) for saga_type, states in self.final_states.items()
+                       for state in states if state != FINAL_STATE
+                       and (self.saga_type is None or saga_type == self.saga_type)})
+
+    def matches(self, record: InstanceRecord) -> bool:
+        """The filter, in Python (the in-memory store; the SQL stores say it in SQL)."""
+        final = self.is_final(record.saga_type, record.state)
+        return ((self.saga_type is None or record.saga_type == self.saga_type)
+                and (not self.states or record.state in self.states)
+                and (self.final is None or final == self.final)
+                and (self.stuck is None or self.stuck_before is None
+                     or (not final and record.updated_at < self.stuck_before) == self.stuck)
+                and (self.updated_before is None or record.updated_at < self.updated_before)
+                and (self.created_before is None or record.created_at < self.created_before)
+                and (self.created_after is None or record.created_at >= self.created_after)
+                and (self.id_contains is None
+                     or self.id_contains.lower() in record.correlation_id.lower()))
+
+    def sort(self, records: Sequence[InstanceRecord]) -> list[InstanceRecord]:
+        """`records` in the query's order, in Python (the in-memory store)."""
+        found = sorted(records, key=lambda r: (r.saga_type, r.correlation_id))
+        if self.order == "idle":
+            found.sort(key=lambda r: r.updated_at)
+        elif self.order == "recent":
+            found.sort(key=lambda r: r.updated_at, reverse=True)
+        elif self.order == "newest":
+            found.sort(key=lambda r: r.created_at, reverse=True)
+        elif self.order == "oldest":
+            found.sort(key=lambda r: r.created_at)
+        return found
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern (escape character ``\\``) matching any text that contains
+    `text`, lower-cased."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@dataclass(frozen=True, slots=True)
+class InstancePage:
+    """One page of :meth:`SagaStore.query_instances` and how many match in all."""
+
+    instances: list[InstanceRecord]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class StateCount:
+    """How many instances of a saga type are in one state."""
+
+    saga_type: str
+    state: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRecord:
+    """A message a consumer has processed (an inbox entry)."""
+
+    consumer: str
+    message_id: str
+    processed_at: datetime
 
 
 class StoreTransaction(abc.ABC):
@@ -304,6 +437,40 @@ class SagaStore(abc.ABC):
     @abc.abstractmethod
     async def purge(self, *, inbox_before: datetime, outbox_before: datetime) -> tuple[int, int]:
         """Drop inbox entries and dispatched outbox rows older than the given times."""
+
+    # -- the operator's reads (console, timeline) ------------------------------------
+    @abc.abstractmethod
+    async def query_instances(self, query: InstanceQuery) -> InstancePage:
+        """Instances filtered, sorted and paged as `query` says, in the database, and
+        how many match in all."""
+
+    @abc.abstractmethod
+    async def instances_of(self, correlation_id: str) -> list[InstanceRecord]:
+        """The live instances with this correlation id, one per saga type (by type)."""
+
+    @abc.abstractmethod
+    async def history_of(self, correlation_id: str, *, saga_type: str | None = None
+                         ) -> list[HistoryRecord]:
+        """The history of the instances with this correlation id (of every saga type,
+        or of `saga_type`), oldest first; it outlives a removed instance."""
+
+    @abc.abstractmethod
+    async def errors_for(self, correlation_id: str) -> list[ErrorRecord]:
+        """The error store's entries with this correlation id, oldest first."""
+
+    @abc.abstractmethod
+    async def inbox_for(self, message_ids: Collection[str]) -> list[InboxRecord]:
+        """The inbox entries of these message ids (which consumer processed each, and
+        when), by message id then time."""
+
+    @abc.abstractmethod
+    async def state_counts(self, saga_type: str | None = None) -> list[StateCount]:
+        """How many instances are in each state, per saga type (sorted)."""
+
+    @abc.abstractmethod
+    async def missing_tables(self) -> list[str]:
+        """The engine's tables the database lacks (empty when it is ready): a database
+        never migrated, or the wrong one."""
 
     async def stream_instances(self, saga_type: str, *, batch: int = 500
                                ) -> AsyncIterator[InstanceRecord]:

@@ -51,6 +51,7 @@ from core_saga.persistence import SagaStore, store_from_url
 from core_saga.transports import InMemoryTransport, SqsTransport, Transport
 
 from . import inventory, orders, payment, shipping
+from .orders.api import api_keys_from_env
 from .queues import (
     ALL_QUEUES,
     INVENTORY_QUEUE,
@@ -231,6 +232,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         options.services = check_services(
             [s.strip() for s in options.services.split(",") if s.strip()])
         options.stock = dict(_stock_level(item) for item in options.stock)
+        options.api_keys = api_keys_from_env()
     except ValueError as exc:
         parser.error(str(exc))
     if options.transport == "memory" and set(options.services) != set(SERVICES):
@@ -353,7 +355,8 @@ async def run(options: argparse.Namespace) -> None:
         sinks = None if aws is None else await attach_bridge(worker, aws)
         api = None
         if "orders" in options.services and options.http_port:
-            api = EmbeddedServer(orders.create_app(order_service(worker)),
+            api = EmbeddedServer(orders.create_app(order_service(worker),
+                                                   api_keys=options.api_keys),
                                  host=options.http_host, port=options.http_port,
                                  log_level=options.log_level.lower())
         stop = _stopper(worker, api)

@@ -67,7 +67,6 @@ from bridge import (
     ReviewService,
     ReviewStore,
     ReviewTaskConsumer,
-    SagaDatabase,
     attach_bridge,
 )
 from bridge.console import ConsoleSettings, create_app
@@ -504,15 +503,13 @@ class Watcher:
     def __init__(self, store: SqlStore, plan: list[DemoOrder]) -> None:
         self.store = store
         self.plan = plan
-        self.db = SagaDatabase.open(store)
 
     async def snapshot(self) -> Snapshot:
-        instances = await self.db.list_instances(saga_type=OrderSaga.model.name,
-                                                 limit=len(self.plan) + 1000)
+        states = {i.correlation_id: i.state
+                  async for i in self.store.stream_instances(OrderSaga.model.name)}
         async with self.store.engine.connect() as conn:
             rows = (await conn.execute(select(orders.c.order_id, orders.c.status))).all()
-        return Snapshot({i.correlation_id: i.state for i in instances},
-                        {row.order_id: row.status for row in rows})
+        return Snapshot(states, {row.order_id: row.status for row in rows})
 
 
 @dataclass
@@ -562,7 +559,7 @@ class Director:
                           f"{again.message}")
             elif order_id in reject and looked:
                 result = await self.service.reject(review.id, reviewer=REVIEWER,
-                                                   comment="card reported stolen")
+                                                   reason="card reported stolen")
                 self._done.add(review.id)
                 self.note(f"{order_id}: rejected in review ({result.message})")
             elif order_id in timed_out and snapshot.states.get(order_id) == CANCELED:
@@ -685,9 +682,8 @@ async def _outcomes(store: SqlStore, gateway: FakePaymentGateway, plan: list[Dem
             charged[entry.order_id] += entry.amount
         elif entry.kind == REFUND and entry.status == REFUNDED:
             refunded[entry.order_id] += entry.amount
-    db = SagaDatabase.open(store)
-    instances = {i.correlation_id: i for i in await db.list_instances(
-        saga_type=OrderSaga.model.name, limit=len(plan) + 1000)}
+    instances = {i.correlation_id: i
+                 async for i in store.stream_instances(OrderSaga.model.name)}
     outcomes = []
     for order in plan:
         row = order_rows.get(order.order_id)

@@ -306,8 +306,18 @@ class OrderSaga(Saga[OrderState]):
     shipment_retry = Schedule(RetryShipment, token_field="shipment_retry_token",
                               delay=_retry_delay)
 
+    summary_columns = ("Amount", "Customer", "Why")
+
     def __init__(self, settings: OrderSagaSettings | None = None) -> None:
         super().__init__(settings or OrderSagaSettings())
+
+    @classmethod
+    def summary(cls, state: OrderState) -> dict[str, str]:
+        """The ops console's columns: the amount, the customer, and why the order was
+        canceled or went to review."""
+        why = state.cancel_code or "; ".join(state.review_reasons)
+        return {"Amount": f"{state.amount:.2f} {state.currency}".strip(),
+                "Customer": state.customer_id, "Why": why}
 
     # -- reusable behavior tails ------------------------------------------------------------
     def _charge_payment(self, b: EventActivityBinder[OrderState, M]

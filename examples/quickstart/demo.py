@@ -6,7 +6,6 @@ declined, inventory missing after payment (refund), carrier down past the deadli
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,7 +18,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from core_saga import Envelope, Worker, WorkerSettings
-from core_saga.emulator import start_emulator
+from core_saga.emulator import patched_environ, start_emulator
 from core_saga.persistence import SqlStore
 from core_saga.transports import SqsTransport, TransportMessage
 
@@ -73,8 +72,10 @@ async def run_demo(*, workdir: Path = Path(".stepsaga"), happy: int = 12,
     console = console or Console()
     database = await asyncio.to_thread(_fresh_workdir, workdir)
     console.print("[bold]stepsaga demo[/bold]: starting the local AWS emulator…")
-    with start_emulator(log_file=workdir / "emulator.log") as aws:
-        os.environ.update(aws.env())  # fake credentials and endpoint: nothing reaches AWS
+    # Fake credentials and the emulator's endpoint for the run only: nothing reaches AWS,
+    # and the caller's environment is as it was afterwards.
+    with start_emulator(log_file=workdir / "emulator.log") as aws, \
+            patched_environ(aws.env()):
         for queue in QUEUES:
             aws.create_queue(queue)
         settings = WorkerSettings(database_url=f"sqlite+aiosqlite:///{database}",

@@ -11,8 +11,9 @@ the calls a worker made on the emulator):
   ``states:SendTaskSuccess``, ``SendTaskFailure``, ``SendTaskHeartbeat`` on the two
   state machines (acknowledging outcomes; the shipping service's answers);
 - console: the same SQS actions on the review queue and its DLQ (review tasks), the
-  task answers on ManualReview (a reviewer's decision), ``states:DescribeExecution`` and
-  ``GetExecutionHistory`` on both machines' executions (timelines);
+  task answers on ManualReview (a reviewer's decision), ``states:DescribeExecution``,
+  ``DescribeStateMachineForExecution`` and ``GetExecutionHistory`` on both machines'
+  executions (timelines, execution graphs);
 - both: ``kms:Decrypt`` and ``kms:GenerateDataKey`` on the stack's key, when it has one.
 """
 
@@ -42,8 +43,10 @@ TASK_ANSWER_ACTIONS: Final[tuple[str, ...]] = (
     "states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess")
 """Answers to a workflow's waiting task (bridge's task-answer sink, TaskHeartbeats)."""
 EXECUTION_READ_ACTIONS: Final[tuple[str, ...]] = (
-    "states:DescribeExecution", "states:GetExecutionHistory")
-"""What the console reads of an execution (bridge.timeline, the review page)."""
+    "states:DescribeExecution", "states:DescribeStateMachineForExecution",
+    "states:GetExecutionHistory")
+"""What the console reads of an execution (bridge.timeline, the review page, the
+execution's graph drawn from its definition)."""
 KEY_ACTIONS: Final[tuple[str, ...]] = ("kms:Decrypt", "kms:GenerateDataKey")
 """What SQS needs of a caller on a KMS-encrypted queue."""
 ROLE_PRINCIPALS: Final[Mapping[str, str]] = {

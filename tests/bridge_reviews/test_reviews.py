@@ -79,7 +79,7 @@ async def test_approve_moves_the_execution_on_and_a_second_click_changes_nothing
     again = await decide.approve(review.id, reviewer="bob")
     assert (again.result, again.changed) == ("unchanged", False)
     assert "already approved by ann" in again.message
-    also = await decide.reject(review.id, reviewer="bob")
+    also = await decide.reject(review.id, reviewer="bob", reason="too late")
     assert also.changed is False and "already approved" in also.message
     assert token not in caplog.text
 
@@ -94,13 +94,18 @@ async def test_reject_sends_task_failure_and_the_saga_is_told(
     arn, review = await rig.drive_to_review(order)
     assert rig.reviews is not None
     decide = service(emulator, rig.reviews)
-    result = await decide.reject(review.id, reviewer="ann", comment="stolen card")
+    result = await decide.reject(review.id, reviewer="ann", reason="stolen card",
+                                 comment="the bank called")
     assert (result.result, result.changed) == ("rejected", True)
+    assert result.review is not None
+    assert (result.review.decision_reason, result.review.comment) == (
+        "stolen card", "the bank called")
     assert await await_for(lambda: _is(rig, order, "Rejected"), what="Rejected")
     failed = [e for e in emulator.execution_history(arn) if e["type"] == "TaskFailed"]
     assert failed[0]["taskFailedEventDetails"]["error"] == "ReviewRejected"
-    assert "stolen card" in failed[0]["taskFailedEventDetails"]["cause"]
-    again = await decide.reject(review.id, reviewer="ann")
+    assert failed[0]["taskFailedEventDetails"]["cause"] == (
+        "rejected by ann: stolen card (the bank called)")
+    again = await decide.reject(review.id, reviewer="ann", reason="again")
     assert again.changed is False and "already rejected by ann" in again.message
 
 

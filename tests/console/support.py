@@ -89,12 +89,17 @@ class ReviewedOrderSaga(Saga[ReviewedOrderState]):
     """An order that always asks a person first."""
 
     saga_name = SAGA_TYPE
+    summary_columns = ("Amount",)
     awaiting_review = State()
     approved = State(terminal=True)
     rejected = State(terminal=True)
     placed = Event(OrderPlaced, correlate_by=lambda m: m.order_id)
     started = Event(SupervisionStarted, correlate_by=lambda m: m.correlation_id)
     completed = Event(SupervisionCompleted, correlate_by=lambda m: m.correlation_id)
+
+    @classmethod
+    def summary(cls, state: ReviewedOrderState) -> dict[str, str]:
+        return {"Amount": str(state.amount)}
 
     def define(self) -> None:
         self.initially(
@@ -204,7 +209,9 @@ class ReviewRig:
         return SupervisionRequested(
             handoff_id=make_handoff_id(SAGA_TYPE, order_id, "ManualReview"),
             saga_type=SAGA_TYPE, correlation_id=order_id, workflow="ManualReview",
-            reason="amount 2500 over the limit", payload={"orderId": order_id},
+            reason="amount 2500 over the limit",
+            payload={"orderId": order_id, "amount": "2500.00", "currency": "EUR",
+                     "lines": [{"sku": "LAMP-1", "quantity": 2, "unitPrice": "1250.00"}]},
             reply_to=self.saga_queue, traceparent=TRACEPARENT)
 
     def start_execution(self, order_id: str) -> str:
@@ -253,3 +260,38 @@ def sqlite_url(tmp_path: Path) -> str:
 
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+# -- talking to the console ------------------------------------------------------------------
+
+ORIGIN = "http://console.test"
+FORM = {"content-type": "application/x-www-form-urlencoded", "origin": ORIGIN}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def csrf_of(html: str) -> str:
+    """The session's CSRF token, from any page's sign-out form."""
+    import re
+
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+async def sign_in(client: Any, token: str, *, next_page: str = "/") -> str:
+    """Sign in through the form (same origin); the session's CSRF token."""
+    from urllib.parse import urlencode
+
+    answer = await client.post("/login", content=urlencode({"token": token, "next": next_page}),
+                               headers=FORM)
+    assert answer.status_code == 303, answer.text
+    return csrf_of((await client.get(next_page)).text)
+
+
+def form(fields: dict[str, str]) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(fields)

@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from bridge.console.cli import register
+from bridge.cli import register
 from core_saga.persistence import SqlStore
 from tests.console.test_timeline import SECRET, seed
 
@@ -33,7 +33,7 @@ def cli() -> typer.Typer:
 
 def test_the_commands_register_through_the_entry_point_group() -> None:
     names = {e.name: e.value for e in entry_points(group="stepsaga.cli")}
-    assert names["console"] == "bridge.console.cli:register"
+    assert names["console"] == "bridge.cli:register"
 
 
 @pytest.mark.parametrize("args", [["console", "--help"], ["orders", "--help"],
@@ -55,7 +55,8 @@ def test_orders_show_prints_the_timeline(cli: typer.Typer, tmp_path: Path) -> No
 
     asyncio.run(prepare())
     result = runner.invoke(cli, ["orders", "show", "order-7", "--database-url", url,
-                                 "--no-aws"], env={"COLUMNS": "200"})
+                                 "--no-aws"],
+                           env={"COLUMNS": "200", "STEPSAGA_AWS_ENDPOINT_URL": None})
     assert result.exit_code == 0, result.output
     assert "OrderToCash order-7 is in PaymentPending" in result.output
     assert "received OrderSubmitted: Initial → AwaitingReview" in result.output
@@ -72,11 +73,20 @@ def test_orders_show_prints_the_timeline(cli: typer.Typer, tmp_path: Path) -> No
     missing = runner.invoke(cli, ["orders", "show", "nobody", "--database-url", url,
                                   "--no-aws"])
     assert missing.exit_code == 1 and "no order 'nobody'" in missing.output
+    wide = {"COLUMNS": "300"}
+    absent = tmp_path / "absent.db"
     nowhere = runner.invoke(cli, ["orders", "show", "x", "--database-url",
-                                  f"sqlite+aiosqlite:///{tmp_path / 'absent.db'}"])
-    assert nowhere.exit_code == 1 and "no database at" in nowhere.output
-    bad = runner.invoke(cli, ["orders", "show", "x", "--database-url", "mysql://h/db"])
-    assert bad.exit_code == 1 and "unsupported database URL" in bad.output
+                                  f"sqlite+aiosqlite:///{absent}"], env=wide)
+    assert nowhere.exit_code == 1 and "no SQLite database at" in nowhere.output
+    assert not absent.exists()  # a mistyped path is not created
+    bad = runner.invoke(cli, ["orders", "show", "x", "--database-url", "mysql://h/db"],
+                        env=wide)
+    assert bad.exit_code == 1 and "unsupported store URL" in bad.output
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    unmigrated = runner.invoke(cli, ["orders", "show", "x", "--database-url",
+                                     f"sqlite+aiosqlite:///{empty}", "--no-aws"], env=wide)
+    assert unmigrated.exit_code == 1 and "has no stepsaga tables" in unmigrated.output
 
 
 def test_console_refuses_bad_settings(cli: typer.Typer) -> None:

@@ -50,7 +50,7 @@ async def _seed() -> None:
 
 asyncio.run(_seed())
 app = create_app(ConsoleSettings(database_url=URL, console_tokens={  # type: ignore[arg-type]
-    APPROVER: "approver"}), sagas=[ReviewedOrderSaga])
+    APPROVER: "ann:approver"}), sagas=[ReviewedOrderSaga])
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]

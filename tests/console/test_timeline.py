@@ -13,16 +13,16 @@ from bridge._handoffs import HandoffRecord
 from bridge.contracts import REDACTED, SUPERVISION_COMPLETED_URN, ReviewTask
 from bridge.reviews import ReviewStore
 from bridge.timeline import (
-    SagaDatabase,
     TimelineEntry,
     build_timeline,
     compensation_types,
     execution_entries,
     merge,
+    read_execution,
     redact,
     trace_id_of,
 )
-from core_saga import Envelope
+from core_saga import AwsConfig, Envelope
 from core_saga.extension import Outgoing
 from core_saga.persistence import AsyncpgStore, ErrorRecord, HistoryRecord, InstanceRecord, SqlStore
 from examples.order_to_cash.saga import OrderSaga
@@ -71,35 +71,77 @@ def test_compensations_come_from_the_model() -> None:
     assert {"RefundPayment", "ReleaseInventory", "CancelShipment"} <= names
 
 
-def test_execution_history_entries_name_decisions_and_callbacks() -> None:
+def test_execution_history_entries_fold_the_plumbing_and_name_decisions_and_callbacks(
+        ) -> None:
     arn = "arn:aws:states:eu-west-1:123456789012:execution:mr:x-1"
+    seconds = iter(range(100))
+
+    def event(kind: str, **details: Any) -> dict[str, Any]:
+        n = next(seconds)
+        found: dict[str, Any] = {"id": n, "type": kind, "timestamp": at(n)}
+        if details:
+            key = {"TaskStateEntered": "stateEnteredEventDetails",
+                   "ChoiceStateEntered": "stateEnteredEventDetails",
+                   "PassStateEntered": "stateEnteredEventDetails",
+                   "SucceedStateEntered": "stateEnteredEventDetails",
+                   "TaskStateExited": "stateExitedEventDetails"}.get(kind)
+            key = key or kind[0].lower() + kind[1:] + "EventDetails"
+            found[key] = details
+        return found
+
+    def task(name: str, resource: str, **scheduled: Any) -> list[dict[str, Any]]:
+        return [event("TaskStateEntered", name=name),
+                event("TaskScheduled", resource=resource, resourceType="sqs", **scheduled)]
+
     events: list[dict[str, Any]] = [
-        {"id": 1, "type": "ExecutionStarted", "timestamp": at(0),
-         "executionStartedEventDetails": {"input": json.dumps({"handoffId": "h"})}},
-        {"id": 2, "type": "TaskStateEntered", "timestamp": at(1),
-         "stateEnteredEventDetails": {"name": "AwaitReview", "input": "{}"}},
-        {"id": 3, "type": "TaskScheduled", "timestamp": at(1),
-         "taskScheduledEventDetails": {"parameters": json.dumps(
-             {"MessageBody": {"headers": {"taskToken": SECRET}}})}},
-        {"id": 4, "type": "TaskSubmitted", "timestamp": at(1.5), "taskSubmittedEventDetails": {}},
-        {"id": 5, "type": "TaskSucceeded", "timestamp": at(2), "taskSucceededEventDetails": {
-            "output": json.dumps({"decision": "approved", "reviewer": "ann"})}},
-        {"id": 6, "type": "TaskStateEntered", "timestamp": at(3),
-         "stateEnteredEventDetails": {"name": "DeliverOutcome"}},
-        {"id": 7, "type": "TaskSucceeded", "timestamp": at(4), "taskSucceededEventDetails": {}},
-        {"id": 8, "type": "ExecutionSucceeded", "timestamp": at(5),
-         "executionSucceededEventDetails": {}},
+        event("ExecutionStarted", input=json.dumps({"handoffId": "h"})),
+        *task("ClaimHandoff", "putItem"), event("TaskSucceeded", output="{}"),
+        event("TaskStateExited", name="ClaimHandoff"),
+        event("ChoiceStateEntered", name="HasTraceparent"),
+        event("PassStateEntered", name="WithTraceparent"),
+        *task("ReportStarted", "sendMessage"), event("TaskSucceeded", output="{}"),
+        event("TaskStateExited", name="ReportStarted"),
+        *task("AwaitReview", "sendMessage.waitForTaskToken", parameters=json.dumps(
+            {"MessageBody": {"headers": {"taskToken": SECRET}}})),
+        event("TaskSubmitted", output="{}"),
+        event("TaskSucceeded", output=json.dumps({"decision": "approved",
+                                                  "reviewer": "ann"})),
+        event("TaskStateExited", name="AwaitReview"),
+        event("ChoiceStateEntered", name="CheckDecision"),
+        event("PassStateEntered", name="Approved"),
+        *task("DeliverOutcome", "sendMessage.waitForTaskToken"),
+        event("TaskSubmitted", output="{}"),
     ]
+    running, _, path = read_execution(arn, events)
+    assert path.entered == ["ClaimHandoff", "HasTraceparent", "WithTraceparent",
+                            "ReportStarted", "AwaitReview", "CheckDecision", "Approved",
+                            "DeliverOutcome"]
+    assert path.current == "DeliverOutcome"
+    events += [event("TaskSucceeded", output="{}"),
+               event("TaskStateExited", name="DeliverOutcome"),
+               event("SucceedStateEntered", name="Delivered"),
+               event("ExecutionSucceeded", output="{}")]
     entries, tokens = execution_entries(arn, events)
     assert tokens == {SECRET}
     kinds = [(e.kind, e.summary.split(": ", 1)[1]) for e in entries]
     assert kinds == [
-        ("supervisor", "execution started"), ("supervisor", "entered AwaitReview"),
+        ("supervisor", "execution started"),
+        ("supervisor", "ClaimHandoff → HasTraceparent → WithTraceparent → ReportStarted"),
+        ("supervisor", "entered AwaitReview"),
         ("supervisor", "review handed to a person (AwaitReview)"),
         ("decision", "reviewer answered approved (by ann)"),
+        ("supervisor", "CheckDecision → Approved"),
         ("supervisor", "entered DeliverOutcome"),
+        ("callback", "outcome delivered to the saga, waiting for its acknowledgement"),
         ("callback", "the saga acknowledged the outcome (task-token callback)"),
+        ("supervisor", "Delivered"),
         ("supervisor", "execution succeeded")]
+    folded = entries[1].folded
+    assert [(f["state"], f["type"]) for f in folded] == [
+        ("ClaimHandoff", "Task"), ("HasTraceparent", "Choice"), ("WithTraceparent", "Pass"),
+        ("ReportStarted", "Task")]
+    assert [e.at for e in entries] == sorted(e.at for e in entries)
+    assert len(running) < len(entries)
 
 
 async def seed(store: SqlStore | AsyncpgStore, order: str) -> None:
@@ -157,9 +199,10 @@ async def seed(store: SqlStore | AsyncpgStore, order: str) -> None:
 
 async def test_a_seeded_order_reads_back_in_time_order(sql_store: SqlStore | AsyncpgStore
                                                        ) -> None:
+    # (The timeline reads through the store's public queries, so it works on every store;
+    # SQL stores here because the reviews live in a SQL table.)
     order = "order-42"
     await seed(sql_store, order)
-    db = SagaDatabase.open(sql_store)
     reviews = ReviewStore.open(sql_store)
     await reviews.create_table()
     await reviews.record(ReviewTask(
@@ -167,10 +210,10 @@ async def test_a_seeded_order_reads_back_in_time_order(sql_store: SqlStore | Asy
         payload={}, escalated=False, execution_arn="arn:aws:states:eu-west-1:123456789012:"
         "execution:mr:x-1", task_token=SECRET), at(3))
     try:
-        timeline = await build_timeline(db, order, reviews=reviews, model=OrderSaga.model)
-        assert await build_timeline(db, "nobody", reviews=reviews) is None
+        timeline = await build_timeline(sql_store, order, reviews=reviews,
+                                        model=OrderSaga.model, aws=AwsConfig())
+        assert await build_timeline(sql_store, "nobody", reviews=reviews) is None
     finally:
-        await db.close()
         await reviews.close()
     assert timeline is not None
     assert (timeline.saga_type, timeline.state, timeline.finished) == (

@@ -13,6 +13,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bridge.audit import audit_log
+from bridge.console._auth import console_sessions
 from bridge.reviews import review_tasks
 from core_saga.persistence import downgrade_sync, migration_locations, upgrade
 from core_saga.persistence._schema import metadata
@@ -20,9 +22,9 @@ from core_saga.persistence._schema import metadata
 from ..conftest import PG_URL, requires_postgres
 
 # Everything stepsaga stores: the engine's tables (core_saga's branch) and the console's
-# review tasks (the bridge's branch).
+# review tasks, audit log and sessions (the bridge's branch).
 PACKAGE_METADATA = MetaData()
-for _table in (*metadata.tables.values(), review_tasks):
+for _table in (*metadata.tables.values(), review_tasks, audit_log, console_sessions):
     _table.to_metadata(PACKAGE_METADATA)
 CORE_TABLES = ["alembic_version", "inbox", "message_errors", "outbox", "saga_history",
                "saga_index", "saga_instances"]
@@ -53,8 +55,9 @@ async def test_migrations_match_the_models_and_downgrade_cleanly(
     await upgrade(url, schema=schema)
     diff, tables = await _diff(url, schema)
     assert diff == []
-    assert tables == ["alembic_version", "inbox", "message_errors", "outbox", "review_tasks",
-                      "saga_history", "saga_index", "saga_instances"]
+    assert tables == ["alembic_version", "audit_log", "console_sessions", "inbox",
+                      "message_errors", "outbox", "review_tasks", "saga_history",
+                      "saga_index", "saga_instances"]
     await asyncio.to_thread(downgrade_sync, url, schema=schema)
     _, tables = await _diff(url, schema)
     assert tables == ["alembic_version"]
@@ -100,8 +103,14 @@ async def test_a_database_whose_review_table_core_once_made_upgrades_cleanly(
     await upgrade(url, schema=schema, packages=["core_saga"])
     args = {"server_settings": {"search_path": schema}} if schema else {}
     engine = create_async_engine(url, connect_args=args)
+    # the table as core's revision 0002 made it (before the deadline and the reason)
+    old = MetaData()
+    review_tasks.to_metadata(old)
+    table = old.tables["review_tasks"]
+    for name in ("deadline", "decision_reason"):
+        table._columns.remove(table.c[name])
     async with engine.begin() as conn:
-        await conn.run_sync(review_tasks.metadata.create_all)
+        await conn.run_sync(old.create_all)
     await engine.dispose()
     await upgrade(url, schema=schema)  # the bridge's branch adopts the table
     diff, tables = await _diff(url, schema)

@@ -10,7 +10,7 @@ from core_saga.emulator.pytest_plugin import AwsScope
 
 from ._helpers import put_event
 
-DETAIL = {"handoffId": "h-1", "executionArn": "arn:aws:states:us-east-1:1:execution:m:e"}
+DETAIL = {"handoffId": "h-1", "executionArn": "arn:aws:states:us-east-1:123456789012:execution:m:e"}
 
 
 def _bodies(aws: AwsScope, **target: Any) -> list[str]:

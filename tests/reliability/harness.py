@@ -46,7 +46,7 @@ import asyncpg
 
 from bridge import ReviewService, ReviewStore
 from bridge.reviews import DecisionResult, StepFunctions, TaskGoneError
-from bridge.timeline import SagaDatabase, build_timeline
+from bridge.timeline import build_timeline
 from core_saga import AwsConfig as StepFunctionsConfig
 from core_saga import Outbox
 from core_saga.emulator import Emulator, patched_environ, start_emulator
@@ -535,13 +535,8 @@ class Run:
         return report
 
     async def _timeline(self, order_id: str) -> str:
-        db = SagaDatabase.open(self.store)
-        try:
-            timeline = await build_timeline(
-                db, order_id, model=OrderSaga.model, reviews=self.reviews,
-                sfn=self.stepfunctions)
-        finally:
-            await db.close()
+        timeline = await build_timeline(self.store, order_id, model=OrderSaga.model,
+                                        reviews=self.reviews, sfn=self.stepfunctions)
         if timeline is None:
             return "  (nothing known)"
         lines = [f"  state {timeline.state}, data {json.dumps(timeline.data, default=str)}"]

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 MINOR_UNITS: dict[str, int] = {
@@ -21,6 +29,21 @@ OrderStatus = Literal["Submitted", "Completed", "Canceled"]
 class _Api(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True,
                               extra="forbid", frozen=True)
+
+
+def plain_text(value: str) -> str:
+    """`value` if it holds no control characters (NUL, escapes, newlines: text a
+    database may refuse or a terminal may obey) and is not blank; ValueError otherwise."""
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            raise ValueError(f"must not contain control characters (found U+{ord(char):04X})")
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+Text = Annotated[str, AfterValidator(plain_text)]
+"""A string without control characters, not blank."""
 
 
 def _decimals(value: Decimal) -> int:
@@ -40,11 +63,11 @@ class OrderRequest(_Api):
     """``POST /orders``: the order as the client states it. The amount must equal the
     sum of the lines, to the cent, in a currency the shop takes."""
 
-    customer_id: Annotated[str, Field(min_length=1, max_length=64)]
+    customer_id: Annotated[Text, Field(min_length=1, max_length=64)]
     currency: str
     lines: Annotated[list[OrderLineRequest], Field(min_length=1, max_length=100)]
     amount: Annotated[Decimal, Field(gt=0, max_digits=16, allow_inf_nan=False)]
-    risk_flags: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
+    risk_flags: Annotated[list[Annotated[Text, Field(min_length=1, max_length=64)]],
                           Field(max_length=20)] = []
 
     @field_validator("currency")
@@ -72,6 +95,10 @@ class OrderRequest(_Api):
     @field_validator("amount")
     @classmethod
     def _amount_matches_lines(cls, amount: Decimal, info: ValidationInfo) -> Decimal:
+        currency = info.data.get("currency")
+        if currency is not None and _decimals(amount) > MINOR_UNITS[currency]:
+            raise ValueError(f"amount {amount} has more decimal places than {currency} "
+                             f"allows ({MINOR_UNITS[currency]})")
         lines: list[OrderLineRequest] | None = info.data.get("lines")
         if lines is None:
             return amount  # the lines are invalid: that error names them

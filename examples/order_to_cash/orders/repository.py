@@ -40,12 +40,16 @@ class OrderRecord:
     cancel_code: str | None = None
     reason: str | None = None
     tracking_id: str | None = None
+    client_id: str = ""
+    """The API client that placed it ("" when the service has no API keys)."""
 
 
 # Built once: a statement object is compiled once per store and its cache key computed
 # once, so each message pays only for binding its values.
 _BY_ID = select(orders).where(orders.c.order_id == bindparam("key"))
-_BY_IDEMPOTENCY_KEY = select(orders).where(orders.c.idempotency_key == bindparam("key"))
+# An idempotency key is scoped to the API client that used it.
+_BY_IDEMPOTENCY_KEY = select(orders).where(orders.c.client_id == bindparam("client"),
+                                           orders.c.idempotency_key == bindparam("key"))
 _LINES = (select(order_lines).where(order_lines.c.order_id == bindparam("order_id"))
           .order_by(order_lines.c.line_no))
 _INSERT = insert(orders)
@@ -74,7 +78,7 @@ class OrderRepository:
             "risk_flags": json.dumps(list(order.risk_flags)), "status": order.status,
             "cancel_code": order.cancel_code, "reason": order.reason,
             "tracking_id": order.tracking_id, "created_at": order.created_at,
-            "updated_at": order.updated_at})
+            "updated_at": order.updated_at, "client_id": order.client_id})
         await self.tx.execute(_INSERT_LINES, [
             {"order_id": order.order_id, "line_no": number, "sku": line.sku,
              "quantity": line.quantity, "unit_price": line.unit_price}
@@ -84,9 +88,10 @@ class OrderRepository:
         """The order, or None."""
         return await self._load(_BY_ID, order_id)
 
-    async def find_by_idempotency_key(self, key: str) -> OrderRecord | None:
-        """The order placed under the Idempotency-Key `key`, or None."""
-        return await self._load(_BY_IDEMPOTENCY_KEY, key)
+    async def find_by_idempotency_key(self, key: str, client: str = "") -> OrderRecord | None:
+        """The order `client` placed under the Idempotency-Key `key`, or None (a key is
+        scoped to its client)."""
+        return await self._load(_BY_IDEMPOTENCY_KEY, key, client=client)
 
     async def set_outcome(self, order_id: str, *, status: str, at: datetime,
                           cancel_code: str | None = None, reason: str | None = None,
@@ -98,8 +103,8 @@ class OrderRepository:
             "reason": reason, "tracking_id": tracking_id, "updated_at": at})
         return result.rowcount == 1
 
-    async def _load(self, query: Select[Any], key: str) -> OrderRecord | None:
-        row = (await self.tx.execute(query, {"key": key})).first()
+    async def _load(self, query: Select[Any], key: str, **more: str) -> OrderRecord | None:
+        row = (await self.tx.execute(query, {"key": key, **more})).first()
         if row is None:
             return None
         lines = await self.tx.execute(_LINES, {"order_id": row.order_id})
@@ -115,5 +120,6 @@ def _record(row: Row, lines: list[Row]) -> OrderRecord:
         risk_flags=tuple(json.loads(row.risk_flags)), status=row.status,
         idempotency_key=row.idempotency_key, request_hash=row.request_hash,
         created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at),
-        cancel_code=row.cancel_code, reason=row.reason, tracking_id=row.tracking_id)
+        cancel_code=row.cancel_code, reason=row.reason, tracking_id=row.tracking_id,
+        client_id=row.client_id)
 

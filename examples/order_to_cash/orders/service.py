@@ -50,27 +50,28 @@ class OrderService:
         self.outbox = outbox
         self.new_order_id = new_order_id
 
-    async def submit(self, request: OrderRequest, *, idempotency_key: str | None = None
-                     ) -> Submission:
+    async def submit(self, request: OrderRequest, *, idempotency_key: str | None = None,
+                     client: str = "") -> Submission:
         """Store and announce the order. With an `idempotency_key`, a repeat of the same
-        request returns the first order; a different request under the same key raises
-        :class:`IdempotencyKeyReused`."""
+        request by the same `client` returns the first order; a different request under
+        the same key raises :class:`IdempotencyKeyReused`. Keys are scoped to the
+        client: another client's identical key is another key."""
         digest = fingerprint(request)
         for attempt in range(3):
             try:
-                return await self._submit(request, idempotency_key, digest)
+                return await self._submit(request, idempotency_key, digest, client)
             except IntegrityError:
                 # Two requests with one key raced: the loser reads the winner's order.
                 if idempotency_key is None or attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    async def _submit(self, request: OrderRequest, key: str | None, digest: str
-                      ) -> Submission:
+    async def _submit(self, request: OrderRequest, key: str | None, digest: str,
+                      client: str) -> Submission:
         async with self.outbox.transaction() as otx:
             repo = OrderRepository(otx)
             if key is not None:
-                existing = await repo.find_by_idempotency_key(key)
+                existing = await repo.find_by_idempotency_key(key, client)
                 if existing is not None:
                     if existing.request_hash != digest:
                         raise IdempotencyKeyReused(key, existing.order_id)
@@ -81,7 +82,7 @@ class OrderService:
                 order_id=self.new_order_id(), customer_id=request.customer_id,
                 currency=request.currency, amount=request.amount, lines=lines,
                 risk_flags=tuple(request.risk_flags), status=SUBMITTED, idempotency_key=key,
-                request_hash=digest, created_at=otx.now, updated_at=otx.now)
+                request_hash=digest, created_at=otx.now, updated_at=otx.now, client_id=client)
             await repo.insert(order)
             otx.publish(OrderSubmitted(
                 order_id=order.order_id, customer_id=order.customer_id, lines=lines,
@@ -89,7 +90,10 @@ class OrderService:
                 correlation_id=order.order_id)
         return Submission(order.order_id, created=True)
 
-    async def get(self, order_id: str) -> OrderRecord | None:
-        """The order, or None."""
+    async def get(self, order_id: str, *, client: str | None = None) -> OrderRecord | None:
+        """The order, or None; with `client`, None also when another client placed it."""
         async with self.outbox.store.transaction() as tx:
-            return await OrderRepository(tx).get(order_id)
+            found = await OrderRepository(tx).get(order_id)
+        if found is not None and client is not None and found.client_id != client:
+            return None
+        return found

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 
 from core_saga.persistence import SagaStore
 
@@ -13,8 +23,11 @@ metadata = MetaData()
 orders = Table(
     "orders", metadata,
     Column("order_id", String(64), primary_key=True),
-    Column("idempotency_key", String(200), nullable=True, unique=True),
-    # The same key twice creates one order; NULL (no key) may repeat.
+    Column("idempotency_key", String(200), nullable=True),
+    Column("client_id", String(200), nullable=False, server_default=text("''")),
+    # The same key twice from one client creates one order; NULL (no key) may repeat;
+    # another client's key is another key ("" is the client when there are no API keys).
+    UniqueConstraint("client_id", "idempotency_key", name="uq_orders_client_key"),
     Column("request_hash", String(64), nullable=False),
     Column("customer_id", String(64), nullable=False),
     Column("currency", String(3), nullable=False),
