@@ -45,6 +45,7 @@ from ._task_answers import (
     send_task_heartbeat,
     send_task_success,
 )
+from ._telemetry import record_handoff_lost
 from .audit import AuditEntry, AuditLog
 from .reviews import (
     DecisionResult,
@@ -91,6 +92,7 @@ __all__ = [
     "handoffs_of",
     "outcome_is",
     "put_event",
+    "record_handoff_lost",
     "redact_task_tokens_in_logs",
     "request_supervision",
     "send_task_failure",

@@ -49,7 +49,7 @@ from core_saga.tracing import current_traceparent
 
 from ._handoffs import HandoffRecord, SupervisedState
 from ._publisher import put_event
-from ._task_answers import send_task_success
+from ._task_answers import acknowledge_handoff
 from .contracts import (
     MAX_EVENTBRIDGE_ENTRY_BYTES,
     QUEUE_URL_PATTERN,
@@ -194,11 +194,16 @@ async def _acknowledge_and_claim(ctx: ConsumeContext[SupervisionCompleted]) -> b
         raise ValueError(f"hand-off {message.handoff_id}: outcome {message.outcome!r} does not "
                          f"belong to workflow {message.workflow} (expected one of {allowed})")
     token = ctx.task_token or message.task_token
-    if token:
-        send_task_success(ctx, token, {"handoffId": message.handoff_id,
-                                       "acknowledgedBy": ctx.endpoint})
     first = await ctx.transaction.claim_once(ctx.endpoint + OUTCOME_CONSUMER_SUFFIX,
                                              message.handoff_id)
+    if token:
+        acknowledge_handoff(ctx, token, {"handoffId": message.handoff_id,
+                                         "acknowledgedBy": ctx.endpoint}, handoff={
+            "handoffId": message.handoff_id, "workflow": message.workflow,
+            "outcome": message.outcome, "executionArn": message.execution_arn,
+            "first": bool(first),
+            # the context the workflow carried: the hand-off's PutEvents span
+            "traceparent": ctx.envelope.headers.get(TRACEPARENT_HEADER)})
     if not first:
         log.info("hand-off %s: outcome %s delivered again; acknowledged, applied before",
                  message.handoff_id, message.outcome)

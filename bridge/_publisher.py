@@ -19,9 +19,12 @@ import orjson
 from botocore.exceptions import ClientError
 
 from core_saga import ConsumeContext
-from core_saga.extension import DeliveryResult
+from core_saga.extension import DeliveryResult, DeliveryStatus
+from core_saga.metrics import aws_calls
 from core_saga.persistence import OutboxRow
+from core_saga.tracing import current_traceparent, end_span
 
+from ._telemetry import handoffs_lost, handoffs_started, put_events_spans, xray_header
 from .contracts import MAX_EVENTBRIDGE_ENTRY_BYTES, check_eventbridge_entry_size
 
 log = logging.getLogger("bridge.publisher")
@@ -60,8 +63,14 @@ def put_event(ctx: ConsumeContext[Any], *, bus: str, source: str, detail_type: s
     the behavior fails (and the message faults with that reason) instead of the entry
     failing later. `message_id` identifies the row (and the event in logs).
     """
-    entry = orjson.dumps({"Source": source, "DetailType": detail_type,
-                          "Detail": detail.decode(), "EventBusName": bus})
+    fields = {"Source": source, "DetailType": detail_type, "Detail": detail.decode(),
+              "EventBusName": bus}
+    # The trace goes on in the entry's X-Ray header: the sink's PutEvents span is its
+    # child, and AWS passes it on to the target (the Step Functions execution's trace).
+    header = xray_header(current_traceparent())
+    if header:
+        fields["TraceHeader"] = header
+    entry = orjson.dumps(fields)
     check_eventbridge_entry_size(entry, limit=limit)
     ctx.add_raw(EVENTBRIDGE, bus, entry, message_type=message_type or f"eventbridge:{detail_type}",
                 message_id=message_id, correlation_id=correlation_id)
@@ -102,6 +111,7 @@ class EventBridgeSink:
         failed: dict[int, DeliveryResult] = {}
         for chunk in _chunks(rows):
             failed.update(await self._deliver_chunk(chunk))
+        _count_handoffs(rows, failed)
         return failed
 
     async def _deliver_chunk(self, rows: Sequence[OutboxRow]) -> dict[int, DeliveryResult]:
@@ -145,13 +155,50 @@ class EventBridgeSink:
 
     async def _put(self, rows: Sequence[OutboxRow]) -> list[dict[str, Any]]:
         self.calls += 1
-        response = await self.client.put_events(Entries=[orjson.loads(r.body) for r in rows])
+        aws_calls.add(1, {"rpc.service": "events", "rpc.method": "PutEvents"})
+        entries = [orjson.loads(r.body) for r in rows]
+        spans = put_events_spans(str(entries[0].get("EventBusName", "")) if entries else "",
+                                 rows, entries)
+        try:
+            response = await self.client.put_events(Entries=entries)
+        except Exception as exc:
+            for span in spans:
+                end_span(span, f"{type(exc).__name__}: {exc}")
+            raise
         results: list[dict[str, Any]] = response.get("Entries") or []
         if len(results) != len(rows):  # never on AWS: entries answer in order, one each
+            for span in spans:
+                end_span(span, "PutEvents answered for other entries")
             raise ClientError({"Error": {"Code": "InternalFailure", "Message":
                                          f"{len(results)} results for {len(rows)} entries"}},
                               "PutEvents")
+        for span, result in zip(spans, results, strict=False):
+            code = result.get("ErrorCode")
+            if span is not None and result.get("EventId"):
+                span.set_attribute("stepsaga.event_id", str(result["EventId"]))
+            end_span(span, f"{code}: {result.get('ErrorMessage', '')}" if code else None)
         return results
+
+
+def _count_handoffs(rows: Sequence[OutboxRow], failed: dict[int, DeliveryResult]) -> None:
+    """``stepsaga.handoffs.started`` for each SupervisionRequested the bus took, ``lost``
+    for each it refused for good."""
+    for row in rows:
+        if not row.message_type.endswith(":SupervisionRequested"):
+            continue
+        result = failed.get(row.id)
+        if result is not None and result.status is not DeliveryStatus.PERMANENT:
+            continue  # retried later
+        try:
+            detail = orjson.loads(orjson.loads(row.body)["Detail"])
+            workflow = str(detail.get("workflow", ""))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            workflow = ""
+        if result is None:
+            handoffs_started.add(1, {"stepsaga.workflow": workflow})
+        else:
+            handoffs_lost.add(1, {"stepsaga.workflow": workflow,
+                                  "stepsaga.reason": "not_delivered"})
 
 
 def _chunks(rows: Sequence[OutboxRow]) -> list[list[OutboxRow]]:

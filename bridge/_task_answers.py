@@ -29,8 +29,18 @@ import orjson
 from botocore.exceptions import ClientError
 
 from core_saga import ConsumeContext
-from core_saga.extension import DeliveryResult
+from core_saga.extension import DeliveryResult, DeliveryStatus
+from core_saga.metrics import aws_calls
 from core_saga.persistence import OutboxRow
+from core_saga.tracing import current_traceparent, end_span, tracer
+
+from ._telemetry import (
+    execution_spans,
+    handoffs_completed,
+    task_answer_failures,
+    task_answer_span,
+    task_answers,
+)
 
 log = logging.getLogger("bridge.task_answers")
 
@@ -50,6 +60,9 @@ TASK_GONE_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"
 PERMANENT_ERRORS = frozenset({"InvalidOutput", "ValidationException", "AccessDeniedException",
                               "UnrecognizedClientException"})
 """Errors a retry cannot fix."""
+
+HISTORY_PAGES = 5
+"""At most this many pages of 1,000 events are read for an execution's span."""
 
 MAX_ERROR_NAME = 256
 MAX_CAUSE = 32768
@@ -79,11 +92,27 @@ def send_task_heartbeat(ctx: ConsumeContext[Any], task_token: str) -> None:
     _answer(ctx, {"action": HEARTBEAT, "taskToken": task_token})
 
 
-def _answer(ctx: ConsumeContext[Any], body: dict[str, str]) -> None:
+def acknowledge_handoff(ctx: ConsumeContext[Any], task_token: str, output: Any, *,
+                        handoff: dict[str, Any]) -> None:
+    """``SendTaskSuccess`` for a hand-off's outcome, after the commit, noting the hand-off
+    (``workflow``, ``handoffId``, ``outcome``, ``executionArn``, ``first``) for the
+    sink's metrics and for the execution's span (made from its history)."""
+    _answer(ctx, {"action": SUCCESS, "taskToken": task_token,
+                  "output": orjson.dumps(output).decode()}, handoff=handoff)
+
+
+def _answer(ctx: ConsumeContext[Any], body: dict[str, Any], *,
+            handoff: dict[str, Any] | None = None) -> None:
     if not body["taskToken"]:
         raise ValueError("the task token is empty")
+    trace = current_traceparent()
+    if trace:  # the answer's span joins the trace of the work it reports
+        body["traceparent"] = trace
+    if handoff is not None:
+        body["handoff"] = handoff
     ctx.add_raw(TASK_ANSWER, STEP_FUNCTIONS, orjson.dumps(body),
-                message_type=f"stepfunctions:{body['action']}")
+                message_type=f"stepfunctions:{body['action']}",
+                correlation_id=ctx.envelope.correlation_id)
 
 
 class StepFunctionsClient(Protocol):
@@ -94,6 +123,8 @@ class StepFunctionsClient(Protocol):
     async def send_task_failure(self, **kwargs: Any) -> dict[str, Any]: ...
 
     async def send_task_heartbeat(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    async def get_execution_history(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
 class StepFunctionsSink:
@@ -135,7 +166,58 @@ class StepFunctionsSink:
             action, token = body["action"], body["taskToken"]
         except (ValueError, KeyError, TypeError) as exc:
             return DeliveryResult.permanent(f"not a task answer: {type(exc).__name__}")
+        handoff = body.get("handoff") if isinstance(body.get("handoff"), dict) else None
+        span = task_answer_span(str(action), body.get("traceparent"), handoff,
+                                row.correlation_id)
+        result = await self._call(row, body, action, token)
+        # a settled answer is one whose task was gone
+        delivery = None if result is None else (
+            "gone" if result.status is DeliveryStatus.SETTLED else result.status.value)
+        if span is not None and delivery is not None:
+            span.set_attribute("stepsaga.delivery", delivery)
+        end_span(span, None if result is None or result.status is DeliveryStatus.SETTLED
+                 else result.reason)
+        if result is None:
+            task_answers.add(1, {"rpc.method": str(action)})
+            if handoff is not None and handoff.get("first"):
+                handoffs_completed.add(1, {"stepsaga.workflow": str(handoff.get("workflow")),
+                                           "stepsaga.outcome": str(handoff.get("outcome"))})
+                await self._trace_execution(handoff)
+        else:
+            task_answer_failures.add(1, {"rpc.method": str(action),
+                                         "stepsaga.delivery": str(delivery)})
+        return result
+
+    async def _trace_execution(self, handoff: dict[str, Any]) -> None:
+        """The execution's span, from its history (only while tracing is on; one
+        ``GetExecutionHistory`` call per hand-off, never failing the answer)."""
+        arn, parent = handoff.get("executionArn"), handoff.get("traceparent")
+        if tracer() is None or not arn or not parent:
+            return
+        try:
+            events: list[dict[str, Any]] = []
+            token: str | None = None
+            for _page in range(HISTORY_PAGES):
+                kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+                if token:
+                    kwargs["nextToken"] = token
+                aws_calls.add(1, {"rpc.service": "stepfunctions",
+                                  "rpc.method": "GetExecutionHistory"})
+                page = await self.client.get_execution_history(**kwargs)
+                events.extend(page.get("events") or [])
+                token = page.get("nextToken")
+                if not token:
+                    break
+            execution_spans(events, workflow=str(handoff.get("workflow", "")),
+                            execution_arn=str(arn), traceparent=str(parent),
+                            handoff_id=str(handoff.get("handoffId", "")))
+        except Exception as exc:  # a span is never worth a failed answer
+            log.info("no span for execution %s: %s: %s", arn, type(exc).__name__, exc)
+
+    async def _call(self, row: OutboxRow, body: dict[str, Any], action: str, token: str
+                    ) -> DeliveryResult | None:
         self.calls += 1
+        aws_calls.add(1, {"rpc.service": "stepfunctions", "rpc.method": action})
         try:
             if action == SUCCESS:
                 await self.client.send_task_success(taskToken=token, output=body["output"])
@@ -187,11 +269,15 @@ class TaskHeartbeats:
     async def _beat_until_cancelled(self, token: str) -> None:
         while True:
             await asyncio.sleep(self.every_seconds)
+            aws_calls.add(1, {"rpc.service": "stepfunctions", "rpc.method": HEARTBEAT})
             try:
                 await self.client.send_task_heartbeat(taskToken=token)
                 self.sent += 1
+                task_answers.add(1, {"rpc.method": HEARTBEAT})
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "ClientError")
+                task_answer_failures.add(1, {"rpc.method": HEARTBEAT, "stepsaga.delivery":
+                                             "gone" if code in TASK_GONE_ERRORS else "retry"})
                 if code in TASK_GONE_ERRORS:
                     log.info("heartbeat: the task is gone (%s); stopping", code)
                     return

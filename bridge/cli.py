@@ -68,7 +68,10 @@ def serve(
 
     from bridge.console._app import create_app
     from bridge.console._settings import ConsoleSettings
+    from core_saga.logs import configure_logging
     from core_saga.persistence import redact_url
+    from core_saga.telemetry import configure
+    from core_saga.tracing import instrument_asgi
 
     overrides: dict[str, Any] = {}
     if database_url:
@@ -86,10 +89,19 @@ def serve(
     if settings.console_session_secret is None:
         errors.print("[yellow]note: no STEPSAGA_CONSOLE_SESSION_SECRET: sessions end when "
                      "the console restarts[/yellow]")
+    try:
+        configure_logging(log_level)  # STEPSAGA_LOG_FORMAT=json for JSON lines
+        telemetry = configure(service_name="stepsaga-console", metrics=False)
+    except ValueError as exc:
+        raise _fail(f"bad telemetry settings: {exc}") from None
+    instrument_asgi(app)
     errors.print(Text(f"console on http://{host}:{port}/ (database "
                       f"{redact_url(settings.database_url)})"))
-    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(),
-                proxy_headers=False)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level.lower(),
+                    proxy_headers=False, log_config=None)
+    finally:
+        telemetry.flush()
 
 
 def safe_text(value: object) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from ._context import BehaviorContext, ConsumeContext, Outgoing, PublishRoutes
 from ._envelope import SCHEDULE_TOKEN, Envelope
 from ._errors import ConcurrencyError, SagaNotFoundError, UnhandledEventError
 from ._events import CompositeEvent, Event, EventKind, MissingInstance
+from ._log_context import enter_saga, exit_saga
 from ._model import BehaviorModel, Concurrency, SagaModel, Unhandled
 from ._retry import RetryAttempts, RetryWait, track_attempts, untrack_attempts
 from ._saga import Saga
@@ -399,13 +401,17 @@ class Endpoint:
                     await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * 2**conflicts)))
                     conflicts += 1
                 except RetryWait as wait:
+                    _metrics.retries.add(1, {"messaging.destination.name": self.name,
+                                             "stepsaga.message_type": envelope.message_type})
                     log.info("%s: message %s waits %.3gs before its next retry (%s)",
                              self.name, envelope.message_id, wait.delay, wait.cause)
                     await self.clock.sleep(wait.delay)
         finally:
             untrack_attempts(token)
 
-    async def process_batch(self, envelopes: Sequence[Envelope]) -> list[Processed]:
+    async def process_batch(self, envelopes: Sequence[Envelope], *,
+                            each: Callable[[Envelope], AbstractContextManager[None]]
+                            | None = None) -> list[Processed]:
         """Handle `envelopes` in order in ONE transaction: one commit for all of them.
 
         All or nothing: any exception — a handler's failure, a version conflict, a
@@ -414,7 +420,8 @@ class Endpoint:
         :meth:`process`, so that a failing message never takes its neighbours' effects
         with it. Each message keeps its own inbox entry and outbox rows; a message
         whose id came earlier in the batch (or before) is a duplicate, as in
-        :meth:`process`."""
+        :meth:`process`. `each` wraps the handling of each message (its spans and log
+        context; by default its consume span)."""
         works = [Work() for _ in envelopes]
         rows: list[list[OutboxRow] | None] = []
         async with self.store.transaction() as tx:
@@ -427,7 +434,8 @@ class Endpoint:
                 attempts.begin_run()
                 token = track_attempts(attempts)
                 try:
-                    with consume_span(self.name, envelope):
+                    with (consume_span(self.name, envelope) if each is None
+                          else each(envelope)):
                         rows.append(await self._run(tx, envelope, work))
                 finally:
                     untrack_attempts(token)
@@ -465,16 +473,25 @@ class Endpoint:
                 lock=single.locks)
             if not claimed:
                 return None
-            with handle_span(single.name, envelope):
-                await single.handle_loaded(tx, event, envelope, work, self.name, self.clock,
-                                           self.routes, correlation_id, record)
+            entered = enter_saga(single.name)
+            try:
+                with handle_span(single.name, envelope):
+                    await single.handle_loaded(tx, event, envelope, work, self.name,
+                                               self.clock, self.routes, correlation_id, record)
+            finally:
+                exit_saga(entered)
         else:
             if not await tx.inbox_claim(self.name, envelope.message_id, now):
                 return None
             for handler in handlers:
-                with handle_span(handler.name, envelope):
-                    await handler.handle(tx, envelope, work, self.name, self.clock,
-                                         self.routes)
+                saga = enter_saga(handler.name) if isinstance(handler, SagaHandler) else None
+                try:
+                    with handle_span(handler.name, envelope):
+                        await handler.handle(tx, envelope, work, self.name, self.clock,
+                                             self.routes)
+                finally:
+                    if saga is not None:
+                        exit_saga(saga)
         if work.unscheduled:
             await tx.cancel_timers(work.unscheduled)
         await tx.add_history(work.history)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import metrics
@@ -26,40 +27,104 @@ MESSAGING_SYSTEM = "aws_sqs"
 
 _meter = metrics.get_meter("stepsaga")
 
-consumed = _meter.create_counter(
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """One of the engine's instruments, as docs/observability.md lists it."""
+
+    name: str
+    kind: str
+    """``counter``, ``histogram`` or ``gauge``."""
+    unit: str
+    description: str
+    attributes: tuple[str, ...]
+
+
+INSTRUMENTS: list[Instrument] = []
+"""Every instrument the engine and the bridge make (a test checks the docs against it)."""
+
+_ENDPOINT = ("messaging.system", "messaging.destination.name", "stepsaga.message_type")
+
+
+def _declare(name: str, kind: str, unit: str, description: str,
+             attributes: tuple[str, ...]) -> None:
+    INSTRUMENTS.append(Instrument(name, kind, unit, description, attributes))
+
+
+def counter(name: str, *, unit: str, description: str,
+            attributes: tuple[str, ...]) -> metrics.Counter:
+    """A counter on the stepsaga meter, listed in :data:`INSTRUMENTS`."""
+    _declare(name, "counter", unit, description, attributes)
+    return _meter.create_counter(name, unit=unit, description=description)
+
+
+def histogram(name: str, *, unit: str, description: str,
+              attributes: tuple[str, ...]) -> metrics.Histogram:
+    """A histogram on the stepsaga meter, listed in :data:`INSTRUMENTS`."""
+    _declare(name, "histogram", unit, description, attributes)
+    return _meter.create_histogram(name, unit=unit, description=description)
+
+
+def gauge(name: str, callback: Callable[[CallbackOptions], Iterable[Observation]], *,
+          unit: str, description: str, attributes: tuple[str, ...] = ()) -> None:
+    """An observable gauge on the stepsaga meter, listed in :data:`INSTRUMENTS`."""
+    _declare(name, "gauge", unit, description, attributes)
+    _meter.create_observable_gauge(name, callbacks=[callback], unit=unit,
+                                   description=description)
+
+
+consumed = counter(
     "messaging.client.consumed.messages", unit="{message}",
-    description="Messages received from a queue by a worker.")
-process_duration = _meter.create_histogram(
+    description="Messages received from a queue by a worker.",
+    attributes=("messaging.system", "messaging.destination.name"))
+process_duration = histogram(
     "messaging.process.duration", unit="s",
-    description="How long handling one message took (its transaction included).")
-handled = _meter.create_counter(
+    description="How long handling one message took (its transaction included).",
+    attributes=_ENDPOINT)
+handled = counter(
     "stepsaga.messages.handled", unit="{message}",
-    description="Messages handled, by outcome: ack, retry, dead, conflict, outage.")
-dead_lettered = _meter.create_counter(
+    description="Messages handled, by outcome: ack, retry (failed, comes back), dead, "
+                "conflict, outage.",
+    attributes=(*_ENDPOINT, "stepsaga.outcome"))
+dead_lettered = counter(
     "stepsaga.messages.dead_lettered", unit="{message}",
-    description="Messages moved to the dead-letter queue, their reason in the error store.")
-conflicts = _meter.create_counter(
+    description="Messages moved to the dead-letter queue, their reason in the error store.",
+    attributes=_ENDPOINT)
+conflicts = counter(
     "stepsaga.transaction.conflicts", unit="{conflict}",
-    description="Optimistic-concurrency conflicts; each runs the message again.")
-batch_fallbacks = _meter.create_counter(
+    description="Optimistic-concurrency conflicts; each runs the message again.",
+    attributes=("messaging.destination.name",))
+retries = counter(
+    "stepsaga.handler.retries", unit="{retry}",
+    description="Retry blocks (``retry(...)``) that failed and wait before their next "
+                "attempt.",
+    attributes=("messaging.destination.name", "stepsaga.message_type"))
+batch_fallbacks = counter(
     "stepsaga.transaction.batch_fallbacks", unit="{batch}",
     description="Batched commits rolled back as a whole; their messages were then "
-                "handled one by one.")
-batch_size = _meter.create_histogram(
+                "handled one by one.",
+    attributes=("messaging.system", "messaging.destination.name"))
+batch_size = histogram(
     "stepsaga.transaction.batch_size", unit="{message}",
-    description="Messages committed together in one batched transaction.")
-sent = _meter.create_counter(
+    description="Messages committed together in one batched transaction.",
+    attributes=("messaging.system", "messaging.destination.name"))
+sent = counter(
     "messaging.client.sent.messages", unit="{message}",
-    description="Outbox rows delivered, by sink kind and destination.")
-delivery_failures = _meter.create_counter(
+    description="Outbox rows delivered, by sink kind and destination.",
+    attributes=("messaging.destination.name", "stepsaga.outbox.kind"))
+delivery_failures = counter(
     "stepsaga.outbox.delivery_failures", unit="{row}",
-    description="Outbox rows a sink did not deliver: retry (passing) or permanent.")
-timer_lag = _meter.create_histogram(
+    description="Outbox rows a sink did not deliver: retry (passing) or permanent.",
+    attributes=("stepsaga.outbox.kind", "stepsaga.delivery"))
+timer_lag = histogram(
     "stepsaga.timer.lag", unit="s",
-    description="How late a timer (a scheduled message) was sent after it came due.")
-aws_calls = _meter.create_counter(
+    description="How late a timer (a scheduled message) was sent after it came due.",
+    attributes=("stepsaga.message_type",))
+aws_calls = counter(
     "stepsaga.aws.calls", unit="{call}",
-    description="AWS API calls made, by service and operation.")
+    description="AWS API calls made, by service and operation (SQS, EventBridge, Step "
+                "Functions).",
+    attributes=("rpc.service", "rpc.method"))
 
 
 class _Gauges:
@@ -114,25 +179,22 @@ class _Gauges:
 gauges = _Gauges()
 """What the observable gauges report (the worker keeps it current)."""
 
-_meter.create_observable_gauge(
-    "stepsaga.outbox.backlog", callbacks=[gauges.outbox_backlog], unit="{row}",
-    description="Outbox rows due and not sent yet (timers that came due included).")
-_meter.create_observable_gauge(
-    "stepsaga.outbox.oldest_age", callbacks=[gauges.outbox_oldest_age], unit="s",
-    description="How long the oldest due, unsent outbox row has been waiting.")
-_meter.create_observable_gauge(
-    "stepsaga.timers.due", callbacks=[gauges.timers_due], unit="{timer}",
-    description="Timers whose time has come and that are not sent yet.")
-_meter.create_observable_gauge(
-    "stepsaga.sagas", callbacks=[gauges.saga_states], unit="{instance}",
-    description="Saga instances, by saga type and state.")
-_meter.create_observable_gauge(
-    "stepsaga.database.up", callbacks=[gauges.database], unit="1",
-    description="1 while the worker's database takes writes, 0 during an outage.")
-
+gauge("stepsaga.outbox.backlog", gauges.outbox_backlog, unit="{row}",
+      description="Outbox rows due and not sent yet (timers that came due included).")
+gauge("stepsaga.outbox.oldest_age", gauges.outbox_oldest_age, unit="s",
+      description="How long the oldest due, unsent outbox row has been waiting.")
+gauge("stepsaga.timers.due", gauges.timers_due, unit="{timer}",
+      description="Timers whose time has come and that are not sent yet.")
+gauge("stepsaga.sagas", gauges.saga_states, unit="{instance}",
+      description="Saga instances, by saga type and state.",
+      attributes=("stepsaga.saga_type", "stepsaga.state"))
+gauge("stepsaga.database.up", gauges.database, unit="1",
+      description="1 while the worker's database takes writes, 0 during an outage.",
+      attributes=("stepsaga.worker",))
 
 def endpoint_attributes(queue: str, message_type: str | None = None) -> dict[str, Any]:
-    """The attributes of a message's measurements at a receive endpoint."""
+    """The attributes of a message's measurements at a receive endpoint (`queue`: its
+    name at the broker, the SQS prefix included)."""
     attributes: dict[str, Any] = {"messaging.system": MESSAGING_SYSTEM,
                                   "messaging.destination.name": queue}
     if message_type is not None:

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
-import orjson
-
 from . import _metrics
 from ._batching import ArrivalRate, batch_wait
 from ._clock import Clock
 from ._context import UNROUTED
+from ._tracing import end_span, envelope_traceparent, physical_name, send_spans, timer_span
 from .persistence import ErrorRecord, OutboxRow, SagaStore
 from .transports import Transport, TransportMessage
 
@@ -80,17 +79,25 @@ class TransportSink:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
+    def destination_name(self, destination: str) -> str:
+        """The queue's name at the broker (for metrics and spans)."""
+        return physical_name(self.transport, destination)
+
     async def deliver(self, destination: str, rows: Sequence[OutboxRow]
                       ) -> dict[int, DeliveryResult]:
-        messages = []
-        for row in rows:
-            traceparent = None
-            if b"traceparent" in row.body:
-                headers = orjson.loads(row.body).get("headers") or {}
-                traceparent = headers.get("traceparent")
-            messages.append(TransportMessage(row.body, row.message_id, row.message_type,
-                                             row.correlation_id, traceparent))
-        failures = await self.transport.send_batch(destination, messages)
+        messages = [TransportMessage(row.body, row.message_id, row.message_type,
+                                     row.correlation_id, envelope_traceparent(row.body))
+                    for row in rows]
+        spans = send_spans(destination, physical_name(self.transport, destination), rows)
+        try:
+            failures = await self.transport.send_batch(destination, messages)
+        except Exception as exc:
+            for span in spans:
+                end_span(span, f"{type(exc).__name__}: {exc}")
+            raise
+        failed_ids = {f.message_id: f.reason for f in failures}
+        for span, row in zip(spans, rows, strict=False):
+            end_span(span, failed_ids.get(row.message_id))
         by_id = {row.message_id: row.id for row in rows}
         return {by_id[f.message_id]: DeliveryResult(
             DeliveryStatus.PERMANENT if f.permanent else DeliveryStatus.RETRY, f.reason)
@@ -265,14 +272,19 @@ class OutboxDispatcher:
             for (kind, destination), group in groups.items():
                 count = sum(1 for row in group if row.id in delivered)
                 if count:
-                    _metrics.sent.add(count, {"messaging.destination.name": destination,
+                    name = getattr(self.sinks.get(kind), "destination_name", None)
+                    _metrics.sent.add(count, {"messaging.destination.name":
+                                              name(destination) if name else destination,
                                               "stepsaga.outbox.kind": kind})
                 for row in group:
                     if row.id in delivered and row.created_at is not None \
                             and row.deliver_at > row.created_at:
                         # a timer (or a delayed send): how late after its due time
                         _metrics.timer_lag.record(
-                            max(0.0, (sent_now - row.deliver_at).total_seconds()))
+                            max(0.0, (sent_now - row.deliver_at).total_seconds()),
+                            {"stepsaga.message_type": row.message_type})
+                        if kind == "send":  # a queue message (other kinds trace themselves)
+                            timer_span(row, envelope_traceparent(row.body), sent_now)
 
     def _log_batch_failure(self, kind: str, destination: str, exc: BaseException) -> None:
         # One line when a destination starts failing, then every 100th: an outage must

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -18,9 +19,10 @@ from ._engine import Endpoint
 from ._envelope import Envelope, decode_envelope, new_id
 from ._errors import MessageError, OversizeMessageError
 from ._failures import FailureKind, classify_failure
+from ._log_context import enter_message, exit_message
 from ._messages import ExceptionInfo, Fault, MessageRegistry, registry
 from ._outbox import OutboxDispatcher
-from ._tracing import consume_span
+from ._tracing import consume_span, process_context, receive_span
 from .persistence import ErrorRecord, OutboxRow
 
 if TYPE_CHECKING:
@@ -82,13 +84,15 @@ class ReceivePipeline:
         self.redelivery = redelivery or RedeliveryPolicy()
         self.types = types
         self.store = endpoint.store
+        self.physical_name = endpoint.name
+        """The queue's name at the broker (the worker sets it: the SQS prefix added)."""
 
     async def handle(self, received: ReceivedMessage) -> tuple[ReceiveOutcome, str | None]:
         """Process one message; the outcome and, when not ACK, the reason."""
         started = time.perf_counter()
         seen: list[str] = []
         outcome, reason = await self._handle(received, seen)
-        attributes = _metrics.endpoint_attributes(self.endpoint.name,
+        attributes = _metrics.endpoint_attributes(self.physical_name,
                                                   seen[0] if seen else None)
         _metrics.process_duration.record(time.perf_counter() - started, attributes)
         _metrics.handled.add(1, {**attributes, "stepsaga.outcome": outcome.value})
@@ -120,22 +124,41 @@ class ReceivePipeline:
                 positions.append(position)
         if not envelopes:
             return results
+        by_envelope = {id(envelope): received[position]
+                       for position, envelope in zip(positions, envelopes, strict=True)}
+
+        @contextlib.contextmanager
+        def each(envelope: Envelope) -> Iterator[None]:
+            # What handle() sets around one message: log context, spans, trace context.
+            message = by_envelope[id(envelope)]
+            token = enter_message(self.endpoint.name, envelope)
+            try:
+                if message.received_ns is not None:
+                    receive_span(self.endpoint.name, self.physical_name, envelope,
+                                 started_ns=message.received_ns[0],
+                                 ended_ns=message.received_ns[1], batch=message.batch_size)
+                with consume_span(self.endpoint.name, envelope, self.physical_name):
+                    message.trace_context = process_context()
+                    yield
+            finally:
+                exit_message(token)
+
         try:
-            processed = await self.endpoint.process_batch(envelopes)
+            processed = await self.endpoint.process_batch(envelopes, each=each)
         except Exception as exc:
             # Rolled back as a whole: the caller handles each message on its own.
-            _metrics.batch_fallbacks.add(1, _metrics.endpoint_attributes(self.endpoint.name))
+            _metrics.batch_fallbacks.add(1, _metrics.endpoint_attributes(self.physical_name))
             log.debug("%s: batch of %d rolled back (%s: %s); handling its messages one by "
                       "one", self.endpoint.name, len(envelopes), type(exc).__name__, exc)
             return results
         _metrics.batch_size.record(len(envelopes),
-                                   _metrics.endpoint_attributes(self.endpoint.name))
+                                   _metrics.endpoint_attributes(self.physical_name))
         rows = [row for p in processed for row in p.rows]
         await self._dispatch(rows)
         elapsed = time.perf_counter() - started
         for position, envelope in zip(positions, envelopes, strict=True):
             results[position] = (ReceiveOutcome.ACK, None)
-            attributes = _metrics.endpoint_attributes(self.endpoint.name,
+            attributes = _metrics.endpoint_attributes(self.physical_name,
                                                       envelope.message_type)
             _metrics.process_duration.record(elapsed, attributes)
             _metrics.handled.add(1, {**attributes,
@@ -166,12 +189,25 @@ class ReceivePipeline:
             seen.append(envelope.message_type)
         except MessageError as exc:
             return await self._dead(received.body, exc, None, exc.reason)
+        token = enter_message(self.endpoint.name, envelope)
+        try:
+            return await self._process(received, envelope)
+        finally:
+            exit_message(token)
+
+    async def _process(self, received: ReceivedMessage, envelope: Envelope
+                       ) -> tuple[ReceiveOutcome, str | None]:
+        if received.received_ns is not None:
+            receive_span(self.endpoint.name, self.physical_name, envelope,
+                         started_ns=received.received_ns[0], ended_ns=received.received_ns[1],
+                         batch=received.batch_size)
         if not self.endpoint.handles(envelope.message_type):
             reason = (f"skipped: endpoint {self.endpoint.name!r} has no consumer for "
                       f"{envelope.message_type}")
             return await self._dead(received.body, LookupError(reason), envelope, reason)
         try:
-            with consume_span(self.endpoint.name, envelope):
+            with consume_span(self.endpoint.name, envelope, self.physical_name):
+                received.trace_context = process_context()
                 processed = await self.endpoint.process(envelope)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"

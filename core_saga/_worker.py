@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ from ._saga import Saga
 from ._settings import WorkerSettings
 from ._store_health import StoreHealth
 from ._topology import Topology
+from ._tracing import end_span, physical_name, settle_spans
 from .persistence import SagaStore
 from .transports import ReceivedMessage, Transport
 
@@ -88,12 +90,18 @@ class _Deleter:
             task.add_done_callback(self._running.discard)
 
     async def _delete(self, batch: list[ReceivedMessage]) -> None:
+        spans = settle_spans(self.queue, physical_name(self.transport, self.queue), batch)
+        error = None
         try:
             await self.transport.delete_batch(self.queue, batch)
-        except Exception:
+        except Exception as exc:
             # Not deleted: they come back after the visibility timeout and the inbox
             # absorbs them as duplicates.
+            error = f"{type(exc).__name__}: {exc}"
             log.exception("%s: batched delete failed", self.queue)
+        finally:
+            for span in spans:
+                end_span(span, error)
 
     async def drain(self) -> None:
         """Delete everything collected so far."""
@@ -227,6 +235,7 @@ class Worker:
                                                  redelivery=self.redelivery, batch_sends=True,
                                                  max_message_bytes=self.settings.max_message_bytes,
                                                  health=self.store_health)
+        self._pipelines[queue].physical_name = physical_name(self.transport, queue)
         self.topology.subscribe_all(handler.subscriptions(), queue)
         return self
 
@@ -421,6 +430,7 @@ class Worker:
                 await asyncio.sleep(0.005)
                 continue
             try:
+                asked_ns = time.time_ns()
                 messages = await self.transport.receive(
                     queue, max_messages=min(10, free),
                     wait_seconds=self.settings.wait_time_seconds)
@@ -440,7 +450,14 @@ class Worker:
                 failures = 0
             self._receiving[queue] = True
             if messages:
-                _metrics.consumed.add(len(messages), _metrics.endpoint_attributes(queue))
+                _metrics.consumed.add(len(messages), _metrics.endpoint_attributes(
+                    pipeline.physical_name))
+                now_ns = time.time_ns()
+                for message in messages:
+                    # a long poll starts before the message exists: from its sending on
+                    begin = max(asked_ns, min(message.sent_ns or 0, now_ns))
+                    message.received_ns = (begin, now_ns)
+                    message.batch_size = len(messages)
             if not messages and self.settings.wait_time_seconds == 0:
                 await asyncio.sleep(0.05)  # short polling: do not spin
             self._in_flight += len(messages)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
 from importlib.metadata import entry_points
 from typing import Annotated, Any
 
@@ -78,9 +77,12 @@ def worker(
 ) -> None:
     """Run a worker process until SIGTERM/SIGINT (settings from STEPSAGA_* variables)."""
     from ._settings import WorkerSettings
+    from .logs import configure_logging
 
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        configure_logging(log_level)  # STEPSAGA_LOG_FORMAT=json for JSON lines
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     build = load_object(factory)
     try:
         settings = WorkerSettings()

@@ -32,6 +32,15 @@ class ReceivedMessage:
     receive_count: int
     transport_id: str
     attributes: dict[str, str] = field(default_factory=dict)
+    received_ns: tuple[int, int] | None = None
+    """When the receive call that brought it started and ended (epoch ns; tracing's
+    ``receive`` span), if the receiver noted it."""
+    sent_ns: int | None = None
+    """When the broker took it from its sender (SQS ``SentTimestamp``, epoch ns), if known."""
+    batch_size: int = 1
+    """How many messages that receive call brought."""
+    trace_context: Any = None
+    """The context of its ``process`` span, for the ``settle`` span of its deletion."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,6 +87,12 @@ class SqsTransport:
             url = self._urls[queue] = response["QueueUrl"]
         return url
 
+    def physical_name(self, queue: str) -> str:
+        """The queue's name in SQS (the prefix added; a URL's last part)."""
+        if queue.startswith(("https://", "http://")):
+            return queue.rstrip("/").rsplit("/", 1)[-1]
+        return self.config.queue_prefix + queue
+
     def set_queue_urls(self, urls: Mapping[str, str]) -> None:
         """Use known URLs (e.g. from the CDK stack outputs) instead of looking them up."""
         self._urls.update(urls)
@@ -132,15 +138,18 @@ class SqsTransport:
             QueueUrl=url, MaxNumberOfMessages=max(1, min(MAX_BATCH, max_messages)),
             WaitTimeSeconds=int(min(20, max(0, wait_seconds))),
             MessageAttributeNames=["All"],
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
         )
         received = []
         for m in response.get("Messages", []):
             attributes = {k: v.get("StringValue", "")
                           for k, v in (m.get("MessageAttributes") or {}).items()}
-            count = int((m.get("Attributes") or {}).get("ApproximateReceiveCount", "1"))
-            received.append(ReceivedMessage(m["Body"].encode(), m["ReceiptHandle"], count,
-                                            m["MessageId"], attributes))
+            system = m.get("Attributes") or {}
+            count = int(system.get("ApproximateReceiveCount", "1"))
+            sent = system.get("SentTimestamp")
+            received.append(ReceivedMessage(
+                m["Body"].encode(), m["ReceiptHandle"], count, m["MessageId"], attributes,
+                sent_ns=int(sent) * 1_000_000 if sent and sent.isdigit() else None))
         return received
 
     async def delete_batch(self, queue: str, messages: Sequence[ReceivedMessage]) -> None:

@@ -47,7 +47,9 @@ from core_saga import (
     WorkerSettings,
 )
 from core_saga.extension import ConsumerHandler, SagaHandler
+from core_saga.logs import configure_logging
 from core_saga.persistence import SagaStore, store_from_url
+from core_saga.telemetry import configure
 from core_saga.transports import InMemoryTransport, SqsTransport, Transport
 
 from . import inventory, orders, payment, shipping
@@ -402,8 +404,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = parse_args(argv)
     try:
         check_database(worker_settings().database_url)
+        configure_logging(options.log_level)  # STEPSAGA_LOG_FORMAT=json for JSON lines
+        telemetry = configure(service_name=os.environ.get("OTEL_SERVICE_NAME")
+                              or "order-to-cash")
     except ValueError as exc:  # before anything starts
         raise SystemExit(f"python -m examples.order_to_cash: {exc}") from None
-    logging.basicConfig(level=options.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run(options))
+    try:
+        asyncio.run(run(options))
+    finally:
+        telemetry.flush()

@@ -5,6 +5,7 @@ the command runs."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -54,6 +55,14 @@ def register(app: typer.Typer) -> None:
         options = DemoOptions(workdir=workdir, happy=orders, console_host=console_host,
                               console_port=console_port, console_token=console_token,
                               keep_running=keep_running, timeout=timeout)
+        from core_saga.telemetry import configure
+
+        try:
+            # spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; metrics in process
+            telemetry = configure(service_name=os.environ.get("OTEL_SERVICE_NAME")
+                                  or "stepsaga-demo")
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
         try:
             result = asyncio.run(run_demo(options, handle_signals=True))
         except DemoError as exc:
@@ -62,4 +71,6 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             errors.print("interrupted")
             raise typer.Exit(130) from None
+        finally:
+            telemetry.flush()
         raise typer.Exit(0 if result.ok else 1)

@@ -73,6 +73,7 @@ from bridge.console import ConsoleSettings, create_app
 from bridge.reviews import StepFunctions
 from core_saga import AwsConfig, Worker, WorkerSettings
 from core_saga.emulator import Emulator, patched_environ, start_emulator
+from core_saga.logs import formatted
 from core_saga.persistence import SqlStore
 from core_saga.transports import SqsTransport
 from supervisor_workflows import ManualReviewTimings, SlowShippingTimings
@@ -839,9 +840,9 @@ async def _stop_console(server: EmbeddedServer, serving: asyncio.Task[None]) -> 
 
 @contextlib.contextmanager
 def _demo_logging(path: Path) -> Iterator[None]:
-    """Log to `path` (INFO) instead of the terminal, where the progress table is."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    """Log to `path` (INFO) instead of the terminal, where the progress table is; JSON
+    lines with ``STEPSAGA_LOG_FORMAT=json``."""
+    handler = formatted(logging.FileHandler(path, encoding="utf-8"))
     root = logging.getLogger()
     level = root.level
     root.addHandler(handler)

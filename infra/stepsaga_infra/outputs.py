@@ -10,6 +10,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from .bus import SupervisionBus
+from .monitoring import Monitoring
 from .queues import MessagingQueues, logical_name
 from .schemas import SchemaRegistry
 from .settings import InfraSettings
@@ -27,6 +28,8 @@ CONSOLE_POLICY_OUTPUT: Final = "ConsolePolicyArn"
 WORKER_ROLE_OUTPUT: Final = "WorkerRoleArn"
 KEY_OUTPUT: Final = "EncryptionKeyArn"
 REGISTRY_OUTPUT: Final = "SchemaRegistryName"
+ALARM_TOPIC_OUTPUT: Final = "AlarmTopicArn"
+DASHBOARD_OUTPUT: Final = "DashboardName"
 
 
 def queue_url_output(queue: str) -> str:
@@ -48,10 +51,10 @@ def state_machine_output(workflow: str) -> str:
 def add_outputs(scope: Construct, *, settings: InfraSettings, queues: MessagingQueues,
                 bus: SupervisionBus, machines: SupervisorStateMachines,
                 table: ClaimTable, access: WorkerAccess, schemas: SchemaRegistry,
-                key: kms.IKey | None) -> None:
+                key: kms.IKey | None, monitoring: Monitoring | None = None) -> None:
     """A ``CfnOutput`` for every queue URL (and DLQ URL), the bus, the state machine
-    ARNs, the claim table, the workers' policies (and role), the key and the schema
-    registry."""
+    ARNs, the claim table, the workers' policies (and role), the key, the schema
+    registry, the alarm topic and the dashboard."""
     CfnOutput(scope, QUEUE_PREFIX_OUTPUT, value=settings.queue_prefix,
               description="Every queue name starts with this (STEPSAGA_QUEUE_PREFIX).")
     for name, pair in queues.pairs.items():
@@ -84,3 +87,8 @@ def add_outputs(scope: Construct, *, settings: InfraSettings, queues: MessagingQ
                   description="The KMS key of the queues, the table and the log groups.")
     CfnOutput(scope, REGISTRY_OUTPUT, value=schemas.registry.attr_registry_name,
               description="The EventBridge Schema Registry holding the contracts.")
+    if monitoring is not None:
+        CfnOutput(scope, ALARM_TOPIC_OUTPUT, value=monitoring.topic.topic_arn,
+                  description="Every alarm notifies this SNS topic: subscribe to it.")
+        CfnOutput(scope, DASHBOARD_OUTPUT, value=monitoring.dashboard.dashboard_name,
+                  description="The stage's CloudWatch dashboard.")

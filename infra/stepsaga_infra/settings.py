@@ -42,6 +42,8 @@ AWS_MANAGED: Final = "aws-managed"
 CREATE_KEY: Final = "create"
 
 _STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_NAMESPACE = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}$")
 _KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 
 
@@ -123,6 +125,26 @@ class InfraSettings:
     rule DLQ."""
     event_max_age_hours: int = 24
     """EventBridge: the age after which an undelivered event goes to the rule DLQ."""
+    alarm_email: str = ""
+    """An address subscribed to the alarm topic (AWS mails it a confirmation link);
+    empty: none (subscribe what you like to the topic yourself)."""
+    alarm_period_seconds: int = 60
+    """The period of every alarm's statistic: a multiple of 60 up to a day."""
+    alarm_evaluation_periods: int = 1
+    """Periods over the threshold before an alarm fires."""
+    dlq_depth_threshold: int = 0
+    """A dead-letter queue's alarm fires above this many messages."""
+    queue_age_alarm_seconds: int = 900
+    """A work queue's alarm fires when its oldest message is older than this."""
+    execution_problems_threshold: int = 0
+    """A workflow's alarms fire above this many failed, timed-out or aborted executions
+    in a period."""
+    outbox_age_alarm_seconds: int = 300
+    """The workers' outbox alarm fires when their oldest unsent row is older than this
+    (needs their metrics in CloudWatch: see ``workerMetricsNamespace``)."""
+    worker_metrics_namespace: str = "stepsaga"
+    """The CloudWatch namespace the workers' OpenTelemetry collector publishes their
+    metrics in (the dashboard's worker widgets and the workers' alarms read it)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags on every resource (``stepsaga:tags`` as a JSON object in cdk.json)."""
 
@@ -153,11 +175,36 @@ class InfraSettings:
         _check_range("eventMaxAgeHours", self.event_max_age_hours, 1, 24)
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.tags.items()):
             raise SettingsError("tags must map strings to strings")
+        self._check_alarms()
         try:  # the workflows check their own timings; name the context key on failure
             self.manual_review_timings()
             self.slow_shipping_timings()
         except ValueError as exc:
             raise SettingsError(f"workflow timings: {exc}") from exc
+
+    def _check_alarms(self) -> None:
+        if self.alarm_email and not _EMAIL.match(self.alarm_email):
+            raise SettingsError(f"alarmEmail must be an email address (or empty); got "
+                                f"{self.alarm_email!r}")
+        if (not isinstance(self.alarm_period_seconds, int)
+                or self.alarm_period_seconds % 60 or not 60 <= self.alarm_period_seconds
+                <= 86_400):
+            raise SettingsError(f"alarmPeriodSeconds must be a multiple of 60 from 60 to "
+                                f"86400; got {self.alarm_period_seconds!r}")
+        _check_range("alarmEvaluationPeriods", self.alarm_evaluation_periods, 1, 100)
+        if self.alarm_period_seconds * self.alarm_evaluation_periods > 86_400:
+            raise SettingsError("alarmPeriodSeconds × alarmEvaluationPeriods must be at most "
+                                "a day (86400), CloudWatch's limit")
+        _check_range("dlqDepthThreshold", self.dlq_depth_threshold, 0, 1_000_000)
+        _check_range("queueAgeAlarmSeconds", self.queue_age_alarm_seconds, 60, 1_209_600)
+        _check_range("executionProblemsThreshold", self.execution_problems_threshold, 0,
+                     1_000_000)
+        _check_range("outboxAgeAlarmSeconds", self.outbox_age_alarm_seconds, 1, 1_209_600)
+        namespace = self.worker_metrics_namespace
+        if (not isinstance(namespace, str) or not _NAMESPACE.match(namespace)
+                or namespace.startswith("AWS/")):
+            raise SettingsError(f"workerMetricsNamespace must be 1 to 255 letters, digits "
+                                f"or . - _ / # : (not starting with AWS/); got {namespace!r}")
 
     @property
     def name_prefix(self) -> str:

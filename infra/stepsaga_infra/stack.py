@@ -1,5 +1,6 @@
 """The one stack of the app: key, queues, claim table, state machines, bus and rules,
-the workers' policies, the schema registry, and the outputs.
+the workers' policies, the schema registry, the alarms and the dashboard, and the
+outputs.
 
 Each part is a construct of its own module, built here in dependency order; a new part
 (an archive, alarms, a dashboard) is one more construct that takes what it needs from
@@ -15,6 +16,7 @@ from constructs import Construct
 
 from .bus import SupervisionBus
 from .encryption import StackKey
+from .monitoring import Monitoring, Watched
 from .outputs import add_outputs
 from .queues import QUEUE_NAMES, REVIEW_QUEUE, SAGA_QUEUE, SHIPPING_QUEUE, MessagingQueues
 from .schemas import SchemaRegistry
@@ -70,6 +72,13 @@ class StepsagaStack(Stack):
             review_queues=[review.queue, review.dlq], bus=self.bus.bus,
             machines=state_machines, review_machine=MANUAL_REVIEW, key=self.key)
         self.schemas = SchemaRegistry(self, "Schemas", settings=settings)
+        self.monitoring = Monitoring(self, "Monitoring", settings=settings, key=self.key,
+                                     watched=Watched(
+                                         queues=self.queues.pairs,
+                                         rule_dlq=self.bus.dead_letter_queue,
+                                         state_machines=state_machines,
+                                         rules=self.bus.rules,
+                                         bus_name=self.bus.bus.event_bus_name))
         add_outputs(self, settings=settings, queues=self.queues, bus=self.bus,
                     machines=self.machines, table=self.claims, access=self.access,
-                    schemas=self.schemas, key=self.key)
+                    schemas=self.schemas, key=self.key, monitoring=self.monitoring)

@@ -47,6 +47,9 @@ EXECUTION_READ_ACTIONS: Final[tuple[str, ...]] = (
     "states:GetExecutionHistory")
 """What the console reads of an execution (bridge.timeline, the review page, the
 execution's graph drawn from its definition)."""
+EXECUTION_TRACE_ACTIONS: Final[tuple[str, ...]] = ("states:GetExecutionHistory",)
+"""What a worker reads of an execution when tracing is on: its history, once per
+hand-off, for the execution's span (bridge's task-answer sink)."""
 KEY_ACTIONS: Final[tuple[str, ...]] = ("kms:Decrypt", "kms:GenerateDataKey")
 """What SQS needs of a caller on a KMS-encrypted queue."""
 ROLE_PRINCIPALS: Final[Mapping[str, str]] = {
@@ -88,8 +91,19 @@ class WorkerAccess(Construct):
                 iam.PolicyStatement(
                     sid="AnswerWorkflowTasks", actions=list(TASK_ANSWER_ACTIONS),
                     resources=[m.state_machine_arn for m in machines.values()]),
+                iam.PolicyStatement(
+                    sid="TraceExecutions", actions=list(EXECUTION_TRACE_ACTIONS),
+                    resources=_execution_arns(machines, settings)),
                 *key_statements,
             ])
+        NagSuppressions.add_resource_suppressions(self.workers_policy, [NagPackSuppression(
+            id="AwsSolutions-IAM5",
+            reason="An execution's ARN ends in its name, made per hand-off: with tracing "
+                   "on, the workers read the history of executions of this stage's two "
+                   "state machines only (the execution's span), named by their machines.",
+            applies_to=[f"Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+                        f"<AWS::AccountId>:execution:{settings.name_prefix}-{name}:*"
+                        for name in machines])])
         self.console_policy = iam.ManagedPolicy(
             self, "ConsolePolicy",
             managed_policy_name=f"{settings.name_prefix}-console",

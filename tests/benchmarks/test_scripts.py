@@ -91,3 +91,9 @@ def test_sqs_prints_calls_per_message_on_both_stores() -> None:
 def test_memory_prints_rss_per_count_and_the_ratio() -> None:
     out = run_script("memory.py", "--counts", "10,200", "--orders", "20", "--repeats", "1")
     assert "RSS 200 waiting / 10 waiting = " in out
+
+
+def test_telemetry_prints_the_cost_of_metrics_and_traces() -> None:
+    out = run_script("telemetry.py", "--messages", "50", "--repeats", "1")
+    assert "figures: metrics costs " in out
+    assert "figures: metrics+traces costs " in out

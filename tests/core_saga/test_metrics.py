@@ -67,7 +67,10 @@ async def test_counters_and_gauges_on_the_health_port(sqlite_store: SqlStore) ->
                 return (samples(text, "stepsaga_messages_handled_total",
                                 messaging_destination_name=queue, stepsaga_outcome="ack") == 5
                         and samples(text, "stepsaga_messages_dead_lettered_total",
-                                    messaging_destination_name=queue) == 2)
+                                    messaging_destination_name=queue) == 2
+                        # sent after the commit, batched: may trail the handling
+                        and samples(text, "messaging_client_sent_messages_total",
+                                    messaging_destination_name="metrics-onward") == 5)
             await until(settled)
             response = await client.get(url)
         assert response.headers["content-type"].startswith("text/plain")

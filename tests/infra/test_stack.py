@@ -31,6 +31,7 @@ from stepsaga_infra.schemas import schema_name, to_draft4
 from stepsaga_infra.settings import STAGES_DIR, InfraSettings
 from stepsaga_infra.workers import (
     EXECUTION_READ_ACTIONS,
+    EXECUTION_TRACE_ACTIONS,
     KEY_ACTIONS,
     QUEUE_ACTIONS,
     TASK_ANSWER_ACTIONS,
@@ -330,7 +331,8 @@ def test_the_workers_policy_is_exactly_what_the_workers_call(synthesized: Synthe
                                                              ) -> None:
     statements = {s["Sid"]: s for s in _policy(synthesized, "stepsaga-dev-workers")[
         "PolicyDocument"]["Statement"]}
-    assert set(statements) == {"WorkQueues", "HandOffs", "AnswerWorkflowTasks"}
+    assert set(statements) == {"WorkQueues", "HandOffs", "AnswerWorkflowTasks",
+                               "TraceExecutions"}
     queues = statements["WorkQueues"]
     assert sorted(queues["Action"]) == sorted(QUEUE_ACTIONS)
     expected = [{"Fn::GetAtt": [queue_id(synthesized, f"{Q}{name}{suffix}"), "Arn"]}
@@ -347,6 +349,11 @@ def test_the_workers_policy_is_exactly_what_the_workers_call(synthesized: Synthe
     answers = statements["AnswerWorkflowTasks"]
     assert sorted(answers["Action"]) == sorted(TASK_ANSWER_ACTIONS)
     assert answers["Resource"] == machines
+    # with tracing on, the execution's span is read from its history (bridge's sink)
+    traced = statements["TraceExecutions"]
+    assert _as_list(traced["Action"]) == list(EXECUTION_TRACE_ACTIONS)
+    assert len(traced["Resource"]) == len(WORKFLOW_NAMES)
+    assert all(_is_execution_pattern(r) for r in traced["Resource"])
 
 
 def test_the_console_policy(synthesized: Synthesized) -> None:

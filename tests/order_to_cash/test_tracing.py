@@ -55,11 +55,11 @@ async def test_an_order_is_one_trace_through_saga_and_services(
     assert {s.context.trace_id for s in finished} == {saga_spans[0].context.trace_id}
     names = {s.name for s in finished}
     assert {"order-saga process", "payment process", "inventory process", "shipping process",
-            "handle OrderSaga", "handle ChargePaymentConsumer", "payment send",
+            "handle OrderSaga", "handle ChargePaymentConsumer", "payment create",
             "transition PaymentPending -> InventoryPending",
             "transition ShippingPending -> Completed"} <= names
     # The consumer's span is the child of the producer span of the message it took.
-    (send,) = _by_name(finished, "payment send")
+    (send,) = _by_name(finished, "payment create")
     assert send.kind is SpanKind.PRODUCER
     (consume,) = [s for s in _by_name(finished, "payment process")
                   if s.attributes and s.attributes["stepsaga.message_type"].endswith(

@@ -36,6 +36,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cfn_iam_managed_policies", # roles attach them; they update and go with the stack
     "cfn_log_group_key",        # a log group's KmsKeyId (moto: dropped)
     "cfn_dynamodb_sse",         # a table's SSESpecification (moto: unencrypted)
+    "cfn_cloudwatch",           # alarms and SNS topic policies (moto: skipped)
     "manifest",                 # GET /moto-api/stepsaga: what this server applied
 )
 """Modules (relative to this package) applied at server start, in order."""

@@ -30,6 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from bridge.console import BodySizeLimit
+from core_saga.tracing import instrument_asgi
 
 from .models import OrderLineView, OrderRequest, OrderView, SubmitResponse, plain_text
 from .repository import OrderRecord
@@ -118,6 +119,8 @@ def create_app(service: OrderService, *, api_keys: Mapping[str, str] | None = No
             raise HTTPException(401, f"a known {API_KEY_HEADER} header is required",
                                 headers={"WWW-Authenticate": API_KEY_HEADER})
         return found
+    # POST /orders is the root span of the order's trace (docs/observability.md)
+    instrument_asgi(app)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
