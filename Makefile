@@ -52,8 +52,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ceiling.py
 	$(BIN)/python benchmarks/order_to_cash.py
 	$(BIN)/python benchmarks/peer_dbos.py
+	$(BIN)/python benchmarks/peer_restate.py
 	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/sqs.py
+	$(BIN)/python benchmarks/sqs_model.py
 	$(BIN)/python benchmarks/cost.py
 
 ## The pinned CDK CLI (infra/package.json, npm ci from the lock file).

@@ -109,6 +109,33 @@ async def run_engine(store: SagaStore, sagas: int, events: int, concurrency: int
     return sagas * events / (time.perf_counter() - started)
 
 
+async def run_engine_batched(store: SagaStore, sagas: int, events: int, concurrency: int,
+                             batch: int = 10) -> float:
+    """Transitions per second with batched commits: the instances in groups of `batch`,
+    `concurrency` groups processed at once, each group's n-th flips committed together
+    (:meth:`Endpoint.process_batch`, one transaction for the batch, as the worker does
+    with one receive of up to ten messages)."""
+    endpoint = Endpoint("toggle", [SagaHandler(ToggleSaga())], store=store,
+                        clock=SystemClock(), routes=Topology().routes)
+    ids = [uuid.uuid4().hex for _ in range(sagas)]
+    for start in range(0, sagas, batch):
+        await endpoint.process_batch([Envelope(Begin(id=cid))
+                                      for cid in ids[start:start + batch]])
+    groups: asyncio.Queue[list[str]] = asyncio.Queue()
+    for start in range(0, sagas, batch):
+        groups.put_nowait(ids[start:start + batch])
+
+    async def worker() -> None:
+        while not groups.empty():
+            group = groups.get_nowait()
+            for n in range(events):
+                await endpoint.process_batch([Envelope(Flip(id=cid, n=n)) for cid in group])
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return sagas * events / (time.perf_counter() - started)
+
+
 async def run_ceiling(sagas: int, events: int, concurrency: int) -> float:
     """Transitions per second of the hand-written loop: `concurrency` connections, each
     taking whole instances off a shared queue and committing `events` transitions on

@@ -8,8 +8,11 @@ Variants, interleaved within each repeat:
 
 - ``memory+sqlite`` / ``memory+postgres``: one process, the engine on the in-memory
   transport (queues in process memory), on SQLite (WAL file) or on PostgreSQL through
-  the raw asyncpg store (a fresh schema per run). Send and delete lingers are 0: an
-  in-memory queue has no per-call cost to batch away.
+  the raw asyncpg store (a fresh schema per run), with the worker's default batched
+  commits (one transaction per receive of up to ten messages). Receive, send and delete
+  windows are 0: an in-memory queue has no per-call cost to batch away.
+- ``memory+postgres-per-message``: as ``memory+postgres`` with ``batch_commits`` off
+  (one transaction per message), for the batching's gain in the same run.
 - ``sqs-1proc`` / ``sqs-2proc``: the same app over SQS on the local emulator (moto,
   started here), hosted by 1 or 2 worker *processes* (this script re-run with
   ``--child-worker``), each hosting every service, on PostgreSQL (asyncpg store); the
@@ -27,7 +30,8 @@ the last outcome. A happy order is 8 messages handled (submitted, charge, charge
 reserve, reserved, ship, shipped, completed); a refunded one 8, a declined one 4.
 
     .venv/bin/python benchmarks/order_to_cash.py [--orders 200] [--sqs-orders 100] \
-        [--window 32] [--repeats 3] [--variants memory+sqlite,memory+postgres,sqs-1proc,sqs-2proc]
+        [--window 32] [--repeats 3] \
+        [--variants memory+sqlite,memory+postgres,memory+postgres-per-message,sqs-1proc,sqs-2proc]
 """
 
 from __future__ import annotations
@@ -59,10 +63,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _machine import PG, describe, summary
 from sqlalchemy import func, select
 
-from core_saga import Outbox, SystemClock, WorkerSettings
+from core_saga import Outbox, SystemClock, Worker, WorkerSettings
 from core_saga.extension import SEND_KIND, OutboxDispatcher, TransportSink
 from core_saga.persistence import AsyncpgStore, SagaStore, SqlStore
-from core_saga.transports import InMemoryTransport, SqsTransport
+from core_saga.transports import InMemoryTransport, SqsTransport, Transport
 from examples.order_to_cash import (
     build_topology,
     build_worker,
@@ -83,7 +87,8 @@ GONE = "GONE-1"
 """An article with no stock: its orders are charged, then refunded and canceled."""
 DECLINED_AMOUNT = Decimal("66.60")
 """The gateway declines charges of exactly this amount."""
-VARIANTS = ("memory+sqlite", "memory+postgres", "sqs-1proc", "sqs-2proc")
+VARIANTS = ("memory+sqlite", "memory+postgres", "memory+postgres-per-message", "sqs-1proc",
+            "sqs-2proc")
 SQS_WAIT_SECONDS = 20
 
 
@@ -212,16 +217,23 @@ async def drive(service: OrderService, watch: OrderWatch, orders: int, window: i
 # -- variant (a): one process, in-memory transport ------------------------------------------
 
 async def run_in_memory(store: SagaStore, orders: int, window: int, *,
-                        timeout: float) -> RunResult:
-    """The whole app in this process on the in-memory transport and `store`."""
+                        timeout: float, batch_commits: bool = True,
+                        transport: Transport | None = None,
+                        settings: WorkerSettings | None = None,
+                        on_worker: Callable[[Worker], None] | None = None) -> RunResult:
+    """The whole app in this process on the in-memory transport (or `transport`) and
+    `store`."""
     await create_tables(store)
     await set_stock_levels(store, stock_for(orders))
-    settings = WorkerSettings(database_url="memory://", concurrency=32,
-                              outbox_poll_seconds=0.5, send_linger_seconds=0.0,
-                              delete_linger_seconds=0.0)
-    transport = InMemoryTransport()
+    settings = settings or WorkerSettings(
+        database_url="memory://", concurrency=32, outbox_poll_seconds=0.5,
+        receive_linger_seconds=0.0, send_linger_seconds=0.0, delete_linger_seconds=0.0,
+        batch_commits=batch_commits)
+    transport = transport or InMemoryTransport()
     worker = build_worker(settings, store, transport, gateway=BenchGateway(seed=1),
                           carrier=FakeCarrier())
+    if on_worker is not None:
+        on_worker(worker)
     service = order_service(worker)
     task = asyncio.create_task(worker.run(install_signal_handlers=False))
     watch = OrderWatch(store)
@@ -247,10 +259,12 @@ def fresh_pg_store(pool_size: int = 20) -> AsyncpgStore:
                                  pool_size=pool_size)
 
 
-async def memory_postgres(orders: int, window: int, timeout: float) -> RunResult:
+async def memory_postgres(orders: int, window: int, timeout: float, *,
+                          batch_commits: bool = True) -> RunResult:
     store = fresh_pg_store()
     try:
-        return await run_in_memory(store, orders, window, timeout=timeout)
+        return await run_in_memory(store, orders, window, timeout=timeout,
+                                   batch_commits=batch_commits)
     finally:
         await store.drop_schema()
         await store.close()
@@ -410,7 +424,7 @@ async def main() -> None:
           f"emulator run, window {args.window} open orders, {args.repeats} repeats; mix "
           f"90% happy / 5% payment declined / 5% out of stock (refund); variants "
           f"{','.join(args.variants)}")
-    print("  memory+*: worker concurrency 32, lingers 0; sqs-*: worker processes with "
+    print("  memory+*: worker concurrency 32, batching windows 0; sqs-*: worker processes with "
           f"concurrency 32, send linger 0.05 s, delete linger 0.2 s, long poll "
           f"{SQS_WAIT_SECONDS} s, asyncpg store (pool 20 per process)\n")
 
@@ -432,6 +446,8 @@ async def main() -> None:
             "memory+sqlite": lambda: memory_sqlite(args.orders, args.window, args.timeout),
             "memory+postgres": lambda: memory_postgres(args.orders, args.window,
                                                        args.timeout),
+            "memory+postgres-per-message": lambda: memory_postgres(
+                args.orders, args.window, args.timeout, batch_commits=False),
             "sqs-1proc": lambda: sqs_run(1),
             "sqs-2proc": lambda: sqs_run(2),
         }
@@ -441,6 +457,8 @@ async def main() -> None:
 
     labels = {"memory+sqlite": "in-memory transport, SQLite",
               "memory+postgres": "in-memory transport, PostgreSQL (asyncpg)",
+              "memory+postgres-per-message": "in-memory transport, PostgreSQL (asyncpg), "
+                                             "one transaction per message",
               "sqs-1proc": "SQS emulator, 1 worker process",
               "sqs-2proc": "SQS emulator, 2 worker processes"}
     print("orders per second; latency submit → terminal (ms)")

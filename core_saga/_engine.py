@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -24,7 +25,7 @@ from ._model import BehaviorModel, Concurrency, SagaModel, Unhandled
 from ._retry import RetryAttempts, RetryWait, track_attempts, untrack_attempts
 from ._saga import Saga
 from ._states import SagaState
-from ._tracing import handle_span, transition_span
+from ._tracing import consume_span, handle_span, transition_span
 from .persistence import HistoryRecord, InstanceRecord, OutboxRow, SagaStore, StoreTransaction
 
 log = logging.getLogger("core_saga")
@@ -111,6 +112,28 @@ class SagaHandler:
         value = getattr(message, "correlation_id", None)
         return None if value is None else str(value)
 
+    async def prepare(self, envelope: Envelope) -> tuple[Event[Any], str] | None:
+        """The event and the instance's correlation id, when both are known without the
+        database (no receipt hook, no query correlation): the endpoint then claims the
+        message and loads the instance in one statement (:meth:`handle_loaded`)."""
+        event = self.model.event_for(envelope.message_type, envelope.message)
+        if event is None or event.on_receipt is not None or event.query is not None:
+            return None
+        if event.by_envelope:
+            correlation_id = envelope.correlation_id
+        elif event.correlate_by is not None:
+            value = await resolve(event.correlate_by(envelope.message))
+            correlation_id = None if value is None else str(value)
+        else:
+            value = getattr(envelope.message, "correlation_id", None)
+            correlation_id = None if value is None else str(value)
+        return None if correlation_id is None else (event, correlation_id)
+
+    @property
+    def locks(self) -> bool:
+        """Whether instances are read with a row lock (pessimistic concurrency)."""
+        return self._lock
+
     async def handle(self, tx: StoreTransaction, envelope: Envelope, work: Work,
                      endpoint: str, clock: Clock, routes: PublishRoutes) -> None:
         model = self.model
@@ -127,6 +150,16 @@ class SagaHandler:
         record = None
         if correlation_id is not None:
             record = await tx.load(model.name, correlation_id, lock=self._lock)
+        await self.handle_loaded(tx, event, envelope, work, endpoint, clock, routes,
+                                 correlation_id, record)
+
+    async def handle_loaded(self, tx: StoreTransaction, event: Event[Any], envelope: Envelope,
+                            work: Work, endpoint: str, clock: Clock, routes: PublishRoutes,
+                            correlation_id: str | None, record: InstanceRecord | None
+                            ) -> None:
+        """Apply `event` to the instance `record` (None: not found under
+        `correlation_id`), already loaded in `tx`."""
+        model = self.model
         if record is None:
             if event.name not in model.initial_events:
                 await self._missing(tx, event, envelope, work, endpoint, clock, routes,
@@ -267,10 +300,7 @@ class SagaHandler:
             data=instance.data(), created_at=now if record is None else record.created_at,
             updated_at=now,
         )
-        if record is None:
-            await tx.insert(new)
-        else:
-            await tx.update(new, record.version)
+        await tx.save(new, None if record is None else record.version)
         if model.indexed:
             await tx.set_index(model.name, instance.correlation_id,
                                {k: str(getattr(instance, k)) for k in model.indexed
@@ -330,6 +360,9 @@ class Endpoint:
         self.routes = routes
         self.max_conflict_retries = max_conflict_retries
         self.lease = lease
+        self.batch_lock_wait = 0.05
+        """Seconds a batched commit waits for a row lock before it falls back to one
+        transaction per message."""
         self._by_type: dict[str, list[Handler]] = {}
         for handler in self.handlers:
             for urn in handler.message_types():
@@ -353,7 +386,6 @@ class Endpoint:
         A ``retry`` block that must wait (:class:`RetryWait`) gets the transaction rolled
         back first: the wait holds no transaction and no lock, then the message runs
         again from a fresh read, the block resuming at its next attempt."""
-        handlers = self._by_type.get(envelope.message_type, [])
         attempts = RetryAttempts()
         token = track_attempts(attempts)
         try:
@@ -361,7 +393,7 @@ class Endpoint:
             while True:
                 attempts.begin_run()
                 try:
-                    return await self._process_once(envelope, handlers)
+                    return await self._process_once(envelope)
                 except ConcurrencyError:
                     _metrics.conflicts.add(1, {"messaging.destination.name": self.name})
                     if conflicts == self.max_conflict_retries:
@@ -377,13 +409,80 @@ class Endpoint:
         finally:
             untrack_attempts(token)
 
-    async def _process_once(self, envelope: Envelope, handlers: Sequence[Handler]
-                            ) -> Processed:
+    async def process_batch(self, envelopes: Sequence[Envelope], *,
+                            each: Callable[[Envelope], AbstractContextManager[None]]
+                            | None = None) -> list[Processed]:
+        """Handle `envelopes` in order in ONE transaction: one commit for all of them.
+
+        All or nothing: any exception — a handler's failure, a version conflict, a
+        ``retry`` block that must wait, an outage — rolls the whole batch back and
+        propagates, and the caller handles the messages one by one with
+        :meth:`process`, so that a failing message never takes its neighbours' effects
+        with it. Each message keeps its own inbox entry and outbox rows; a message
+        whose id came earlier in the batch (or before) is a duplicate, as in
+        :meth:`process`. `each` wraps the handling of each message (its spans and log
+        context; by default its consume span)."""
+        works = [Work() for _ in envelopes]
+        rows: list[list[OutboxRow] | None] = []
+        async with self.store.transaction() as tx:
+            # A batch holds its rows' locks until its commit: rather than queue behind
+            # another batch (or deadlock with it, found only after PostgreSQL's
+            # deadlock_timeout), it gives up soon and its messages go one by one.
+            await tx.limit_lock_wait(self.batch_lock_wait)
+            for envelope, work in zip(envelopes, works, strict=True):
+                attempts = RetryAttempts()
+                attempts.begin_run()
+                token = track_attempts(attempts)
+                try:
+                    with (consume_span(self.name, envelope) if each is None
+                          else each(envelope)):
+                        rows.append(await self._run(tx, envelope, work))
+                finally:
+                    untrack_attempts(token)
+        processed = []
+        for envelope, work, written in zip(envelopes, works, rows, strict=True):
+            if written is not None and self.on_committed is not None:
+                self.on_committed(envelope, work)
+            processed.append(Processed(written is None, written or [], work))
+        return processed
+
+    async def _process_once(self, envelope: Envelope) -> Processed:
         work = Work()
         async with self.store.transaction() as tx:
-            now = self.clock.now()
+            rows = await self._run(tx, envelope, work)
+        if rows is None:
+            return Processed(True, [], work)
+        if self.on_committed is not None:
+            self.on_committed(envelope, work)
+        return Processed(False, rows, work)
+
+    async def _run(self, tx: StoreTransaction, envelope: Envelope, work: Work
+                   ) -> list[OutboxRow] | None:
+        """Handle `envelope` inside `tx`: claim it in the inbox, run its handlers, write
+        instances, history and outbox. The outbox rows, or None for a duplicate."""
+        handlers = self._by_type.get(envelope.message_type, ())
+        now = self.clock.now()
+        single = handlers[0] if len(handlers) == 1 else None
+        prepared = await single.prepare(envelope) if isinstance(single, SagaHandler) else None
+        if prepared is not None:
+            # One saga, its instance known from the message: claim and load together.
+            assert isinstance(single, SagaHandler)
+            event, correlation_id = prepared
+            claimed, record = await tx.claim_and_load(
+                self.name, envelope.message_id, now, single.name, correlation_id,
+                lock=single.locks)
+            if not claimed:
+                return None
+            entered = enter_saga(single.name)
+            try:
+                with handle_span(single.name, envelope):
+                    await single.handle_loaded(tx, event, envelope, work, self.name,
+                                               self.clock, self.routes, correlation_id, record)
+            finally:
+                exit_saga(entered)
+        else:
             if not await tx.inbox_claim(self.name, envelope.message_id, now):
-                return Processed(True, [], work)
+                return None
             for handler in handlers:
                 saga = enter_saga(handler.name) if isinstance(handler, SagaHandler) else None
                 try:
@@ -393,10 +492,7 @@ class Endpoint:
                 finally:
                     if saga is not None:
                         exit_saga(saga)
-            if work.unscheduled:
-                await tx.cancel_timers(work.unscheduled)
-            await tx.add_history(work.history)
-            rows = await tx.add_outbox(work.outgoing, now, now + self.lease)
-        if self.on_committed is not None:
-            self.on_committed(envelope, work)
-        return Processed(False, rows, work)
+        if work.unscheduled:
+            await tx.cancel_timers(work.unscheduled)
+        await tx.add_history(work.history)
+        return await tx.add_outbox(work.outgoing, now, now + self.lease)

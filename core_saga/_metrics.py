@@ -99,6 +99,15 @@ retries = counter(
     description="Retry blocks (``retry(...)``) that failed and wait before their next "
                 "attempt.",
     attributes=("messaging.destination.name", "stepsaga.message_type"))
+batch_fallbacks = counter(
+    "stepsaga.transaction.batch_fallbacks", unit="{batch}",
+    description="Batched commits rolled back as a whole; their messages were then "
+                "handled one by one.",
+    attributes=("messaging.system", "messaging.destination.name"))
+batch_size = histogram(
+    "stepsaga.transaction.batch_size", unit="{message}",
+    description="Messages committed together in one batched transaction.",
+    attributes=("messaging.system", "messaging.destination.name"))
 sent = counter(
     "messaging.client.sent.messages", unit="{message}",
     description="Outbox rows delivered, by sink kind and destination.",

@@ -8,11 +8,12 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
 from . import _metrics
+from ._batching import ArrivalRate, batch_wait
 from ._clock import Clock
 from ._context import UNROUTED
 from ._tracing import end_span, envelope_traceparent, physical_name, send_spans, timer_span
@@ -103,6 +104,15 @@ class TransportSink:
             for f in failures}
 
 
+@dataclass(slots=True)
+class _Pending:
+    """Committed rows for one destination, waiting to fill a batch."""
+
+    rows: list[OutboxRow] = field(default_factory=list)
+    rate: ArrivalRate = field(default_factory=ArrivalRate)
+    timer: asyncio.TimerHandle | None = None
+
+
 class OutboxDispatcher:
     """Sends committed outbox rows through their sinks.
 
@@ -127,15 +137,14 @@ class OutboxDispatcher:
         self.max_backoff = max_backoff
         self._wake = asyncio.Event()
         self.sent = 0
-        self._buffer: list[OutboxRow] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._batches: dict[tuple[str, str], _Pending] = {}
         self._flushing: set[asyncio.Task[None]] = set()
         self._failing: dict[tuple[str, str], int] = {}
         self._passes_failed = 0
         self.on_failure: Callable[[BaseException], None] | None = None
         """Called when a dispatch pass fails (the worker reports an outage with it)."""
         self.linger = 0.01
-        """Seconds :meth:`deliver_soon` waits to fill a batch."""
+        """The longest :meth:`deliver_soon` holds a partial batch (seconds)."""
 
     def add_sink(self, kind: str, sink: OutboxSink) -> None:
         """Register the sink for rows of `kind`."""
@@ -146,25 +155,55 @@ class OutboxDispatcher:
         self._wake.set()
 
     def deliver_soon(self, rows: Sequence[OutboxRow]) -> None:
-        """Send committed `rows` within `linger` seconds, batched with rows other
-        messages commit meanwhile (fewer API calls at load). Safe to lose on a crash:
-        the rows are committed and leased, and the poller sends them when the lease ends."""
-        self._buffer.extend(rows)
-        if len(self._buffer) >= 10:
-            self._flush_buffer()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.linger,
-                                                                self._flush_buffer)
+        """Send committed `rows` soon, batched per destination with rows other messages
+        commit meanwhile (fewer API calls at load). A destination's partial batch waits
+        as long as its arrival rate says it will take to fill, at most `linger` seconds,
+        and not at all when fewer than one more row is expected in that time (see
+        :func:`batch_wait`). Safe to lose on a crash: the rows are committed and leased,
+        and the poller sends them when the lease ends."""
+        loop = asyncio.get_running_loop()
+        for row in rows:
+            key = (row.kind, row.destination)
+            batch = self._batches.get(key)
+            if batch is None:
+                batch = self._batches[key] = _Pending()
+            batch.rows.append(row)
+            batch.rate.arrived(1)
+        for key in {(row.kind, row.destination) for row in rows}:
+            batch = self._batches[key]
+            capacity = self._capacity(key[0])
+            while len(batch.rows) >= capacity:
+                self._flush_key(key, capacity)
+            if not batch.rows:
+                continue
+            wait = batch_wait(batch.rate.per_second(), len(batch.rows), capacity, self.linger)
+            if wait <= 0:
+                self._flush_key(key, capacity)
+            elif batch.timer is None:
+                batch.timer = loop.call_later(wait, self._flush_key, key, capacity)
 
-    def _flush_buffer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        rows, self._buffer = self._buffer, []
+    def _capacity(self, kind: str) -> int:
+        sink = self.sinks.get(kind)
+        return max(1, sink.batch_size) if sink is not None else 10
+
+    def _flush_key(self, key: tuple[str, str], capacity: int) -> None:
+        batch = self._batches.get(key)
+        if batch is None:
+            return
+        if batch.timer is not None:
+            batch.timer.cancel()
+            batch.timer = None
+        rows, batch.rows = batch.rows[:capacity], batch.rows[capacity:]
         if rows:
             task = asyncio.create_task(self._deliver_logged(rows))
             self._flushing.add(task)
             task.add_done_callback(self._flushing.discard)
+
+    def _flush_buffer(self) -> None:
+        for key, batch in list(self._batches.items()):
+            capacity = self._capacity(key[0])
+            while batch.rows:
+                self._flush_key(key, capacity)
 
     async def _deliver_logged(self, rows: list[OutboxRow]) -> None:
         try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import time
 import traceback
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -21,7 +23,7 @@ from ._log_context import enter_message, exit_message
 from ._messages import ExceptionInfo, Fault, MessageRegistry, registry
 from ._outbox import OutboxDispatcher
 from ._tracing import consume_span, process_context, receive_span
-from .persistence import ErrorRecord
+from .persistence import ErrorRecord, OutboxRow
 
 if TYPE_CHECKING:
     from ._store_health import StoreHealth
@@ -98,6 +100,82 @@ class ReceivePipeline:
             _metrics.dead_lettered.add(1, attributes)
         return outcome, reason
 
+    async def handle_batch(self, received: Sequence[ReceivedMessage]
+                           ) -> list[tuple[ReceiveOutcome, str | None] | None]:
+        """Process `received` in one database transaction (:meth:`Endpoint.process_batch`):
+        for each message its outcome, or None for a message to be handled on its own
+        with :meth:`handle` — one that does not decode or has no consumer here (its
+        dead-letter path is :meth:`handle`'s), or every message when the batch failed
+        as a whole (a handler's failure, a conflict, an outage: all of it was rolled
+        back, and each message then gets its own outcome)."""
+        started = time.perf_counter()
+        results: list[tuple[ReceiveOutcome, str | None] | None] = [None] * len(received)
+        envelopes: list[Envelope] = []
+        positions: list[int] = []
+        for position, message in enumerate(received):
+            if self.max_message_bytes is not None and len(message.body) > self.max_message_bytes:
+                continue
+            try:
+                envelope = decode_envelope(message.body, types=self.types)
+            except MessageError:
+                continue
+            if self.endpoint.handles(envelope.message_type):
+                envelopes.append(envelope)
+                positions.append(position)
+        if not envelopes:
+            return results
+        by_envelope = {id(envelope): received[position]
+                       for position, envelope in zip(positions, envelopes, strict=True)}
+
+        @contextlib.contextmanager
+        def each(envelope: Envelope) -> Iterator[None]:
+            # What handle() sets around one message: log context, spans, trace context.
+            message = by_envelope[id(envelope)]
+            token = enter_message(self.endpoint.name, envelope)
+            try:
+                if message.received_ns is not None:
+                    receive_span(self.endpoint.name, self.physical_name, envelope,
+                                 started_ns=message.received_ns[0],
+                                 ended_ns=message.received_ns[1], batch=message.batch_size)
+                with consume_span(self.endpoint.name, envelope, self.physical_name):
+                    message.trace_context = process_context()
+                    yield
+            finally:
+                exit_message(token)
+
+        try:
+            processed = await self.endpoint.process_batch(envelopes, each=each)
+        except Exception as exc:
+            # Rolled back as a whole: the caller handles each message on its own.
+            _metrics.batch_fallbacks.add(1, _metrics.endpoint_attributes(self.physical_name))
+            log.debug("%s: batch of %d rolled back (%s: %s); handling its messages one by "
+                      "one", self.endpoint.name, len(envelopes), type(exc).__name__, exc)
+            return results
+        _metrics.batch_size.record(len(envelopes),
+                                   _metrics.endpoint_attributes(self.physical_name))
+        rows = [row for p in processed for row in p.rows]
+        await self._dispatch(rows)
+        elapsed = time.perf_counter() - started
+        for position, envelope in zip(positions, envelopes, strict=True):
+            results[position] = (ReceiveOutcome.ACK, None)
+            attributes = _metrics.endpoint_attributes(self.physical_name,
+                                                      envelope.message_type)
+            _metrics.process_duration.record(elapsed, attributes)
+            _metrics.handled.add(1, {**attributes,
+                                     "stepsaga.outcome": ReceiveOutcome.ACK.value})
+        return results
+
+    async def _dispatch(self, rows: list[OutboxRow]) -> None:
+        """Send what a commit wrote: batched with other commits' rows, or at once."""
+        if rows and self.batch_sends:
+            self.dispatcher.deliver_soon(rows)
+        elif rows:
+            try:
+                await self.dispatcher.deliver(rows)
+            except Exception:
+                # Committed rows are safe: the poller sends them once their lease ends.
+                log.exception("%s: immediate dispatch failed", self.endpoint.name)
+
     async def _handle(self, received: ReceivedMessage, seen: list[str]
                       ) -> tuple[ReceiveOutcome, str | None]:
         try:
@@ -144,14 +222,7 @@ class ReceivePipeline:
             log.error("%s: message %s failed %d times, dead-lettered: %s",
                       self.endpoint.name, envelope.message_id, received.receive_count, reason)
             return await self._dead(received.body, exc, envelope, reason)
-        if processed.rows and self.batch_sends:
-            self.dispatcher.deliver_soon(processed.rows)
-        elif processed.rows:
-            try:
-                await self.dispatcher.deliver(processed.rows)
-            except Exception:
-                # Committed rows are safe: the poller sends them once their lease ends.
-                log.exception("%s: immediate dispatch failed", self.endpoint.name)
+        await self._dispatch(processed.rows)
         return ReceiveOutcome.ACK, None
 
     async def _not_the_messages_fault(self, exc: BaseException) -> ReceiveOutcome | None:

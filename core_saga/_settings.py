@@ -55,12 +55,35 @@ class WorkerSettings(BaseSettings):
     """First redelivery delay; it doubles on each failure."""
     outbox_poll_seconds: float = Field(1.0, gt=0)
     """How often due timers and left-over outbox rows are looked for."""
-    delete_linger_seconds: float = Field(0.2, ge=0, le=5)
-    """How long handled messages wait to be deleted in a batch of up to 10. Deleting
-    late is harmless (the message stays invisible); it saves SQS calls."""
+    batch_commits: bool = True
+    """Commit the messages of one receive (up to 10) in one database transaction, and
+    delete them with one call once it committed. Each message keeps its own inbox entry
+    and outbox rows; when any of them fails, the whole batch is rolled back and each
+    message is handled on its own transaction, so a failing message never takes its
+    neighbours' effects with it. False: one transaction per message. On SQLite a batch
+    holds the write lock from its first write to its commit."""
+    batch_commit_size: int = Field(10, ge=2, le=10)
+    """With `batch_commits`, the most messages of one receive committed together; a
+    receive of more is split into groups that run side by side, each in its own
+    transaction on its own connection. Smaller groups: lower latency (a group's
+    messages run one after the other); larger: fewer commits."""
+    receive_linger_seconds: float = Field(0.05, ge=0, le=5)
+    """The longest a queue's next receive waits after one that took fewer than 10
+    messages, so that it finds a fuller batch. The wait follows the queue's rate: none
+    when fewer than one more message is expected in this time (a quiet queue is
+    received from at once), else until ten are expected. It saves receives at load,
+    at the price of at most this much latency per hop."""
+    delete_linger_seconds: float = Field(0.5, ge=0, le=5)
+    """The longest handled messages wait to be deleted in a batch of up to 10: until
+    the batch is full or this time has passed, and not at all when the queue is so quiet
+    that fewer than one more message is expected in this time. Deleting late is harmless
+    (the message stays invisible; a redelivery is absorbed by the inbox); it saves SQS
+    calls."""
     send_linger_seconds: float = Field(0.05, ge=0, le=5)
-    """How long committed outgoing messages wait to be sent in a batch of up to 10.
-    It adds at most this much latency per hop and saves SQS calls at load."""
+    """The longest committed outgoing messages wait to be sent in a batch of up to 10
+    per destination; the wait follows the destination's rate as for
+    `delete_linger_seconds`. It adds at most this much latency per hop and saves SQS
+    calls at load."""
     inbox_retention_hours: float = Field(7 * 24, gt=0)
     """How long processed message ids are kept for dedupe (longer than any redelivery)."""
     outbox_retention_hours: float = Field(7 * 24, gt=0)

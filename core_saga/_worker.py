@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from . import _metrics
+from ._batching import ArrivalRate, batch_wait
 from ._clock import Clock, DatabaseClock, SystemClock
 from ._consumer import Consumer
 from ._context import SEND
@@ -41,29 +42,48 @@ T = TypeVar("T")
 
 
 class _Deleter:
-    """Collects handled messages and deletes them in batches of up to 10, waiting at
-    most `linger` seconds to fill a batch."""
+    """Collects handled messages and deletes them in batches of up to 10. A partial
+    batch waits up to `linger` seconds for more, and not at all when the queue's rate
+    of handled messages says fewer than one more will come in that time
+    (:func:`batch_wait`)."""
 
     def __init__(self, transport: Transport, queue: str, *, linger: float = 0.02) -> None:
         self.transport = transport
         self.queue = queue
         self.linger = linger
         self._pending: list[ReceivedMessage] = []
+        self._rate = ArrivalRate()
         self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task[None]] = set()
 
     def add(self, message: ReceivedMessage) -> None:
-        self._pending.append(message)
-        if len(self._pending) >= 10:
+        self.add_all((message,))
+
+    def add_all(self, messages: Sequence[ReceivedMessage]) -> None:
+        """Delete `messages` (handled and committed) soon."""
+        if not messages:
+            return
+        self._pending.extend(messages)
+        self._rate.arrived(len(messages))
+        while len(self._pending) >= 10:
+            self._flush()
+        if not self._pending:
+            return
+        # Deleting late costs nothing (the messages stay invisible, the inbox absorbs a
+        # redelivery): a partial batch waits the whole window for the next burst, unless
+        # the queue is too quiet for one to come in it.
+        quiet = batch_wait(self._rate.per_second(), len(self._pending), 10, self.linger) <= 0
+        wait = 0.0 if quiet else self.linger
+        if wait <= 0:
             self._flush()
         elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.linger, self._flush)
+            self._timer = asyncio.get_running_loop().call_later(wait, self._flush)
 
     def _flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._pending = self._pending, []
+        batch, self._pending = self._pending[:10], self._pending[10:]
         if batch:
             task = asyncio.create_task(self._delete(batch))
             self._running.add(task)
@@ -85,7 +105,8 @@ class _Deleter:
 
     async def drain(self) -> None:
         """Delete everything collected so far."""
-        self._flush()
+        while self._pending:
+            self._flush()
         if self._running:
             await asyncio.gather(*self._running)
 
@@ -397,6 +418,7 @@ class Worker:
         self._in_flight_at[queue] = 0
         self._receiving[queue] = True
         failures = 0
+        arrivals = ArrivalRate()
         while not self._stop.is_set():
             if not self.store_health.up:
                 # Nothing new while the database is down: what is in hand is kept.
@@ -438,16 +460,79 @@ class Worker:
                     message.batch_size = len(messages)
             if not messages and self.settings.wait_time_seconds == 0:
                 await asyncio.sleep(0.05)  # short polling: do not spin
-            for message in messages:
-                self._in_flight += 1
-                self._in_flight_at[queue] += 1
-                task = asyncio.create_task(self._handle(queue, pipeline, deleter, message))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            self._in_flight += len(messages)
+            self._in_flight_at[queue] += len(messages)
+            if self.settings.batch_commits and len(messages) > 1:
+                # One transaction per group of the receive (see _handle_batch); the
+                # groups run side by side, each on its own connection.
+                size = self.settings.batch_commit_size
+                for start in range(0, len(messages), size):
+                    group = messages[start:start + size]
+                    if len(group) > 1:
+                        self._start(self._handle_batch(queue, pipeline, deleter, group))
+                    else:
+                        self._start(self._handle(queue, pipeline, deleter, group[0]))
+            else:
+                for message in messages:
+                    self._start(self._handle(queue, pipeline, deleter, message))
+            if 0 < len(messages) < 10:
+                # A partial receive: let the next one find a fuller queue, for as long as
+                # the queue's rate says it takes to fill a batch (none when it is quiet).
+                arrivals.arrived(len(messages))
+                wait = batch_wait(arrivals.per_second(), 0, 10,
+                                  self.settings.receive_linger_seconds)
+                if wait > 0:
+                    await _sleep_unless(self._stop, wait)
+            elif messages:
+                arrivals.arrived(len(messages))
+
+    def _start(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle_batch(self, queue: str, pipeline: ReceivePipeline, deleter: _Deleter,
+                            messages: Sequence[ReceivedMessage]) -> None:
+        """Commit the messages of one receive in one transaction, delete them once it
+        committed; when the batch fails as a whole (all of it rolled back), each of its
+        messages is handled on its own — with its own outcome, retries, dead-lettering
+        and holding through outages — as without batching."""
+        keepers = [asyncio.create_task(self._keep_invisible(queue, m)) for m in messages]
+        try:
+            try:
+                outcomes = await pipeline.handle_batch(messages)
+            except Exception as exc:
+                log.warning("%s: batch of %d not handled together (%s: %s); handling its "
+                            "messages one by one", queue, len(messages), type(exc).__name__,
+                            exc)
+                outcomes = [None] * len(messages)
+        except BaseException:  # cancelled: each message comes back after its timeout
+            for keeper in keepers:
+                keeper.cancel()
+            self._in_flight -= len(messages)
+            self._in_flight_at[queue] -= len(messages)
+            raise
+        acked: list[ReceivedMessage] = []
+        alone: list[tuple[ReceivedMessage, asyncio.Task[None]]] = []
+        for message, outcome, keeper in zip(messages, outcomes, keepers, strict=True):
+            if outcome is None:
+                alone.append((message, keeper))
+            else:
+                keeper.cancel()
+                acked.append(message)
+        self.handled += len(acked)
+        self._in_flight -= len(acked)
+        self._in_flight_at[queue] -= len(acked)
+        deleter.add_all(acked)  # committed: deleted in one call with the batch
+        if alone:
+            await asyncio.gather(*(self._handle(queue, pipeline, deleter, message, keeper)
+                                   for message, keeper in alone))
 
     async def _handle(self, queue: str, pipeline: ReceivePipeline, deleter: _Deleter,
-                      message: ReceivedMessage) -> None:
-        keeper = asyncio.create_task(self._keep_invisible(queue, message))
+                      message: ReceivedMessage,
+                      keeper: asyncio.Task[None] | None = None) -> None:
+        if keeper is None:
+            keeper = asyncio.create_task(self._keep_invisible(queue, message))
         try:
             outcome, reason = await self._handle_through_outages(queue, pipeline, message)
             keeper.cancel()

@@ -73,31 +73,95 @@ _SET_INDEX = ("WITH wanted AS (SELECT * FROM unnest($3::text[], $4::text[]) AS w
               "WHERE w.name = i.name AND w.value = i.value)) "
               "INSERT INTO saga_index (saga_type, name, value, correlation_id) "
               "SELECT $1, name, value, $2 FROM wanted ON CONFLICT DO NOTHING")
+# Claim the message and read its instance in one round trip. The LATERAL subquery keeps
+# FOR UPDATE legal (it may not sit on the nullable side of an outer join) and yields a
+# row of NULLs when there is no instance; the claim's count says whether the message
+# is new (0: a duplicate, the instance columns are then not used).
+_CLAIM_AND_LOAD = ("WITH c AS (INSERT INTO inbox (consumer, message_id, processed_at) "
+                   "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1) "
+                   "SELECT (SELECT count(*) FROM c)::int, s.state, s.version, s.data, "
+                   "s.created_at, s.updated_at FROM (SELECT 1) AS one LEFT JOIN LATERAL "
+                   "(SELECT state, version, data, created_at, updated_at FROM saga_instances "
+                   "WHERE saga_type = $4 AND correlation_id = $5{lock}) AS s ON true")
+_CLAIM_AND_LOAD_PLAIN = _CLAIM_AND_LOAD.format(lock="")
+_CLAIM_AND_LOAD_LOCKED = _CLAIM_AND_LOAD.format(lock=" FOR UPDATE")
 _HISTORY_COLUMNS = ("saga_type, correlation_id, event, from_state, to_state, message_id, "
                     "message_type, at, detail")
-_ADD_HISTORY_ONE = (f"INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-_ADD_HISTORY_MANY = (f"INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
-                     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-                     "$5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[])")
+_HISTORY_TYPES = ("text",) * 7 + ("timestamptz", "text")
 _OUTBOX_COLUMNS = ("message_id, kind, destination, message_type, correlation_id, body, "
                    "created_at, deliver_at, locked_until, schedule_token")
-_ADD_OUTBOX_ONE = (f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) "
-                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id")
-# unnest yields the rows in array order and the sequence numbers them in that order, so
-# the ids sorted ascending line up with the items.
-_ADD_OUTBOX_MANY = (f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) "
-                    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-                    "$5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], "
-                    "$9::timestamptz[], $10::text[]) RETURNING id")
-# History rides along with the outbox insert that follows it (see AsyncpgTransaction).
-_HISTORY_AND_OUTBOX_ONE = (f"WITH h AS (INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
-                           "VALUES ($11, $12, $13, $14, $15, $16, $17, $18, $19)) "
-                           + _ADD_OUTBOX_ONE)
-_HISTORY_AND_OUTBOX_MANY = (f"WITH h AS (INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
-                            "SELECT * FROM unnest($11::text[], $12::text[], $13::text[], "
-                            "$14::text[], $15::text[], $16::text[], $17::text[], "
-                            "$18::timestamptz[], $19::text[])) " + _ADD_OUTBOX_MANY)
+_OUTBOX_TYPES = ("text",) * 6 + ("timestamptz",) * 3 + ("text",)
+_INSTANCE_COLUMNS = "saga_type, correlation_id, state, version, data, created_at, updated_at"
+
+# The engine's writes at the end of a message — the instance (insert or versioned
+# update), its history, its outbox rows — go as one statement of data-modifying CTEs:
+# one round trip. The instance write's row count comes back with the outbox ids; a
+# count of 0 is the version conflict (ConcurrencyError, and the transaction is rolled
+# back, so the other CTEs' rows go with it).
+_NONE, _ONE, _MANY = 0, 1, 2
+
+
+def _values(first: int, count: int) -> str:
+    return ", ".join(f"${n}" for n in range(first, first + count))
+
+
+def _unnest(first: int, types: Sequence[str]) -> str:
+    return ", ".join(f"${first + n}::{t}[]" for n, t in enumerate(types))
+
+
+@functools.cache
+def _writes_statement(instance: str | None, history: int, outbox: int,
+                      claim: str | None = None) -> str:
+    """The statement for one combination: `instance` ``insert``/``update``/None, and
+    `history` and `outbox` rows _NONE, _ONE or _MANY (arrays through ``unnest``).
+    `claim` ``plain``/``locked`` appends the next message's inbox claim and instance
+    read (its five parameters last): a batch sends one message's writes with the next
+    one's claim-and-load, one round trip a message."""
+    ctes: list[str] = []
+    n = 1
+    if instance == "insert":
+        ctes.append(f"w AS (INSERT INTO saga_instances ({_INSTANCE_COLUMNS}) "
+                    f"VALUES ({_values(n, 7)}) ON CONFLICT DO NOTHING RETURNING 1)")
+        n += 7
+    elif instance == "update":
+        ctes.append(f"w AS (UPDATE saga_instances SET state = ${n}, version = ${n + 1}, "
+                    f"data = ${n + 2}, updated_at = ${n + 3} WHERE saga_type = ${n + 4} "
+                    f"AND correlation_id = ${n + 5} AND version = ${n + 6} RETURNING 1)")
+        n += 7
+    if history == _ONE:
+        ctes.append(f"h AS (INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
+                    f"VALUES ({_values(n, 9)}))")
+        n += 9
+    elif history == _MANY:
+        ctes.append(f"h AS (INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
+                    f"SELECT * FROM unnest({_unnest(n, _HISTORY_TYPES)}))")
+        n += 9
+    if outbox == _ONE:
+        ctes.append(f"o AS (INSERT INTO outbox ({_OUTBOX_COLUMNS}) "
+                    f"VALUES ({_values(n, 10)}) RETURNING id)")
+        n += 10
+    elif outbox == _MANY:
+        # unnest yields the rows in array order and the sequence numbers them in that
+        # order, so the ids sorted ascending line up with the items.
+        ctes.append(f"o AS (INSERT INTO outbox ({_OUTBOX_COLUMNS}) "
+                    f"SELECT * FROM unnest({_unnest(n, _OUTBOX_TYPES)}) RETURNING id)")
+        n += 10
+    written = "(SELECT count(*) FROM w)::int" if instance else "NULL::int"
+    ids = "ARRAY(SELECT id FROM o ORDER BY id)" if outbox else "NULL::bigint[]"
+    if claim is None:
+        return f"WITH {', '.join(ctes)} SELECT {written}, {ids}"
+    # The read runs on the statement's snapshot: it does not see the writes above,
+    # so the caller folds them in only when they are not to the instance it reads.
+    ctes.append(f"c AS (INSERT INTO inbox (consumer, message_id, processed_at) "
+                f"VALUES (${n}, ${n + 1}, ${n + 2}) ON CONFLICT DO NOTHING RETURNING 1)")
+    lock = " FOR UPDATE" if claim == "locked" else ""
+    return (f"WITH {', '.join(ctes)} SELECT {written}, {ids}, "
+            "(SELECT count(*) FROM c)::int, s.state, s.version, s.data, s.created_at, "
+            "s.updated_at FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT state, version, "
+            "data, created_at, updated_at FROM saga_instances "
+            f"WHERE saga_type = ${n + 3} AND correlation_id = ${n + 4}{lock}) AS s ON true")
+
+
 _CANCEL_TIMERS = ("DELETE FROM outbox WHERE schedule_token = ANY($1::text[]) "
                   "AND dispatched_at IS NULL")
 _ADD_ERROR = ("INSERT INTO message_errors (endpoint, message_id, message_type, correlation_id, "
@@ -272,38 +336,81 @@ class AsyncpgTransaction(StoreTransaction):
     ``RESET ALL`` (see :class:`AsyncpgStore`), so keep session state
     transaction-scoped: ``SET LOCAL``, ``pg_advisory_xact_lock``.
 
-    History is written with the outbox insert that follows it, one round trip for both
-    (or just before COMMIT), so it is not visible to statements in the same
-    transaction until then; call :meth:`flush` first to read it back.
+    The engine's writes at the end of a message — the instance (:meth:`save`), its
+    history and its outbox rows — are held back and sent as one statement: with the
+    next message's claim-and-load in a batch, else just before COMMIT. They are not
+    visible to statements in the same transaction until then; any other statement of
+    this transaction sends them first, and :meth:`flush` does it on demand (to read
+    them back through `conn`). The outbox rows :meth:`add_outbox` returns get their
+    ids when they are written, by the commit at the latest.
     """
 
-    __slots__ = ("_history", "_statements", "conn")
+    __slots__ = ("_history", "_instance", "_outbox", "_statements", "conn")
 
     def __init__(self, conn: Any, statements: StatementCache) -> None:
         self.conn: Any = conn
         self._history: list[HistoryRecord] = []
+        self._instance: tuple[str, InstanceRecord, int | None] | None = None
+        self._outbox: tuple[int, tuple[Any, ...], list[OutboxRow]] | None = None
         self._statements = statements
 
     @property
     def dialect(self) -> str:
         return "postgresql"
 
+    @property
+    def _holding(self) -> bool:
+        return self._instance is not None or self._outbox is not None or bool(self._history)
+
     async def execute(self, statement: Executable, parameters: Parameters = None) -> Result:
+        if self._holding:
+            await self.flush()
         return await run_statement(self.conn, self._statements, check_statement(statement),
                                    parameters)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
+        if self._holding:
+            await self.flush()
         async with self.conn.transaction():
             yield
 
+    async def limit_lock_wait(self, seconds: float) -> None:
+        await self.conn.execute(f"SET LOCAL lock_timeout = {max(1, int(seconds * 1000))}")
+
     async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
+        if self._holding:
+            await self.flush()
         # A concurrent claim of the same id waits for the first to commit, then does nothing.
         status = await self.conn.execute(_INBOX_CLAIM, consumer, message_id, _utc(now))
         return bool(_count(status))
 
+    async def claim_and_load(self, consumer: str, message_id: str, now: datetime,
+                             saga_type: str, correlation_id: str, *, lock: bool
+                             ) -> tuple[bool, InstanceRecord | None]:
+        claim = (consumer, message_id, _utc(now), saga_type, correlation_id)
+        held = self._instance
+        if held is not None and (held[1].saga_type, held[1].correlation_id) == (
+                saga_type, correlation_id):
+            await self.flush()  # the read must see the held write: it goes first
+        if self._holding:
+            # The previous message's writes ride with this message's claim and read.
+            r = await self._write(claim, "locked" if lock else "plain")
+            r = r[2:]
+        else:
+            r = await self.conn.fetchrow(
+                _CLAIM_AND_LOAD_LOCKED if lock else _CLAIM_AND_LOAD_PLAIN, *claim)
+        if not r[0]:
+            return False, None
+        if r[1] is None:
+            return True, None
+        return True, InstanceRecord(saga_type, correlation_id, r[1], r[2], orjson.loads(r[3]),
+                                    r[4], r[5])
+
     async def load(self, saga_type: str, correlation_id: str, *, lock: bool
                    ) -> InstanceRecord | None:
+        if self._holding:
+            await self.flush()
         r = await self.conn.fetchrow(_LOAD_LOCKED if lock else _LOAD, saga_type,
                                      correlation_id)
         if r is None:
@@ -312,9 +419,13 @@ class AsyncpgTransaction(StoreTransaction):
                               r[3], r[4])
 
     async def find(self, saga_type: str, name: str, value: str) -> list[str]:
+        if self._holding:
+            await self.flush()
         return [r[0] for r in await self.conn.fetch(_FIND, saga_type, name, value)]
 
     async def insert(self, record: InstanceRecord) -> None:
+        if self._holding:
+            await self.flush()
         # ON CONFLICT DO NOTHING rather than catching the unique violation: an error would
         # abort the whole transaction, a zero row count leaves it usable.
         status = await self.conn.execute(
@@ -325,6 +436,8 @@ class AsyncpgTransaction(StoreTransaction):
                 f"{record.saga_type} {record.correlation_id} was created concurrently")
 
     async def update(self, record: InstanceRecord, expected_version: int) -> None:
+        if self._holding:
+            await self.flush()
         status = await self.conn.execute(
             _UPDATE, record.saga_type, record.correlation_id, record.state, record.version,
             _dumps(record.data), _utc(record.updated_at), expected_version)
@@ -333,7 +446,17 @@ class AsyncpgTransaction(StoreTransaction):
                 f"{record.saga_type} {record.correlation_id} changed since version "
                 f"{expected_version}")
 
+    async def save(self, record: InstanceRecord, expected_version: int | None) -> None:
+        # Held back: written with the next message's claim-and-load, or before the next
+        # other statement, or just before COMMIT (see flush).
+        if self._instance is not None or self._outbox is not None:
+            await self.flush()
+        self._instance = ("insert" if expected_version is None else "update", record,
+                          expected_version)
+
     async def delete(self, saga_type: str, correlation_id: str, expected_version: int) -> None:
+        if self._holding:
+            await self.flush()
         if await self.conn.fetchval(_DELETE, saga_type, correlation_id,
                                     expected_version) != 1:
             raise ConcurrencyError(f"{saga_type} {correlation_id} changed before removal")
@@ -344,61 +467,95 @@ class AsyncpgTransaction(StoreTransaction):
                                 list(values.values()))
 
     async def add_history(self, records: Sequence[HistoryRecord]) -> None:
-        # Held back and written by the outbox insert that the engine makes next (one
-        # round trip for both), or just before COMMIT if none comes.
+        # Held back and written with the outbox rows (one round trip for both).
+        if self._outbox is not None:
+            await self.flush()
         self._history.extend(records)
 
     async def flush(self) -> None:
-        """Write history held back by :meth:`add_history` (the store calls this before
-        COMMIT; call it yourself to read this transaction's history through `conn`)."""
-        if not self._history:
-            return
-        records, self._history = self._history, []
-        if len(records) == 1:
-            await self.conn.execute(_ADD_HISTORY_ONE, *_history_args(records[0]))
-        else:
-            await self.conn.execute(_ADD_HISTORY_MANY, *_history_arrays(records))
+        """Write what is held back — the instance of :meth:`save`, the history of
+        :meth:`add_history`, the rows of :meth:`add_outbox` — now (the store calls
+        this before COMMIT; call it yourself to read them back through `conn`).
+        ConcurrencyError when the instance changed (or was created) meanwhile."""
+        if self._holding:
+            await self._write()
 
     async def add_outbox(self, items: Sequence[Outgoing], now: datetime,
                          lease_until: datetime | None) -> list[OutboxRow]:
         if not items:
             return []
+        if self._outbox is not None:
+            await self.flush()
         now = _utc(now)
         lease = _utc_or_none(lease_until)
-        history, self._history = self._history, []
         deliver_times = [now if o.deliver_at is None else _utc(o.deliver_at) for o in items]
-        if len(items) == 1 and len(history) <= 1:
+        if len(items) == 1:
             o, at = items[0], deliver_times[0]
-            args = (o.message_id, o.kind, o.destination, o.message_type, o.correlation_id,
-                    o.body.decode(), now, at, lease if at <= now else None, o.schedule_token)
-            if history:
-                ids = [await self.conn.fetchval(_HISTORY_AND_OUTBOX_ONE, *args,
-                                                *_history_args(history[0]))]
-            else:
-                ids = [await self.conn.fetchval(_ADD_OUTBOX_ONE, *args)]
+            args: tuple[Any, ...] = (
+                o.message_id, o.kind, o.destination, o.message_type, o.correlation_id,
+                o.body.decode(), now, at, lease if at <= now else None, o.schedule_token)
         else:
-            arrays = ([o.message_id for o in items], [o.kind for o in items],
-                      [o.destination for o in items], [o.message_type for o in items],
-                      [o.correlation_id for o in items], [o.body.decode() for o in items],
-                      [now] * len(items), deliver_times,
-                      [lease if at <= now else None for at in deliver_times],
-                      [o.schedule_token for o in items])
-            if history:
-                result = await self.conn.fetch(_HISTORY_AND_OUTBOX_MANY, *arrays,
-                                               *_history_arrays(history))
-            else:
-                result = await self.conn.fetch(_ADD_OUTBOX_MANY, *arrays)
-            ids = sorted(r[0] for r in result)
-        return [
-            OutboxRow(id=i, message_id=o.message_id, kind=o.kind, destination=o.destination,
+            args = ([o.message_id for o in items], [o.kind for o in items],
+                    [o.destination for o in items], [o.message_type for o in items],
+                    [o.correlation_id for o in items], [o.body.decode() for o in items],
+                    [now] * len(items), deliver_times,
+                    [lease if at <= now else None for at in deliver_times],
+                    [o.schedule_token for o in items])
+        rows = [
+            OutboxRow(id=0, message_id=o.message_id, kind=o.kind, destination=o.destination,
                       message_type=o.message_type, correlation_id=o.correlation_id,
                       body=o.body, deliver_at=at, created_at=now)
-            for i, o, at in zip(ids, items, deliver_times, strict=True)
+            for o, at in zip(items, deliver_times, strict=True)
         ]
+        self._outbox = (_ONE if len(items) == 1 else _MANY, args, rows)
+        return rows
+
+    async def _write(self, claim: tuple[Any, ...] = (), claim_kind: str | None = None
+                     ) -> Any:
+        """Send the held instance write, history and outbox rows as one statement (with
+        the next message's inbox claim and instance read when `claim_kind` is given);
+        the statement's row."""
+        held, self._instance = self._instance, None
+        history, self._history = self._history, []
+        outbox, self._outbox = self._outbox, None
+        args: list[Any] = []
+        kind: str | None = None
+        if held is not None:
+            kind, r, expected = held
+            if expected is None:
+                args += (r.saga_type, r.correlation_id, r.state, r.version, _dumps(r.data),
+                         _utc(r.created_at), _utc(r.updated_at))
+            else:
+                args += (r.state, r.version, _dumps(r.data), _utc(r.updated_at),
+                         r.saga_type, r.correlation_id, expected)
+        if len(history) == 1:
+            args += _history_args(history[0])
+        elif history:
+            args += _history_arrays(history)
+        if outbox is not None:
+            args += outbox[1]
+        args += claim
+        shape = _NONE if not history else _ONE if len(history) == 1 else _MANY
+        statement = _writes_statement(kind, shape, _NONE if outbox is None else outbox[0],
+                                      claim_kind)
+        row = await self.conn.fetchrow(statement, *args)
+        if held is not None and row[0] != 1:
+            r = held[1]
+            if held[2] is None:
+                raise ConcurrencyError(f"{r.saga_type} {r.correlation_id} was created "
+                                       "concurrently")
+            raise ConcurrencyError(f"{r.saga_type} {r.correlation_id} changed since version "
+                                   f"{held[2]}")
+        if outbox is not None:
+            for written, row_id in zip(outbox[2], row[1], strict=True):
+                written.id = row_id
+        return row
 
     async def cancel_timers(self, tokens: Sequence[str]) -> int:
         if not tokens:
             return 0
+        if self._holding:
+            await self.flush()  # a held row may be one of the timers
         return _count(await self.conn.execute(_CANCEL_TIMERS, list(tokens)))
 
     async def add_error(self, record: ErrorRecord) -> None:

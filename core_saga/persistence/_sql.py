@@ -243,6 +243,11 @@ class SqlTransaction(StoreTransaction):
         async with self.conn.begin_nested():
             yield
 
+    async def limit_lock_wait(self, seconds: float) -> None:
+        if self._dialect == "postgresql":
+            await self.conn.exec_driver_sql(
+                f"SET LOCAL lock_timeout = {max(1, int(seconds * 1000))}")
+
     async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
         claim = {"consumer": consumer, "message_id": message_id, "processed_at": now}
         if not self._writing:

@@ -259,6 +259,13 @@ class StoreTransaction(abc.ABC):
 
     # -- the engine's operations ---------------------------------------------------------
 
+    async def limit_lock_wait(self, seconds: float) -> None:
+        """Give up waiting for a row lock after `seconds` for the rest of this
+        transaction (PostgreSQL ``SET LOCAL lock_timeout``; a no-op where the store has
+        no row locks). A batched commit uses it: a batch that would queue behind
+        another's locks is rolled back and its messages handled one by one instead."""
+        return None
+
     @abc.abstractmethod
     async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
         """Record the message as processed by `consumer`; False if it already was."""
@@ -267,6 +274,16 @@ class StoreTransaction(abc.ABC):
     async def load(self, saga_type: str, correlation_id: str, *, lock: bool) -> (
             InstanceRecord | None):
         """The instance, or None. `lock` holds a row lock until commit (PostgreSQL)."""
+
+    async def claim_and_load(self, consumer: str, message_id: str, now: datetime,
+                             saga_type: str, correlation_id: str, *, lock: bool
+                             ) -> tuple[bool, InstanceRecord | None]:
+        """:meth:`inbox_claim`, then :meth:`load` when the claim is new: (claimed,
+        instance). A store may answer both with one statement (AsyncpgStore does); the
+        instance is then read in the same snapshot as the claim."""
+        if not await self.inbox_claim(consumer, message_id, now):
+            return False, None
+        return True, await self.load(saga_type, correlation_id, lock=lock)
 
     @abc.abstractmethod
     async def find(self, saga_type: str, name: str, value: str) -> list[str]:
@@ -279,6 +296,17 @@ class StoreTransaction(abc.ABC):
     @abc.abstractmethod
     async def update(self, record: InstanceRecord, expected_version: int) -> None:
         """Write `record` if the stored version is `expected_version`, else ConcurrencyError."""
+
+    async def save(self, record: InstanceRecord, expected_version: int | None) -> None:
+        """:meth:`insert` (`expected_version` None) or :meth:`update`, for the engine's
+        write at the end of a message. A store may hold the write back and send it with
+        its next statement (AsyncpgStore sends it with the history and outbox rows, one
+        round trip); the ConcurrencyError then comes from that statement or from the
+        commit, and the transaction is rolled back as for one raised here."""
+        if expected_version is None:
+            await self.insert(record)
+        else:
+            await self.update(record, expected_version)
 
     @abc.abstractmethod
     async def delete(self, saga_type: str, correlation_id: str, expected_version: int) -> None:

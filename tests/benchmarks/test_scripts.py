@@ -3,6 +3,8 @@ subprocess, exits 0 and prints its figures line. Speed is never asserted here.""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,9 +30,10 @@ def run_script(name: str, *args: str, timeout: float = 120) -> str:
 def test_ceiling_prints_the_ratio_per_concurrency() -> None:
     out = run_script("ceiling.py", "--sagas", "8", "--events", "2", "--concurrency", "1,8",
                      "--repeats", "1")
-    assert "asyncpg loop (ceiling),   8 connections" in out
-    assert "engine / ceiling at   1 connections = " in out
-    assert "engine / ceiling at   8 connections = " in out
+    assert "asyncpg loop (ceiling)     8 connections" in out
+    for mode in ("per-message", "batched"):
+        assert f"engine ({mode}) / ceiling at   1 connections = " in out
+        assert f"engine ({mode}) / ceiling at   8 connections = " in out
 
 
 def test_order_to_cash_in_memory_prints_rates_and_latencies() -> None:
@@ -52,7 +55,37 @@ def test_order_to_cash_over_the_emulator_with_one_and_two_processes() -> None:
 
 def test_peer_dbos_prints_the_ratio() -> None:
     out = run_script("peer_dbos.py", "--orders", "20", "--window", "8", "--repeats", "1")
-    assert "stepsaga / DBOS orders per second = " in out
+    assert "stepsaga / DBOS (transactions) orders per second = " in out
+    assert "stepsaga / DBOS (steps) orders per second = " in out
+
+
+def test_peer_restate_prints_the_ratio() -> None:
+    """The server comes from npm (benchmarks/restate), in a network namespace of its
+    own: the test needs root and npm, as the script does."""
+    if shutil.which("npm") is None or shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("peer_restate.py needs npm, unshare and root")
+    out = run_script("peer_restate.py", "--orders", "20", "--window", "8", "--repeats", "1",
+                     timeout=600)
+    assert "restate server: restate-server " in out
+    assert "stepsaga / Restate orders per second = " in out
+
+
+def test_sqs_model_prints_the_prediction() -> None:
+    out = run_script("sqs_model.py", "--orders", "20", "--window", "16", "--repeats", "1",
+                     timeout=300)
+    assert "SQS calls per order" in out
+    for target in ("   100 orders/s:", " 1,000 orders/s:", "10,000 orders/s:"):
+        assert target in out
+    assert "figures: per-process " in out
+
+
+@pytest.mark.emulator
+def test_sqs_prints_calls_per_message_on_both_stores() -> None:
+    out = run_script("sqs.py", "--orders", "10", "--repeats", "1", "--paced", "20",
+                     timeout=600)
+    for store in ("postgres", "sqlite"):
+        assert f"{store}, at load" in out and f"{store}, paced (20 orders/s offered)" in out
+    assert out.count("SQS calls per message  median") == 8
 
 
 def test_memory_prints_rss_per_count_and_the_ratio() -> None:

@@ -65,6 +65,53 @@ async def test_a_duplicate_insert_is_a_conflict_and_the_transaction_goes_on(
     assert record is not None and (record.version, record.data) == (2, {"total": 1})
 
 
+async def test_claim_and_load_claims_once_and_reads_the_instance(store: SagaStore) -> None:
+    async with store.transaction() as tx:
+        assert await tx.claim_and_load("c", "m-1", T0, "S", "x", lock=False) == (True, None)
+        await tx.insert(instance("x", total=4))
+    async with store.transaction() as tx:
+        claimed, record = await tx.claim_and_load("c", "m-2", T0, "S", "x", lock=True)
+        assert claimed and record is not None
+        assert (record.state, record.version, record.data) == ("Open", 1, {"total": 4})
+        # The same message again, in the same transaction or a later one: a duplicate.
+        assert await tx.claim_and_load("c", "m-2", T0, "S", "x", lock=False) == (False, None)
+    async with store.transaction() as tx:
+        assert (await tx.claim_and_load("c", "m-1", T0, "S", "x", lock=False))[0] is False
+
+
+async def test_a_saved_instance_is_written_by_commit_or_conflicts_before_it(
+        store: SagaStore) -> None:
+    """`save` may be held back until the next statement or COMMIT; its conflict then
+    comes from there, and nothing of the transaction is kept."""
+    async with store.transaction() as tx:
+        await tx.save(instance("s", total=1), None)
+        await tx.add_history([HistoryRecord("S", "s", "E", "Initial", "Open", "m-0", "urn:t",
+                                             T0)])
+        rows = await tx.add_outbox([outgoing(1)], T0, T0)
+    assert [r.message_id for r in rows] == ["m-1"]
+    record = await store.get_instance("S", "s")
+    assert record is not None and record.data == {"total": 1}
+    # A later message of the same transaction sees it (the held write goes first).
+    async with store.transaction() as tx:
+        await tx.save(instance("s", version=2, total=2), 1)
+        claimed, seen = await tx.claim_and_load("c", "m-3", T0, "S", "s", lock=False)
+        assert claimed and seen is not None and seen.version == 2
+    # A stale version: ConcurrencyError by the commit at the latest, all rolled back.
+    with pytest.raises(ConcurrencyError):
+        async with store.transaction() as tx:
+            await tx.inbox_claim("c", "m-4", T0)
+            await tx.save(instance("s", version=2, total=9), 1)
+            await tx.add_outbox([outgoing(2)], T0, T0)
+    with pytest.raises(ConcurrencyError):
+        async with store.transaction() as tx:
+            await tx.save(instance("s", total=9), None)  # exists already
+    async with store.transaction() as tx:
+        assert await tx.inbox_claim("c", "m-4", T0)
+    record = await store.get_instance("S", "s")
+    assert record is not None and (record.version, record.data) == (2, {"total": 2})
+    assert [r.message_id for r in await store.pending_outbox()] == ["m-1"]
+
+
 async def test_load_update_delete_and_the_index(store: SagaStore) -> None:
     async with store.transaction() as tx:
         assert await tx.load("S", "b", lock=True) is None
