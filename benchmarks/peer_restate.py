@@ -92,17 +92,19 @@ def ensure_installed() -> None:
     missing = [name for name in ("restate", "hypercorn", "httpx")
                if importlib.util.find_spec(name) is None]
     if missing:
-        print(f"installing the bench extra ({', '.join(missing)} missing)", flush=True)
+        print(f"installing the bench extra ({', '.join(missing)} missing)", file=sys.stderr,
+              flush=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e",
-                        f"{ROOT}[bench]"], check=True)
+                        f"{ROOT}[bench]"], check=True, stdout=sys.stderr)
     if not SERVER_BIN.exists():
         npm = shutil.which("npm")
         if npm is None:
             raise SystemExit("npm is needed to install the Restate server "
                              "(@restatedev/restate-server): install Node.js first")
-        print("installing the Restate server (npm ci in benchmarks/restate)", flush=True)
+        print("installing the Restate server (npm ci in benchmarks/restate)", file=sys.stderr,
+              flush=True)
         subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
-                       cwd=SERVER_DIR, check=True)
+                       cwd=SERVER_DIR, check=True, stdout=sys.stderr)  # figures own stdout
 
 
 def server_version() -> str:
