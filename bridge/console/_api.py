@@ -47,6 +47,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 Viewer = Annotated[Principal, Depends(api_reader("viewer"))]
 Approver = Annotated[Principal, Depends(api_action("approver"))]
+Operator = Annotated[Principal, Depends(api_action("operator"))]
+"""An operator's state change (redrive, resume, cancel, retry, abort): CSRF-checked."""
 ReviewId = Annotated[str, PathParam(pattern=UUID_PATTERN, description="A review id")]
 
 router = APIRouter(prefix="/api", responses=ERRORS)

@@ -46,6 +46,7 @@ templates.env.globals["csrf_field"] = CSRF_FIELD
 
 Viewer = Annotated[Principal, Depends(page_reader("viewer"))]
 Approving = Annotated[FormAction, Depends(form_action("approver"))]
+Operating = Annotated[FormAction, Depends(form_action("operator"))]
 Acting = Annotated[FormAction, Depends(form_action("viewer"))]
 
 router = APIRouter(include_in_schema=False)

@@ -10,11 +10,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core_saga import AwsConfig
 
-Role = Literal["viewer", "approver"]
-"""What a person may do: ``viewer`` reads everything; ``approver`` also decides reviews."""
-ROLES: tuple[Role, ...] = ("viewer", "approver")
-IMPLIES: dict[str, frozenset[str]] = {"approver": frozenset({"viewer"})}
-"""The roles a role includes (an approver may view)."""
+Role = Literal["viewer", "approver", "operator"]
+"""What a person may do: ``viewer`` reads everything; ``approver`` also decides reviews;
+``operator`` also acts on stuck work (redrive errors and dead letters, resume and cancel
+orders, retry hand-offs, abort supervisor executions). Give both for a person who does both."""
+ROLES: tuple[Role, ...] = ("viewer", "approver", "operator")
+IMPLIES: dict[str, frozenset[str]] = {"approver": frozenset({"viewer"}),
+                                      "operator": frozenset({"viewer"})}
+"""The roles a role includes (an approver or an operator may view)."""
 
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
 
