@@ -12,8 +12,21 @@ Or split it, every process on the same database and queues::
     python -m examples.order_to_cash --transport sqs --services saga,orders
     python -m examples.order_to_cash --transport sqs --services payment,inventory,shipping
 
+Or, headless (no order API), on the resources a deployment made (``stepsaga local
+deploy`` or ``cdk deploy`` prints the ``STEPSAGA_*`` settings)::
+
+    stepsaga worker examples.order_to_cash.app:worker
+
+Every one of them hosts the whole app by default: the saga, the order, payment,
+inventory and shipping services, and the review consumer (``bridge.ReviewTaskConsumer``
+on the review queue: the ManualReview workflow's tasks reach the ops console); hand-offs
+and task answers go out through the bridge's EventBridge and Step Functions sinks, and
+spans go over OTLP when ``STEPSAGA_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_ENDPOINT``)
+is set. :func:`build_app` is that wiring, shared by both commands and ``stepsaga demo``.
+
 Settings come from the ``STEPSAGA_*`` variables (:class:`core_saga.WorkerSettings`);
-the database defaults to ``sqlite+aiosqlite:///order_to_cash.db``. ``--transport``:
+``STEPSAGA_EVENT_BUS`` names the hand-offs' bus. With ``python -m`` the database
+defaults to ``sqlite+aiosqlite:///order_to_cash.db``. ``--transport``:
 ``emulator`` (default: SQS on a local moto server, started unless
 ``STEPSAGA_AWS_ENDPOINT_URL`` names one), ``sqs`` (the configured endpoint, or AWS) or
 ``memory`` (in-process queues; all services in one process).
@@ -27,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -36,7 +50,14 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from bridge import AwsClients, HandOffConfig, TaskHeartbeats, attach_bridge
+from bridge import (
+    AwsClients,
+    HandOffConfig,
+    ReviewStore,
+    ReviewTaskConsumer,
+    TaskHeartbeats,
+    attach_bridge,
+)
 from core_saga import (
     Clock,
     Consumer,
@@ -69,7 +90,13 @@ from .settings import LOCAL_BUS, LOCAL_REPLY_TO, OrderSagaSettings
 log = logging.getLogger("examples.order_to_cash")
 
 SERVICES = ("saga", "orders", "payment", "inventory", "shipping")
-"""What a process can host; ``--services`` picks among them."""
+"""The app's message services: what :func:`build_worker` hosts by default."""
+REVIEWS = "reviews"
+"""The review consumer (``bridge.ReviewTaskConsumer`` on the review queue): keeps the
+ManualReview workflow's tasks for the ops console."""
+APP_SERVICES = (*SERVICES, REVIEWS)
+"""What a process can host (``--services`` picks among them): the whole app, what the
+command line and :func:`worker` host by default."""
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///order_to_cash.db"
 DEMO_STOCK = {"BOOK-1": 100, "MUG-1": 100, "LAMP-1": 20}
@@ -119,12 +146,12 @@ def endpoints(*, saga_settings: OrderSagaSettings | None = None,
 
 def check_services(services: Sequence[str]) -> tuple[str, ...]:
     """`services` validated; ValueError naming the unknown ones."""
-    unknown = sorted(set(services) - set(SERVICES))
+    unknown = sorted(set(services) - set(APP_SERVICES))
     if unknown:
         raise ValueError(f"unknown service(s) {', '.join(unknown)}: choose from "
-                         f"{', '.join(SERVICES)}")
+                         f"{', '.join(APP_SERVICES)}")
     if not services:
-        raise ValueError("no service to host: choose from " + ", ".join(SERVICES))
+        raise ValueError("no service to host: choose from " + ", ".join(APP_SERVICES))
     return tuple(dict.fromkeys(services))
 
 
@@ -143,8 +170,10 @@ def host_services(host: Host, *, services: Sequence[str] = SERVICES,
                   saga_settings: OrderSagaSettings | None = None,
                   gateway: payment.PaymentGateway | None = None,
                   carrier: shipping.Carrier | None = None, clock: Clock | None = None,
-                  heartbeats: TaskHeartbeats | None = None) -> None:
-    """Host `services` (default: all) on `host`."""
+                  heartbeats: TaskHeartbeats | None = None,
+                  reviews: ReviewStore | None = None) -> None:
+    """Host `services` (default: the message services) on `host`; ``reviews`` among
+    them needs the review store (`reviews`) its consumer writes to."""
     wanted = set(check_services(services))
     for endpoint in endpoints(saga_settings=saga_settings, gateway=gateway, carrier=carrier,
                               clock=clock, heartbeats=heartbeats):
@@ -154,6 +183,11 @@ def host_services(host: Host, *, services: Sequence[str] = SERVICES,
             host.add_saga(endpoint.handler, queue=endpoint.queue)
         else:
             host.add_consumer(endpoint.handler, queue=endpoint.queue)
+    if REVIEWS in wanted:
+        if reviews is None:
+            raise ValueError("hosting 'reviews' needs the review store its consumer writes "
+                             "to: reviews=ReviewStore.open(store)")
+        host.add_consumer(ReviewTaskConsumer(reviews), queue=REVIEW_QUEUE)
 
 
 def build_worker(settings: WorkerSettings, store: SagaStore, transport: Transport, *,
@@ -162,14 +196,104 @@ def build_worker(settings: WorkerSettings, store: SagaStore, transport: Transpor
                  gateway: payment.PaymentGateway | None = None,
                  carrier: shipping.Carrier | None = None,
                  clock: Clock | None = None,
-                 heartbeats: TaskHeartbeats | None = None) -> Worker:
-    """A worker hosting `services` (default: all) with the app's full topology."""
+                 heartbeats: TaskHeartbeats | None = None,
+                 reviews: ReviewStore | None = None) -> Worker:
+    """A worker hosting `services` (default: the message services) with the app's full
+    topology; nothing else is attached (:func:`build_app` wires the whole app)."""
     clock = clock or SystemClock()
-    worker = Worker(settings, store=store, transport=transport, clock=clock,
-                    topology=build_topology())
-    host_services(worker, services=services, saga_settings=saga_settings, gateway=gateway,
-                  carrier=carrier, clock=clock, heartbeats=heartbeats)
-    return worker
+    built = Worker(settings, store=store, transport=transport, clock=clock,
+                   topology=build_topology())
+    host_services(built, services=services, saga_settings=saga_settings, gateway=gateway,
+                  carrier=carrier, clock=clock, heartbeats=heartbeats, reviews=reviews)
+    return built
+
+
+async def build_app(settings: WorkerSettings, store: SagaStore, transport: Transport, *,
+                    services: Sequence[str] = APP_SERVICES, bus: str = LOCAL_BUS,
+                    saga_settings: OrderSagaSettings | None = None,
+                    stock: dict[str, int] | None = None,
+                    gateway: payment.PaymentGateway | None = None,
+                    carrier: shipping.Carrier | None = None,
+                    clock: Clock | None = None) -> Worker:
+    """The whole app (`services` of it: default all) on a worker, wired as every entry
+    point runs it (``python -m examples.order_to_cash``, ``stepsaga worker
+    examples.order_to_cash.app:worker``, ``stepsaga demo``):
+
+    - the tables it needs, made if missing: the engine's, every hosted service's, and
+      ``review_tasks`` with the review consumer (``stepsaga migrate`` makes the engine's
+      and the bridge's the same way);
+    - with the inventory service, the `stock` levels (``{}``: demo stock on an empty
+      table; None: left as they are);
+    - the saga's hand-offs to `bus`, the workflows' replies to the saga's queue (its URL
+      asked of the SQS transport; the in-process address on in-memory queues), from
+      `saga_settings` (default :class:`OrderSagaSettings`) otherwise;
+    - on SQS, the bridge's EventBridge and Step Functions sinks and the shipping
+      service's task heartbeats, on ``settings.aws()``; the worker closes their clients
+      when it stops (the store and the transport stay the caller's).
+    """
+    wanted = check_services(services)
+    await create_tables(store)
+    reviews = None
+    if REVIEWS in wanted:
+        reviews = ReviewStore.open(store)
+        await reviews.create_table()
+    if "inventory" in wanted and stock is not None:
+        await _seed_stock(store, stock)
+    sqs = isinstance(transport, SqsTransport)
+    reply_to = (await transport.queue_url(ORDER_SAGA_QUEUE)
+                if isinstance(transport, SqsTransport) else LOCAL_REPLY_TO)
+    saga_settings = dataclasses.replace(saga_settings or OrderSagaSettings(),
+                                        supervision=HandOffConfig(bus=bus, reply_to=reply_to))
+    if not sqs:  # in-process queues: no AWS to hand off to or answer
+        return build_worker(settings, store, transport, services=wanted,
+                            saga_settings=saga_settings, gateway=gateway, carrier=carrier,
+                            clock=clock, reviews=reviews)
+    # Hand-offs (EventBridge) and task-token answers (Step Functions) leave through the
+    # bridge's sinks; the shipping service keeps SlowShipping's tasks alive meanwhile.
+    clients = AwsClients(settings.aws())
+    try:
+        heartbeats = TaskHeartbeats(await clients.client("stepfunctions"))
+        built = build_worker(settings, store, transport, services=wanted,
+                             saga_settings=saga_settings, gateway=gateway, carrier=carrier,
+                             clock=clock, heartbeats=heartbeats, reviews=reviews)
+        sinks = await attach_bridge(built, settings.aws())
+    except BaseException:
+        await clients.close()
+        raise
+    built.on_stop(sinks.close)
+    built.on_stop(clients.close)
+    return built
+
+
+async def worker(settings: WorkerSettings) -> Worker:
+    """The reference app's worker factory: ``stepsaga worker
+    examples.order_to_cash.app:worker`` runs the whole app (see :func:`build_app`),
+    without the order API, on the database, queues and bus the ``STEPSAGA_*`` settings
+    name (a deployment's outputs: ``STEPSAGA_QUEUE_PREFIX``, ``STEPSAGA_EVENT_BUS``,
+    ``STEPSAGA_AWS_REGION``, and on an emulator ``STEPSAGA_AWS_ENDPOINT_URL``).
+    ``stepsaga worker`` configures logging and tracing from the same settings. The
+    worker closes its store and transport when it stops."""
+    store = open_store(settings)
+    try:
+        transport = await SqsTransport.connect(settings.sqs())
+    except BaseException:
+        await store.close()
+        raise
+    try:
+        built = await build_app(settings, store, transport, bus=event_bus(), stock={})
+    except BaseException:
+        await transport.close()
+        await store.close()
+        raise
+    built.on_stop(transport.close)
+    built.on_stop(store.close)
+    return built
+
+
+def event_bus() -> str:
+    """The hand-offs' bus: ``STEPSAGA_EVENT_BUS`` (a deployment's ``EventBusName``
+    output), else ``stepsaga``."""
+    return os.environ.get("STEPSAGA_EVENT_BUS") or LOCAL_BUS
 
 
 def order_service(worker: Worker) -> orders.OrderService:
@@ -212,8 +336,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line of :func:`main`."""
     parser = argparse.ArgumentParser(prog="python -m examples.order_to_cash",
                                      description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--services", default=",".join(SERVICES),
-                        help=f"comma-separated, from {','.join(SERVICES)} (default: all)")
+    parser.add_argument("--services", default=",".join(APP_SERVICES),
+                        help=f"comma-separated, from {','.join(APP_SERVICES)} (default: all)")
     parser.add_argument("--transport", choices=("emulator", "sqs", "memory"),
                         default="emulator", help="emulator (default), sqs or memory")
     parser.add_argument("--http-host", default="127.0.0.1")
@@ -225,7 +349,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shipping-deadline", type=float, default=3600.0,
                         metavar="SECONDS", help="the saga's shipping deadline (default 3600)")
     parser.add_argument("--review-threshold", type=Decimal, default=Decimal("1000.00"))
-    parser.add_argument("--bus", default=os.environ.get("STEPSAGA_EVENT_BUS", LOCAL_BUS),
+    parser.add_argument("--bus", default=event_bus(),
                         help="the EventBridge bus of the hand-offs (default: "
                              "$STEPSAGA_EVENT_BUS or 'stepsaga'; prefixed on the emulator)")
     parser.add_argument("--log-level", default="INFO")
@@ -237,7 +361,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         options.api_keys = api_keys_from_env()
     except ValueError as exc:
         parser.error(str(exc))
-    if options.transport == "memory" and set(options.services) != set(SERVICES):
+    if options.transport == "memory" and set(options.services) != set(APP_SERVICES):
         parser.error("--transport memory keeps queues inside one process: host every "
                      "service (leave out --services)")
     return options
@@ -327,57 +451,38 @@ async def run(options: argparse.Namespace) -> None:
     """Run what `options` asks for until SIGINT/SIGTERM."""
     settings = worker_settings()
     with _sqs_endpoint(options, settings) as settings:
-        store = open_store(settings)
-        await create_tables(store)
-        if "inventory" in options.services:
-            await _seed_stock(store, options.stock)
-        transport: Transport
-        if options.transport == "memory":
-            transport = InMemoryTransport()
-        else:
-            transport = await SqsTransport.connect(settings.sqs())
-        bus = options.bus
-        reply_to = LOCAL_REPLY_TO
-        if isinstance(transport, SqsTransport):
-            reply_to = await transport.queue_url(ORDER_SAGA_QUEUE)
+        async with contextlib.AsyncExitStack() as stack:
+            store = open_store(settings)
+            stack.push_async_callback(store.close)
+            transport: Transport
+            if options.transport == "memory":
+                transport = InMemoryTransport()
+            else:
+                transport = await SqsTransport.connect(settings.sqs())
+            stack.push_async_callback(transport.close)
+            bus = options.bus
             if options.transport == "emulator":
-                bus = settings.queue_prefix + bus
-        saga_settings = OrderSagaSettings(
-            shipping_deadline=timedelta(seconds=options.shipping_deadline),
-            review_threshold=options.review_threshold,
-            supervision=HandOffConfig(bus=bus, reply_to=reply_to))
-        # Hand-offs (EventBridge) and task-token answers (Step Functions) leave through
-        # the bridge's sinks; with in-process queues there is no AWS to reach.
-        aws = None if options.transport == "memory" else settings.aws()
-        heartbeat_clients = None if aws is None else AwsClients(aws)
-        heartbeats = (None if heartbeat_clients is None else
-                      TaskHeartbeats(await heartbeat_clients.client("stepfunctions")))
-        worker = build_worker(settings, store, transport, services=options.services,
-                              saga_settings=saga_settings, heartbeats=heartbeats)
-        sinks = None if aws is None else await attach_bridge(worker, aws)
-        api = None
-        if "orders" in options.services and options.http_port:
-            api = EmbeddedServer(orders.create_app(order_service(worker),
-                                                   api_keys=options.api_keys),
-                                 host=options.http_host, port=options.http_port,
-                                 log_level=options.log_level.lower())
-        stop = _stopper(worker, api)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop)
-        try:
-            tasks = [worker.run(install_signal_handlers=False)]
+                bus = settings.queue_prefix + bus  # provision_local's names
+            app = await build_app(
+                settings, store, transport, services=options.services, bus=bus,
+                stock=options.stock, saga_settings=OrderSagaSettings(
+                    shipping_deadline=timedelta(seconds=options.shipping_deadline),
+                    review_threshold=options.review_threshold))
+            api = None
+            if "orders" in options.services and options.http_port:
+                api = EmbeddedServer(orders.create_app(order_service(app),
+                                                       api_keys=options.api_keys),
+                                     host=options.http_host, port=options.http_port,
+                                     log_level=options.log_level.lower())
+            stop = _stopper(app, api)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, stop)
+            tasks = [app.run(install_signal_handlers=False)]
             if api is not None:
                 tasks.append(api.serve())
             await asyncio.gather(*tasks)
-        finally:
-            if sinks is not None:
-                await sinks.close()
-            if heartbeat_clients is not None:
-                await heartbeat_clients.close()
-            await transport.close()
-            await store.close()
 
 
 def _stopper(worker: Worker, api: EmbeddedServer | None) -> Callable[[], None]:
@@ -403,10 +508,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: ``python -m examples.order_to_cash [--services ...] [--transport ...]``."""
     options = parse_args(argv)
     try:
-        check_database(worker_settings().database_url)
+        settings = worker_settings()
+        check_database(settings.database_url)
         configure_logging(options.log_level)  # STEPSAGA_LOG_FORMAT=json for JSON lines
+        # spans over OTLP to STEPSAGA_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT), as
+        # `stepsaga worker` does
         telemetry = configure(service_name=os.environ.get("OTEL_SERVICE_NAME")
-                              or "order-to-cash")
+                              or "order-to-cash", otlp_endpoint=settings.otlp_endpoint)
     except ValueError as exc:  # before anything starts
         raise SystemExit(f"python -m examples.order_to_cash: {exc}") from None
     try:

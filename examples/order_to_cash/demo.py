@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import errno
 import logging
 import secrets
@@ -62,13 +61,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
 
-from bridge import (
-    HandOffConfig,
-    ReviewService,
-    ReviewStore,
-    ReviewTaskConsumer,
-    attach_bridge,
-)
+from bridge import ReviewService, ReviewStore
 from bridge.console import ConsoleSettings, create_app
 from bridge.reviews import StepFunctions
 from core_saga import AwsConfig, Worker, WorkerSettings
@@ -78,19 +71,11 @@ from core_saga.persistence import SqlStore
 from core_saga.transports import SqsTransport
 from supervisor_workflows import ManualReviewTimings, SlowShippingTimings
 
-from .app import (
-    EmbeddedServer,
-    build_worker,
-    create_tables,
-    order_service,
-    provision_local,
-)
-from .inventory import set_stock_levels
+from .app import EmbeddedServer, build_app, order_service, provision_local
 from .messages import StockLine
 from .orders import CANCELED, COMPLETED, OrderRequest, orders
 from .payment import FakePaymentGateway, payments
 from .payment.repository import CHARGE, CHARGED, REFUND, REFUNDED
-from .queues import ORDER_SAGA_QUEUE, REVIEW_QUEUE
 from .saga import OrderSaga
 from .settings import OrderSagaSettings
 from .shipping import CREATED, CarrierUnavailable, FakeCarrier, Label, shipments
@@ -371,23 +356,18 @@ async def run_demo(options: DemoOptions | None = None, *, console: Console | Non
             shutdown_grace_seconds=5)
         store = SqlStore.from_url(settings.database_url)
         stack.push_async_callback(store.close)
-        await create_tables(store)
-        await set_stock_levels(store, {**STOCK, "BOOK-1": max(1000, 10 * options.happy),
-                                       "MUG-1": max(1000, 10 * options.happy)})
-        reviews = ReviewStore.open(store)
-        await reviews.create_table()
-
         transport = await SqsTransport.connect(settings.sqs())
         stack.push_async_callback(transport.close)
-        saga_settings = dataclasses.replace(SAGA_SETTINGS, supervision=HandOffConfig(
-            bus=resources.bus_name, reply_to=await transport.queue_url(ORDER_SAGA_QUEUE)))
         gateway = FakePaymentGateway(seed=7)
         carrier = DemoCarrier()
-        worker = build_worker(settings, store, transport, saga_settings=saga_settings,
-                              gateway=gateway, carrier=carrier)
-        worker.add_consumer(ReviewTaskConsumer(reviews), queue=REVIEW_QUEUE)
-        sinks = await attach_bridge(worker, settings.aws())
-        stack.push_async_callback(sinks.close)
+        # The app as every entry point wires it (the review consumer, the bridge's sinks),
+        # with the demo's short timings, its fakes and its stock.
+        worker = await build_app(
+            settings, store, transport, bus=resources.bus_name, saga_settings=SAGA_SETTINGS,
+            gateway=gateway, carrier=carrier,
+            stock={**STOCK, "BOOK-1": max(1000, 10 * options.happy),
+                   "MUG-1": max(1000, 10 * options.happy)})
+        reviews = ReviewStore.open(store)  # what the demo's reviewer reads
         running = asyncio.create_task(worker.run(install_signal_handlers=False))
         stack.push_async_callback(_stop_worker, worker, running)
 

@@ -63,7 +63,9 @@ class StepsagaStack(Stack):
         self.bus = SupervisionBus(
             self, "Supervision", settings=settings, removal_policy=self.removal_policy,
             state_machines=state_machines, key=self.key)
-        worker_queues = [queue for name in QUEUE_NAMES if name != REVIEW_QUEUE
+        # The workers host the review consumer too (the reference app's worker does):
+        # every queue is theirs.
+        worker_queues = [queue for name in QUEUE_NAMES
                          for queue in (self.queues.pairs[name].queue,
                                        self.queues.pairs[name].dlq)]
         review = self.queues.pairs[REVIEW_QUEUE]

@@ -5,8 +5,9 @@ The permissions are exactly the calls the code makes (tests/infra check them aga
 the calls a worker made on the emulator):
 
 - workers: ``sqs:GetQueueUrl``, ``GetQueueAttributes``, ``ReceiveMessage``,
-  ``DeleteMessage``, ``ChangeMessageVisibility``, ``SendMessage`` on the work queues
-  and their DLQs (a worker dead-letters a message itself, with the reason);
+  ``DeleteMessage``, ``ChangeMessageVisibility``, ``SendMessage`` on the work queues,
+  the review queue (the review consumer the workers host) and their DLQs (a worker
+  dead-letters a message itself, with the reason);
   ``events:PutEvents`` on the bus, for ``stepsaga.*`` sources only (hand-offs);
   ``states:SendTaskSuccess``, ``SendTaskFailure``, ``SendTaskHeartbeat`` on the two
   state machines (acknowledging outcomes; the shipping service's answers);

@@ -335,8 +335,10 @@ def test_the_workers_policy_is_exactly_what_the_workers_call(synthesized: Synthe
                                "TraceExecutions"}
     queues = statements["WorkQueues"]
     assert sorted(queues["Action"]) == sorted(QUEUE_ACTIONS)
+    # every queue, the review queue's too: the workers host the review consumer
     expected = [{"Fn::GetAtt": [queue_id(synthesized, f"{Q}{name}{suffix}"), "Arn"]}
-                for name in QUEUE_NAMES if name != REVIEW_QUEUE_NAME for suffix in ("", "-dlq")]
+                for name in QUEUE_NAMES for suffix in ("", "-dlq")]
+    assert REVIEW_QUEUE_NAME in QUEUE_NAMES
     assert sorted(map(json.dumps, queues["Resource"])) == sorted(map(json.dumps, expected))
     bus = logical_id(synthesized, "AWS::Events::EventBus", Name="stepsaga-dev")
     assert statements["HandOffs"] == {

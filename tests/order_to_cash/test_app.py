@@ -22,7 +22,7 @@ from core_saga import Worker, WorkerSettings
 from core_saga.persistence import SagaStore
 from core_saga.transports import InMemoryTransport
 from examples.order_to_cash import build_worker, create_tables, order_service
-from examples.order_to_cash.app import SERVICES, main, open_store, parse_args
+from examples.order_to_cash.app import APP_SERVICES, main, open_store, parse_args
 from examples.order_to_cash.inventory import set_stock_levels
 from examples.order_to_cash.orders import OrderService
 from examples.order_to_cash.payment import FakePaymentGateway
@@ -105,7 +105,7 @@ async def test_the_services_can_be_split_over_processes(tmp_path: Path) -> None:
 def test_the_command_line_checks_what_it_is_given(capsys: pytest.CaptureFixture[str]) -> None:
     options = parse_args(["--services", "saga, payment", "--stock", "BOOK-1=5"])
     assert options.services == ("saga", "payment") and options.stock == {"BOOK-1": 5}
-    assert parse_args([]).services == SERVICES
+    assert parse_args([]).services == APP_SERVICES
     for bad, said in ((["--services", "saga,billing"], "unknown service(s) billing"),
                       (["--stock", "BOOK-1"], "write SKU=QUANTITY"),
                       (["--transport", "memory", "--services", "saga"], "host every service")):
