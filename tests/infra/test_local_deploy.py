@@ -4,11 +4,13 @@ emulator with the pinned CDK CLI:
 1. ``stepsaga local deploy`` starts the emulator, bootstraps, deploys the ``local``
    stage and prints the workers' settings; the stack is checked resource by resource
    with boto3 (the CLI can report success for a change set the emulator failed);
-2. the Order-to-Cash app (``python -m examples.order_to_cash``) runs with only those
-   settings (and its own database): an order over the review threshold goes through
-   the deployed bus, rule, ManualReview state machine, claim table and review queue,
-   a reviewer approves it, and the saga completes it. Every AWS call the worker made is
-   one the deployed workers' policy allows;
+2. the Order-to-Cash app, started by the command of docs/deploy.md's walkthrough, runs
+   with only those settings (and its own database): an order over the review threshold
+   goes through the deployed bus, rule, ManualReview state machine, claim table and
+   review queue, the app's own review consumer stores the review, a reviewer approves
+   it in the ops console's API, and the saga completes it. Every AWS call the app made
+   is one the deployed workers' policy allows, every call the console made one the
+   console's policy allows;
 3. the shell commands of docs/deploy.md §7 run verbatim (the aws CLI pointed at the
    emulator): they list the resources, put a test hand-off on the bus from a JSON file,
    take its review task and reject it;
@@ -43,9 +45,10 @@ from typing import Any
 
 import httpx
 import pytest
-from jsonschema import Draft202012Validator
 
-from bridge.contracts import TASK_TOKEN_HEADER
+from bridge.console import ConsoleSettings, create_app
+from bridge.reviews import StepFunctions
+from core_saga import AwsConfig
 
 from .conftest import INFRA, ROOT
 
@@ -206,17 +209,29 @@ def app_port() -> int:
     return free_port()
 
 
+def documented_app_command() -> list[str]:
+    """The command docs/deploy.md's walkthrough starts the app with, after sourcing the
+    printed settings (``python -m examples.order_to_cash …``)."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    [block] = [b for b in re.findall(r"```\n(.*?)```", text, re.S)
+               if b.startswith("set -a; . .stepsaga/local.env; set +a")]
+    [line] = [line for line in block.splitlines() if line.startswith("python -m ")]
+    return shlex.split(line, comments=True)
+
+
 def start_worker(settings: dict[str, str], database: Path, port: int,
                  log: Path) -> subprocess.Popen[bytes]:
-    """The Order-to-Cash app on SQS, configured by the printed settings only (plus its
-    database, and a short long-poll so that it stops quickly)."""
+    """The Order-to-Cash app as the walkthrough starts it, configured by the printed
+    settings only (plus its database, its order API's port, and a short long-poll so
+    that it stops quickly)."""
     env = _clean_env(**settings, PYTHONPATH=str(ROOT),
                      STEPSAGA_DATABASE_URL=f"sqlite+aiosqlite:///{database}",
                      STEPSAGA_WAIT_TIME_SECONDS="1")
+    python, *args = documented_app_command()
+    assert python == "python" and args[:2] == ["-m", "examples.order_to_cash"], args
     return subprocess.Popen(
-        [sys.executable, "-m", "examples.order_to_cash", "--transport", "sqs",
-         "--http-port", str(port)], cwd=ROOT, env=env, stdout=log.open("wb"),
-        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        [sys.executable, *args, "--http-port", str(port)], cwd=ROOT, env=env,
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
 def stop_worker(process: subprocess.Popen[bytes], log: Path) -> None:
@@ -248,28 +263,53 @@ async def submit_big_order(port: int, log: Path, *, timeout: float = 60) -> str:
     return order_id
 
 
-def review_and_approve(endpoint: str, outputs: dict[str, str], order_id: str,
-                       log: Path, *, timeout: float = 60) -> dict[str, Any]:
-    """Act as the reviewer: take the review task off the deployed review queue and
-    approve it, as the console does."""
-    sqs, sfn = client(endpoint, "sqs"), client(endpoint, "stepfunctions")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for message in sqs.receive_message(QueueUrl=outputs["ReviewQueueUrl"],
-                                           WaitTimeSeconds=1).get("Messages", []):
-            task: dict[str, Any] = json.loads(message["Body"])
-            assert task["messageType"].endswith(":ReviewTask:v1")
-            # what the deployed workflow wrote is what the exported schema describes
-            schema = json.loads((ROOT / "docs/contracts/ReviewTask.v1.schema.json").read_text())
-            assert not list(Draft202012Validator(schema).iter_errors(task["message"]))
-            assert task["message"]["correlationId"] == order_id
-            sfn.send_task_success(taskToken=task["headers"][TASK_TOKEN_HEADER],
-                                  output=json.dumps({"decision": "approved",
-                                                     "reviewer": "ann"}))
-            sqs.delete_message(QueueUrl=outputs["ReviewQueueUrl"],
-                               ReceiptHandle=message["ReceiptHandle"])
-            return task
-    raise AssertionError(f"no review task for {order_id}:\n{log.read_text()[-4000:]}")
+CONSOLE_AGENT = "stepsaga-test-console"
+"""The user-agent suffix of the console's calls in the recording (the app's are
+aiobotocore's plain; the test's own and the state machines' are boto3's)."""
+
+
+class ConsoleStepFunctions(StepFunctions):
+    """The console's Step Functions calls, marked in the recording by their user agent."""
+
+    def _client(self) -> Any:
+        from botocore.config import Config
+
+        return self._session.create_client("stepfunctions", **self.config.client_kwargs(),
+                                           config=Config(user_agent_extra=CONSOLE_AGENT))
+
+
+async def review_in_console(endpoint: str, database: Path, order_id: str, log: Path, *,
+                            timeout: float = 60) -> dict[str, Any]:
+    """Act as the reviewer: find the order's review in the ops console's API (the app's
+    review consumer stored it) and approve it there; the review."""
+    app = create_app(ConsoleSettings(
+        database_url=f"sqlite+aiosqlite:///{database}", aws_region="us-east-1",
+        aws_endpoint_url=endpoint, console_sagas=[],
+        console_tokens={"reviewer-token-1": {"name": "ann", "roles": ["approver"]}}),
+        sfn=ConsoleStepFunctions(AwsConfig(region="us-east-1", endpoint_url=endpoint)))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://console.test",
+                                     headers={"Authorization": "Bearer reviewer-token-1"}
+                                     ) as console:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                listed = await console.get("/api/reviews")
+                assert listed.status_code == 200, listed.text
+                found = [r for r in listed.json()["reviews"]
+                         if r["correlationId"] == order_id]
+                if found:
+                    review: dict[str, Any] = found[0]
+                    decided = await console.post(f"/api/reviews/{review['id']}/approve",
+                                                 json={"comment": "deploy check"})
+                    assert decided.status_code == 200, decided.text
+                    assert decided.json()["changed"] is True
+                    return review
+                await asyncio.sleep(0.5)
+    finally:
+        await app.state.console.close()
+    raise AssertionError(f"no review for {order_id} in the console:\n"
+                         f"{log.read_text()[-4000:]}")
 
 
 async def order_status(port: int, order_id: str, log: Path, *, timeout: float = 60) -> str:
@@ -286,15 +326,18 @@ async def order_status(port: int, order_id: str, log: Path, *, timeout: float = 
 
 # -- the worker's calls against the deployed policy -------------------------------------
 
-def worker_calls(recording: str) -> list[tuple[str, list[str], dict[str, Any]]]:
+def worker_calls(recording: str, *, console: bool = False
+                 ) -> list[tuple[str, list[str], dict[str, Any]]]:
     """(action, resources, request) of every call the worker made (aiobotocore's user
-    agent; the test's own calls and the state machines' are boto3's)."""
+    agent; the test's own calls and the state machines' are boto3's), or with `console`
+    the console's (:data:`CONSOLE_AGENT`)."""
     calls = []
     for line in recording.splitlines():
         entry = json.loads(line)
         headers = {k.lower(): v for k, v in entry["headers"].items()}
         target = headers.get("x-amz-target")
-        if "aiobotocore" not in headers.get("user-agent", "") or not target:
+        agent = headers.get("user-agent", "")
+        if "aiobotocore" not in agent or not target or (CONSOLE_AGENT in agent) != console:
             continue
         body = base64.b64decode(entry["body"]) if entry["body_encoded"] else entry["body"]
         request = json.loads(body or "{}")
@@ -337,22 +380,36 @@ def allowed(statements: list[dict[str, Any]], action: str, resources: list[str],
     return False
 
 
-def check_worker_permissions(endpoint: str, outputs: dict[str, str], recording: str
-                             ) -> None:
+def policy_statements(endpoint: str, arn: str) -> list[dict[str, Any]]:
     iam = client(endpoint, "iam")
-    arn = outputs["WorkersPolicyArn"]
     version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
     document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"][
         "Document"]
     document = json.loads(document) if isinstance(document, str) else document
+    statements: list[dict[str, Any]] = document["Statement"]
+    return statements
+
+
+def check_worker_permissions(endpoint: str, outputs: dict[str, str], recording: str
+                             ) -> None:
+    statements = policy_statements(endpoint, outputs["WorkersPolicyArn"])
     calls = worker_calls(recording)
     made = {action for action, _, _ in calls}
     # the order took every kind of call a worker makes
     assert {"sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:SendMessageBatch",
             "sqs:DeleteMessageBatch", "events:PutEvents", "states:SendTaskSuccess"} <= made
+    # the app's own review consumer read the review queue
+    assert any(a == "sqs:ReceiveMessage" and r == [
+        f"arn:aws:sqs:us-east-1:123456789012:{PREFIX}review"] for a, r, _ in calls)
     denied = sorted({(a, tuple(r)) for a, r, request in calls
-                     if not allowed(document["Statement"], _iam_action(a), r, request)})
+                     if not allowed(statements, _iam_action(a), r, request)})
     assert not denied, f"the workers' policy lacks: {denied}"
+    console_calls = worker_calls(recording, console=True)
+    assert {a for a, _, _ in console_calls} >= {"states:SendTaskSuccess"}
+    statements = policy_statements(endpoint, outputs["ConsolePolicyArn"])
+    denied = sorted({(a, tuple(r)) for a, r, request in console_calls
+                     if not allowed(statements, _iam_action(a), r, request)})
+    assert not denied, f"the console's policy lacks: {denied}"
 
 
 def _iam_action(operation: str) -> str:
@@ -438,14 +495,15 @@ def test_local_deploy_runs_an_order_then_diffs_clean_destroys_and_redeploys(
     worker = start_worker(settings, tmp_path / "orders.db", app_port, log)
     try:
         order_id = asyncio.run(submit_big_order(app_port, log))
-        task = review_and_approve(endpoint, outputs, order_id, log)
+        review = asyncio.run(review_in_console(endpoint, tmp_path / "orders.db", order_id,
+                                               log))
         assert asyncio.run(order_status(app_port, order_id, log)) == "Completed"
     finally:
         stop_worker(worker, log)
     post(endpoint, "/moto-api/recorder/stop-recording")
     check_worker_permissions(endpoint, outputs, local.recording.read_text())
     claims = client(endpoint, "dynamodb")
-    claim = {"handoffId": {"S": task["message"]["handoffId"]}}
+    claim = {"handoffId": {"S": review["handoffId"]}}
     assert claims.get_item(TableName=outputs["ClaimTableName"], Key=claim)["Item"]
 
     docs = tmp_path / "docs-run"

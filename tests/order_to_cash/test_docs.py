@@ -42,3 +42,18 @@ def test_the_storage_excerpts_are_the_code() -> None:
         assert excerpt in source, (
             f"{DOC.name}: the excerpt of {path} is not in it any more; copy it again:\n"
             f"{excerpt}")
+
+
+def test_the_documented_entry_points_are_the_app_s() -> None:
+    """The worker factory the docs name (here and in docs/deploy.md's walkthrough) is the
+    app's, and the services `--services` picks among are the app's."""
+    from core_saga.cli import load_object
+    from examples.order_to_cash import app
+
+    deploy = (DOC.parent / "deploy.md").read_text(encoding="utf-8")
+    text = DOC.read_text(encoding="utf-8")
+    named = {m for doc in (text, deploy) for m in re.findall(r"stepsaga worker (\S+:\w+)", doc)}
+    assert named == {"examples.order_to_cash.app:worker"}
+    assert load_object(named.pop()) is app.worker
+    sentence = text[text.index("`--services` picks among"):][:200]
+    assert set(re.findall(r"`(\w+)`", sentence)) == set(app.APP_SERVICES)
