@@ -93,8 +93,13 @@ def worker(
         raise typer.BadParameter(f"bad worker settings: {exc}") from exc
 
     async def run() -> None:
-        built = await build(settings)
         try:
+            try:
+                built = await build(settings)
+            except ValueError as exc:  # the factory refused its settings
+                console.print(f"[red]stepsaga worker: {factory} cannot start: {exc}[/red]",
+                              highlight=False)
+                raise typer.Exit(2) from None
             await built.run()
         finally:
             telemetry.flush()

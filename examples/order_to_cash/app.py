@@ -239,12 +239,12 @@ async def build_app(settings: WorkerSettings, store: SagaStore, transport: Trans
         await reviews.create_table()
     if "inventory" in wanted and stock is not None:
         await _seed_stock(store, stock)
-    sqs = isinstance(transport, SqsTransport)
+    on_sqs = isinstance(transport, SqsTransport)
     reply_to = (await transport.queue_url(ORDER_SAGA_QUEUE)
                 if isinstance(transport, SqsTransport) else LOCAL_REPLY_TO)
     saga_settings = dataclasses.replace(saga_settings or OrderSagaSettings(),
                                         supervision=HandOffConfig(bus=bus, reply_to=reply_to))
-    if not sqs:  # in-process queues: no AWS to hand off to or answer
+    if not on_sqs:  # in-process queues: no AWS to hand off to or answer
         return build_worker(settings, store, transport, services=wanted,
                             saga_settings=saga_settings, gateway=gateway, carrier=carrier,
                             clock=clock, reviews=reviews)

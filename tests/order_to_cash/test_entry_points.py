@@ -234,3 +234,14 @@ async def test_stepsaga_worker_runs_the_whole_app_from_the_documented_factory(
     finally:
         await store.close()
     assert "/v1/traces" in _Collector.paths, log.read_text()[-6000:]
+
+
+def test_the_factory_refuses_a_database_the_services_cannot_use(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "STEPSAGA_DATABASE_URL": "memory://",
+           "COLUMNS": "200"}
+    refused = subprocess.run([STEPSAGA, *documented_worker_command()[1:]], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120, check=False,
+                             stdin=subprocess.DEVNULL)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "cannot start: database 'memory://'" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
