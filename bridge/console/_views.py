@@ -284,7 +284,7 @@ async def order_detail(console: Console, order_id: str, saga_type: str | None, *
         kinds = [i.saga_type for i in await res.store.instances_of(order_id)]
         model = next((console.models[k] for k in kinds if k in console.models), None)
     timeline = await build_timeline(res.store, order_id, saga_type=saga_type, sfn=res.sfn,
-                                    reviews=res.reviews, model=model,
+                                    reviews=res.reviews, audit=res.audit, model=model,
                                     aws=console.settings.aws())
     if timeline is None:
         return None

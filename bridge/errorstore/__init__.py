@@ -27,8 +27,10 @@ from ._redrive import (
     SendRefused,
     TransportSender,
 )
+from ._sqs import queue_transport, sqs_client
 
 __all__ = ["BatchResult", "DlqProblem", "DlqResult", "ErrorFilters", "ErrorItem",
            "ErrorRedriver", "ErrorStatus", "QueueSender", "Redrive", "RedriveResult",
            "SendRefused", "TransportSender", "audit_dlq_redrive", "error_target",
-           "get_error", "list_errors", "redrive_dead_letters"]
+           "get_error", "list_errors", "queue_transport", "redrive_dead_letters",
+           "sqs_client"]
