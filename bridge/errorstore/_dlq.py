@@ -101,7 +101,8 @@ def _correlation_id(body: str) -> str | None:
 async def redrive_dead_letters(client: Any, dead_letter_queue: str, *,
                                to: str | None = None, limit: int | None = None,
                                visibility_seconds: int = 60) -> DlqResult:
-    """Move up to `limit` (None: all) messages of `dead_letter_queue` (a name or URL) to
+    """Move up to `limit` (None: all there when it starts) messages of
+    `dead_letter_queue` (a name or URL) to
     `to`, or to the queue whose dead-letter queue it is. `client` is an aiobotocore SQS
     client. Raises :class:`DlqProblem` when the queues are wrong (nothing moved); an
     AWS failure during the move stops it and is in the result's ``problem``."""
@@ -110,10 +111,16 @@ async def redrive_dead_letters(client: Any, dead_letter_queue: str, *,
     if destination == dlq:
         raise DlqProblem("the destination is the dead-letter queue itself")
     fifo = destination.endswith(".fifo")
+    # Only the messages there now: one that fails again comes back to the dead-letter
+    # queue while the move goes on, and must not be moved round and round.
+    attributes = await client.get_queue_attributes(
+        QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])
+    there = int((attributes.get("Attributes") or {}).get("ApproximateNumberOfMessages", 0))
+    limit = there if limit is None else min(limit, there)
     result = DlqResult(_name(dlq), _name(destination))
     empty = 0
-    while limit is None or result.moved + result.failed < limit:
-        want = BATCH if limit is None else min(BATCH, limit - result.moved - result.failed)
+    while result.moved + result.failed < limit:
+        want = min(BATCH, limit - result.moved - result.failed)
         try:
             answer = await client.receive_message(
                 QueueUrl=dlq, MaxNumberOfMessages=want, WaitTimeSeconds=1,

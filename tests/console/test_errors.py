@@ -1,0 +1,252 @@
+"""The error store for operators, end to end on the emulator: a poison message shows on
+the error API and ``stepsaga errors list``, a redrive before the fix fails again and
+lands back with its new reason, the redrive after the fix is processed once, moving the
+dead-letter queue back brings duplicates the inbox absorbs, and every action is audited
+and in the order's timeline. Then the bad input and the faults, and who may do what."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from bridge.audit import AuditLog
+from bridge.console import ConsoleSettings, create_app
+from bridge.errorstore import ErrorFilters, list_errors
+from core_saga import Envelope, Event, Message, Saga, SagaState, State, Worker, WorkerSettings
+from core_saga.emulator import Emulator
+from core_saga.persistence import ErrorRecord, SagaStore, SqlStore, store_from_url
+from core_saga.transports import SqsTransport
+from tests.console.support import (
+    FORM,
+    ORIGIN,
+    await_for,
+    bearer,
+    form,
+    sign_in,
+    sqlite_url,
+)
+
+runner = CliRunner()
+VIEWER = "viewer-token-123"
+OPERATOR = "operator-token-789"
+APPROVER = "approver-token-456"
+TOKENS = {VIEWER: "vera:viewer", OPERATOR: "olga:operator", APPROVER: "ann:approver"}
+
+
+class OpenTill(Message):
+    message_namespace = "t.errors"
+    till_id: str
+
+
+class AddToTill(Message):
+    message_namespace = "t.errors"
+    till_id: str
+    amount: int
+
+
+class TillState(SagaState):
+    seen: list[int] = []
+
+
+RULES = {"accept_negative": False, "version": "v1"}
+"""What the handler accepts: the fix an operator deploys before redriving."""
+
+
+def _add(ctx: Any) -> None:
+    if ctx.message.amount < 0 and not RULES["accept_negative"]:
+        raise ValueError(f"negative amount {ctx.message.amount} refused (rules "
+                         f"{RULES['version']})")
+    ctx.saga.seen = [*ctx.saga.seen, ctx.message.amount]
+
+
+class TillSaga(Saga[TillState]):
+    saga_name = "Till"
+    counting = State(terminal=True)
+    opened = Event(OpenTill, correlate_by=lambda m: m.till_id)
+    added = Event(AddToTill, correlate_by=lambda m: m.till_id)
+
+    def define(self) -> None:
+        self.initially(self.when(self.opened).transition_to(self.counting))
+        self.during(self.counting, self.when(self.added).then(_add))
+
+
+@dataclass
+class Rig:
+    emulator: Emulator
+    url: str
+    prefix: str
+    store: SagaStore
+    sqs: Any
+
+    def send(self, message: Message | str, till: str | None = None) -> str:
+        """Put a message (or a raw body) on the till queue; its message id."""
+        if isinstance(message, str):
+            body, message_id = message, ""
+        else:
+            envelope = Envelope(message, correlation_id=till)
+            body, message_id = envelope.encode().decode(), envelope.message_id
+        self.sqs.send_message(QueueUrl=self.queue_url("till"), MessageBody=body)
+        return message_id
+
+    def queue_url(self, name: str) -> str:
+        return str(self.sqs.get_queue_url(QueueName=self.prefix + name)["QueueUrl"])
+
+    def depth(self, name: str) -> int:
+        got = self.sqs.get_queue_attributes(QueueUrl=self.queue_url(name), AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+        return sum(int(v) for v in got["Attributes"].values())
+
+    async def seen(self, till: str) -> list[int] | None:
+        record = await self.store.get_instance("Till", till)
+        return None if record is None else list(record.data["seen"])
+
+    def cli(self, *args: str) -> Any:
+        from bridge.cli import register
+        import typer
+
+        app = typer.Typer()
+
+        @app.command()
+        def graph() -> None:  # a core command, so that typer keeps subcommand names
+            """(stand-in)"""
+
+        register(app)
+        return runner.invoke(app, list(args), env={
+            "COLUMNS": "200", "STEPSAGA_DATABASE_URL": self.url,
+            "STEPSAGA_AWS_ENDPOINT_URL": self.emulator.endpoint_url,
+            "STEPSAGA_QUEUE_PREFIX": self.prefix, "STEPSAGA_OPERATOR": "otto"})
+
+
+@pytest.fixture
+async def rig(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Rig]:
+    prefix = f"er{uuid.uuid4().hex[:8]}-"
+    emulator.create_queue(prefix + "till", dlq=True)
+    url = sqlite_url(tmp_path)
+    settings = WorkerSettings(database_url=url, aws_endpoint_url=emulator.endpoint_url,
+                              queue_prefix=prefix, wait_time_seconds=1,
+                              delete_linger_seconds=0, send_linger_seconds=0,
+                              outbox_poll_seconds=0.2, redelivery_base_seconds=0,
+                              # One delivery: a poison message goes to the error store
+                              # at once (the path under test, not the retries).
+                              max_deliveries=1)
+    store = store_from_url(url)
+    await store.create_schema()
+    transport = await SqsTransport.connect(settings.sqs())
+    worker = Worker(settings, store=store, transport=transport)
+    worker.add_saga(TillSaga(), queue="till")
+    task = asyncio.create_task(worker.run(install_signal_handlers=False))
+    RULES.update(accept_negative=False, version="v1")
+    try:
+        yield Rig(emulator, url, prefix, store, emulator.boto3_client("sqs"))
+    finally:
+        worker.request_stop()
+        await task
+        await transport.close()
+        await store.close()
+
+
+def console_for(rig: Rig, **extra: Any) -> httpx.AsyncClient:
+    settings = ConsoleSettings(database_url=rig.url, console_tokens=TOKENS,  # type: ignore[arg-type]
+                               aws_endpoint_url=rig.emulator.endpoint_url,
+                               queue_prefix=rig.prefix, **extra)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings)),
+                             base_url=ORIGIN)
+
+
+async def test_a_poison_message_is_fixed_redriven_and_processed_once(rig: Rig) -> None:
+    rig.send(OpenTill(till_id="till-1"), "till-1")
+    await await_for(lambda: rig.store.get_instance("Till", "till-1"), what="the till opened")
+    rig.send(AddToTill(till_id="till-1", amount=-5), "till-1")
+    rig.send("this is not a message")
+
+    async with console_for(rig) as client:
+        async def errors(query: str) -> dict[str, Any]:
+            answer = await client.get(f"/api/errors?{query}", headers=bearer(VIEWER))
+            assert answer.status_code == 200, answer.text
+            return dict(answer.json())
+
+        async def listed(query: str, count: int) -> list[dict[str, Any]] | None:
+            found = await errors(query)
+            return found["errors"] if found["total"] == count else None
+
+        [poison] = await await_for(lambda: listed("orderId=till-1", 1), what="the error")
+        assert "rules v1" in poison["reason"] and poison["status"] == "open"
+        [malformed] = await await_for(lambda: listed("noOrder=true", 1),
+                                      what="the malformed message's error")
+        assert malformed["correlationId"] is None
+        assert (await errors("messageType=addtotill&endpoint=till"))["total"] == 1
+        assert (await errors("olderThan=3600"))["total"] == 0
+
+        listing = await asyncio.to_thread(rig.cli, "errors", "list", "--order", "till-1")
+        assert listing.exit_code == 0, listing.output
+        assert "AddToTill" in listing.output and "rules v1" in listing.output
+        shown = await asyncio.to_thread(rig.cli, "errors", "show", str(poison["id"]))
+        assert shown.exit_code == 0 and '"amount":-5' in shown.output.replace(" ", "")
+
+        # A viewer may look but not act.
+        refused = await client.post(f"/api/errors/{poison['id']}/redrive",
+                                     headers=bearer(VIEWER), json={})
+        assert refused.status_code == 403
+
+        # Redriven before the fix: it fails again, back in the store with its new reason.
+        RULES["version"] = "v2"
+        first = await client.post(f"/api/errors/{poison['id']}/redrive",
+                                  headers=bearer(OPERATOR), json={"reason": "try again"})
+        assert first.status_code == 200 and first.json()["changed"] is True, first.text
+        again = await await_for(lambda: listed("orderId=till-1&status=open", 1),
+                                what="the second failure")
+        assert again[0]["id"] != poison["id"] and "rules v2" in again[0]["reason"]
+        twice = await client.post(f"/api/errors/{poison['id']}/redrive",
+                                  headers=bearer(OPERATOR), json={})
+        assert twice.status_code == 200 and twice.json()["changed"] is False
+        assert "redriven already" in twice.json()["message"]
+
+        # The fix, then the redrive (from the command line): processed once.
+        RULES["accept_negative"] = True
+        fixed = await asyncio.to_thread(rig.cli, "errors", "redrive", str(again[0]["id"]),
+                                        "--reason", "rules fixed")
+        assert fixed.exit_code == 0, fixed.output
+        await await_for(lambda: _equal(rig.seen("till-1"), [-5]), what="the redrive")
+
+        # The dead-letter queue holds both failed deliveries and the malformed message:
+        # moved back, the duplicates are absorbed by the inbox.
+        moved = await asyncio.to_thread(rig.cli, "dlq", "redrive", rig.prefix + "till-dlq",
+                                        "--reason", "drain")
+        assert moved.exit_code == 0, moved.output
+        assert "3 messages moved" in moved.output
+        await await_for(lambda: _drained(rig), what="the moved messages handled")
+        assert await rig.seen("till-1") == [-5]
+        assert (await errors("orderId=till-1"))["total"] == 2  # no new failure
+        assert (await errors("noOrder=true"))["total"] == 2  # the malformed one, again
+
+        # Every action is audited, and the order's timeline shows them.
+        timeline = (await client.get("/api/orders/till-1", headers=bearer(VIEWER))).json()
+        operator = [e for e in timeline["timeline"]["entries"] if e["kind"] == "operator"]
+        assert [(e["details"]["actor"], e["details"]["action"], e["details"]["outcome"])
+                for e in operator] == [("olga", "redrive", "redriven"),
+                                       ("olga", "redrive", "unchanged"),
+                                       ("otto", "redrive", "redriven"),
+                                       ("otto", "dlq-redrive", "moved")]
+        assert operator[0]["details"]["reason"] == "try again"
+        page = await client.get("/orders/till-1", headers=bearer(VIEWER))
+        assert "olga: redrive" in page.text
+    shown = await asyncio.to_thread(rig.cli, "orders", "show", "till-1", "--no-aws")
+    assert shown.exit_code == 0 and "otto: redrive" in shown.output, shown.output
+
+
+async def _equal(got: Any, wanted: Any) -> bool:
+    return bool(await got == wanted)
+
+
+async def _drained(rig: Rig) -> bool:
+    return await asyncio.to_thread(rig.depth, "till") == 0
