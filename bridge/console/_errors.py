@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -210,6 +211,10 @@ async def _dlq(console: Console, actor: str, queue: str, to: str | None, limit: 
             result = await redrive_dead_letters(client, queue, to=to, limit=limit)
     except DlqProblem as exc:
         return 400, {"detail": str(exc), "moved": 0}
+    except (BotoCoreError, ClientError) as exc:
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        return 503, {"detail": f"SQS did not answer ({type(exc).__name__}: {line}): nothing "
+                               "moved; try again when AWS answers", "moved": 0}
     await audit_dlq_redrive(res.audit, result, actor=actor, reason=reason, at=now())
     return (503 if result.problem else 200), result.as_dict()
 

@@ -238,6 +238,8 @@ def dlq_redrive_command(
     """Move an SQS dead-letter queue's messages back to its source queue (AWS from
     STEPSAGA_AWS_*): received, sent, then deleted, ten at a time. Each keeps its message
     id, so a duplicate is absorbed by the inbox. Audited in the database."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from bridge.errorstore import DlqProblem, audit_dlq_redrive, redrive_dead_letters, sqs_client
     from core_saga import AwsConfig
 
@@ -249,6 +251,9 @@ def dlq_redrive_command(
                 result = await redrive_dead_letters(client, queue, to=to, limit=limit)
         except DlqProblem as exc:
             raise _fail(f"{exc}: nothing moved") from None
+        except (BotoCoreError, ClientError) as exc:
+            raise _fail(f"SQS did not answer ({type(exc).__name__}: {exc}): nothing "
+                        "moved") from None
         await audit_dlq_redrive(audit, result, actor=actor, reason=reason,
                                 at=datetime.now(UTC))
         return result

@@ -7,7 +7,6 @@ and in the order's timeline. Then the bad input and the faults, and who may do w
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from typer.testing import CliRunner
 
 from bridge.audit import AuditLog
 from bridge.console import ConsoleSettings, create_app
-from bridge.errorstore import ErrorFilters, list_errors
 from core_saga import Envelope, Event, Message, Saga, SagaState, State, Worker, WorkerSettings
 from core_saga.emulator import Emulator
 from core_saga.persistence import ErrorRecord, SagaStore, SqlStore, store_from_url
@@ -111,8 +109,9 @@ class Rig:
         return None if record is None else list(record.data["seen"])
 
     def cli(self, *args: str) -> Any:
-        from bridge.cli import register
         import typer
+
+        from bridge.cli import register
 
         app = typer.Typer()
 
@@ -156,9 +155,9 @@ async def rig(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Rig]:
 
 
 def console_for(rig: Rig, **extra: Any) -> httpx.AsyncClient:
+    fields = {"aws_endpoint_url": rig.emulator.endpoint_url, **extra}
     settings = ConsoleSettings(database_url=rig.url, console_tokens=TOKENS,  # type: ignore[arg-type]
-                               aws_endpoint_url=rig.emulator.endpoint_url,
-                               queue_prefix=rig.prefix, **extra)
+                               queue_prefix=rig.prefix, **fields)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings)),
                              base_url=ORIGIN)
 
@@ -250,3 +249,104 @@ async def _equal(got: Any, wanted: Any) -> bool:
 
 async def _drained(rig: Rig) -> bool:
     return await asyncio.to_thread(rig.depth, "till") == 0
+
+
+UNREACHABLE = "http://127.0.0.1:9"
+"""Nothing listens there: AWS unreachable."""
+
+
+@pytest.fixture
+async def seeded(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Rig]:
+    """Errors without a worker: one of an order, one without, an outbox delivery."""
+    prefix = f"eb{uuid.uuid4().hex[:8]}-"
+    emulator.create_queue(prefix + "till", dlq=False)
+    url = sqlite_url(tmp_path)
+    store = SqlStore.from_url(url)
+    await store.create_schema()
+    now = datetime.now(UTC)
+    body = Envelope(AddToTill(till_id="o-9", amount=-1), correlation_id="o-9")
+    for record in (
+            ErrorRecord("till", "ValueError", "refused", body.encode().decode(),
+                        now - timedelta(hours=2), body.message_id, body.message_type, "o-9"),
+            ErrorRecord("till", "MalformedMessageError", "not JSON", "garbage", now),
+            ErrorRecord("outbox:send:billing", "DeliveryFailed", "no such queue", "{}", now,
+                        "m-3", "urn:message:t:Bill:v1", "o-9")):
+        await store.add_error(record)
+    yield Rig(emulator, url, prefix, store, emulator.boto3_client("sqs"))
+    await store.close()
+
+
+async def test_bad_input_faults_and_who_may_redrive(seeded: Rig) -> None:
+    rig = seeded
+
+    async def audited() -> list[tuple[str, str, str]]:
+        entries, _ = await AuditLog.open(rig.store).entries()
+        return [(e.actor, e.target, e.outcome) for e in reversed(entries)]
+
+    async with console_for(rig, aws_endpoint_url=UNREACHABLE) as offline:
+        down = await offline.post("/api/errors/1/redrive", headers=bearer(OPERATOR), json={})
+        assert down.status_code == 503 and "nothing changed" in down.json()["message"]
+        assert (await offline.get("/api/errors/1", headers=bearer(VIEWER))
+                ).json()["status"] == "open"
+        assert await asyncio.to_thread(rig.depth, "till") == 0
+        dlq = await offline.post("/api/dlq/redrive", headers=bearer(OPERATOR),
+                                 json={"queue": "any-dlq"})
+        assert dlq.status_code == 503 and "did not answer" in dlq.json()["detail"]
+    assert await audited() == [("olga", "error:1", "failed")]
+
+    async with console_for(rig) as client:
+        unknown = await client.post("/api/errors/999/redrive", headers=bearer(OPERATOR),
+                                    json={})
+        assert unknown.status_code == 404 and unknown.json()["message"] == "no error 999"
+        outbox = await client.post("/api/errors/3/redrive", headers=bearer(OPERATOR), json={})
+        assert outbox.status_code == 409 and "outbox delivery" in outbox.json()["message"]
+        for token in (VIEWER, APPROVER):
+            assert (await client.post("/api/errors/1/redrive", headers=bearer(token),
+                                      json={})).status_code == 403
+        unfiltered = await client.post("/api/errors/redrive", headers=bearer(OPERATOR),
+                                       json={})
+        assert unfiltered.status_code == 400
+        no_queue = await client.post("/api/dlq/redrive", headers=bearer(OPERATOR),
+                                     json={"queue": rig.prefix + "nope"})
+        assert no_queue.status_code == 400 and "no queue" in no_queue.json()["detail"]
+        assert await asyncio.to_thread(rig.depth, "till") == 0
+
+        done = await client.post("/api/errors/redrive", headers=bearer(OPERATOR),
+                                 json={"endpoint": "till", "olderThan": 3600})
+        assert done.status_code == 200 and done.json()["redriven"] == 1, done.text
+        again = await client.post("/api/errors/1/redrive", headers=bearer(OPERATOR), json={})
+        assert again.status_code == 200 and again.json()["changed"] is False
+        assert await asyncio.to_thread(rig.depth, "till") == 1
+
+        # The pages: a session needs the operator role and its CSRF token, and confirms.
+        viewer_csrf = await sign_in(client, VIEWER, next_page="/errors")
+        as_viewer = await client.post("/errors/2/redrive", headers=FORM,
+                                      content=form({"csrf_token": viewer_csrf}))
+        assert as_viewer.status_code == 403
+        await client.post("/logout", headers=FORM, content=form({"csrf_token": viewer_csrf}))
+        csrf = await sign_in(client, OPERATOR, next_page="/errors")
+        listing = (await client.get("/errors?noOrder=true")).text
+        assert "not JSON" in listing and "refused" not in listing
+        assert (await client.post("/errors/2/redrive", headers=FORM,
+                                  content=form({"confirm": "yes"}))).status_code == 403
+        asked = await client.post("/errors/2/redrive", headers=FORM,
+                                  content=form({"csrf_token": csrf, "reason": "retry"}))
+        assert asked.status_code == 200 and 'id="confirm"' in asked.text
+        assert await asyncio.to_thread(rig.depth, "till") == 1
+        sent = await client.post("/errors/2/redrive", headers=FORM, content=form(
+            {"csrf_token": csrf, "reason": "retry", "confirm": "yes"}))
+        assert sent.status_code == 303 and "sent%20back" in sent.headers["location"]
+        page = (await client.get("/errors/2")).text
+        assert 'id="redriven"' in page and "garbage" in page
+        assert await asyncio.to_thread(rig.depth, "till") == 2
+    assert await audited() == [("olga", "error:1", "failed"), ("olga", "error:1", "redriven"),
+                               ("olga", "error:1", "unchanged"),
+                               ("olga", "error:2", "redriven")]
+
+    unknown_cli = await asyncio.to_thread(rig.cli, "errors", "redrive", "999")
+    assert unknown_cli.exit_code == 1 and "no error 999" in unknown_cli.output
+    twice_cli = await asyncio.to_thread(rig.cli, "errors", "redrive", "1")
+    assert twice_cli.exit_code == 0 and "redriven already" in twice_cli.output
+    no_dlq = await asyncio.to_thread(rig.cli, "dlq", "redrive", rig.prefix + "nope")
+    assert no_dlq.exit_code == 1 and "nothing moved" in no_dlq.output
+    assert await asyncio.to_thread(rig.depth, "till") == 2
