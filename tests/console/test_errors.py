@@ -156,7 +156,7 @@ async def rig(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Rig]:
 
 def console_for(rig: Rig, **extra: Any) -> httpx.AsyncClient:
     fields = {"aws_endpoint_url": rig.emulator.endpoint_url, **extra}
-    settings = ConsoleSettings(database_url=rig.url, console_tokens=TOKENS,  # type: ignore[arg-type]
+    settings = ConsoleSettings(database_url=rig.url, console_tokens=TOKENS,
                                queue_prefix=rig.prefix, **fields)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings)),
                              base_url=ORIGIN)
