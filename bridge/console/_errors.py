@@ -65,6 +65,11 @@ async def redriver(console: Console) -> AsyncIterator[ErrorRedriver]:
         yield ErrorRedriver(res.store, res.audit, TransportSender(transport))
 
 
+BODY: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not JSON, or the input is wrong (the detail says)"},
+    415: {"description": "The body is not JSON"}}
+
+
 def _seconds(value: int | None) -> timedelta | None:
     return None if value is None else timedelta(seconds=value)
 
@@ -161,6 +166,7 @@ async def api_error(request: Request, _: Viewer,
 
 
 @api.post("/errors/{error_id}/redrive", responses={
+    **BODY,
     404: {"description": "No such error"},
     409: {"description": "Not a queue's message (an outbox delivery)"},
     503: {"description": "The queue did not take it: nothing changed"}})
@@ -177,7 +183,8 @@ async def api_redrive(request: Request, who: Operator,
 
 
 @api.post("/errors/redrive", responses={
-    400: {"description": "No filter given"},
+    **BODY,
+    400: {"description": "No filter given, or the body is not JSON"},
     503: {"description": "A send failed: the errors not sent yet are unchanged"}})
 async def api_redrive_matching(request: Request, who: Operator,
                                body: RedriveMatching) -> JSONResponse:
@@ -193,7 +200,9 @@ async def api_redrive_matching(request: Request, who: Operator,
 
 
 @api.post("/dlq/redrive", responses={
-    400: {"description": "The queues are wrong (no such queue, no single source)"},
+    **BODY,
+    400: {"description": "The queues are wrong (no such queue, no single source), or the "
+                         "body is not JSON"},
     503: {"description": "SQS failed during the move: the rest stay where they were"}})
 async def api_dlq_redrive(request: Request, who: Operator, body: DlqBody) -> JSONResponse:
     """Move an SQS dead-letter queue's messages back to its source queue (or ``to``);
