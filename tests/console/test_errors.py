@@ -7,6 +7,7 @@ and in the order's timeline. Then the bad input and the faults, and who may do w
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -265,12 +266,16 @@ async def seeded(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Rig]:
     await store.create_schema()
     now = datetime.now(UTC)
     body = Envelope(AddToTill(till_id="o-9", amount=-1), correlation_id="o-9")
+    later = Envelope(AddToTill(till_id="o-10", amount=-2), correlation_id="o-10")
     for record in (
             ErrorRecord("till", "ValueError", "refused", body.encode().decode(),
                         now - timedelta(hours=2), body.message_id, body.message_type, "o-9"),
             ErrorRecord("till", "MalformedMessageError", "not JSON", "garbage", now),
             ErrorRecord("outbox:send:billing", "DeliveryFailed", "no such queue", "{}", now,
-                        "m-3", "urn:message:t:Bill:v1", "o-9")):
+                        "m-3", "urn:message:t:Bill:v1", "o-9"),
+            ErrorRecord("till", "ValueError", "late", later.encode().decode(),
+                        now - timedelta(minutes=10), later.message_id, later.message_type,
+                        "o-10")):
         await store.add_error(record)
     yield Rig(emulator, url, prefix, store, emulator.boto3_client("sqs"))
     await store.close()
@@ -350,3 +355,13 @@ async def test_bad_input_faults_and_who_may_redrive(seeded: Rig) -> None:
     no_dlq = await asyncio.to_thread(rig.cli, "dlq", "redrive", rig.prefix + "nope")
     assert no_dlq.exit_code == 1 and "nothing moved" in no_dlq.output
     assert await asyncio.to_thread(rig.depth, "till") == 2
+
+    old = await asyncio.to_thread(rig.cli, "errors", "list", "--older-than", "1h", "--json")
+    assert [e["id"] for e in json.loads(old.output)["errors"]] == [1]
+    unfiltered_cli = await asyncio.to_thread(rig.cli, "errors", "redrive", "--all")
+    assert unfiltered_cli.exit_code == 2 and "at least one filter" in unfiltered_cli.output
+    every = await asyncio.to_thread(rig.cli, "errors", "redrive", "--all", "--endpoint",
+                                    "till", "--older-than", "5m", "--reason", "batch")
+    assert every.exit_code == 0 and "1 of 1 matching errors redriven" in every.output
+    assert await asyncio.to_thread(rig.depth, "till") == 3
+    assert (await audited())[-1] == ("otto", "error:4", "redriven")
