@@ -21,10 +21,11 @@ from typer.testing import CliRunner
 
 from bridge.audit import AuditLog
 from bridge.console import ConsoleSettings, create_app
+from bridge.errorstore import ErrorFilters, ErrorRedriver, TransportSender, list_errors
 from core_saga import Envelope, Event, Message, Saga, SagaState, State, Worker, WorkerSettings
 from core_saga.emulator import Emulator
 from core_saga.persistence import ErrorRecord, SagaStore, SqlStore, store_from_url
-from core_saga.transports import SqsTransport
+from core_saga.transports import InMemoryTransport, SqsTransport
 from tests.console.support import (
     FORM,
     ORIGIN,
@@ -365,3 +366,45 @@ async def test_bad_input_faults_and_who_may_redrive(seeded: Rig) -> None:
     assert every.exit_code == 0 and "1 of 1 matching errors redriven" in every.output
     assert await asyncio.to_thread(rig.depth, "till") == 3
     assert (await audited())[-1] == ("otto", "error:4", "redriven")
+
+
+async def test_filters_and_a_concurrent_second_redrive_on_every_sql_store(
+        sql_store: SagaStore) -> None:
+    """The filters run in the database, and of two redrives of one error at the same time
+    exactly one sends (SQLite, PostgreSQL through SQLAlchemy and raw asyncpg)."""
+    audit = AuditLog.open(sql_store)
+    await audit.create_table()
+    now = datetime.now(UTC)
+    for record in (
+            ErrorRecord("till", "ValueError", "a", "{}", now - timedelta(hours=3), "m-1",
+                        "urn:message:t:AddToTill:v1", "o-1"),
+            ErrorRecord("till", "MalformedMessageError", "b", "x%_", now),
+            ErrorRecord("other", "ValueError", "c", "{}", now, "m-3",
+                        "urn:message:t:OpenTill:v1", "o-1")):
+        await sql_store.add_error(record)
+
+    async def ids(**filters: Any) -> list[int]:
+        items, total = await list_errors(sql_store, ErrorFilters(**filters), now=now)
+        assert total == len(items)
+        return [i.id for i in items]
+
+    assert await ids() == [3, 2, 1]
+    assert await ids(endpoint="till") == [2, 1]
+    assert await ids(message_type="ADDTOTILL") == [1]
+    assert await ids(message_type="%") == []  # a pattern character is a character
+    assert await ids(older_than=timedelta(hours=1)) == [1]
+    assert await ids(newer_than=timedelta(hours=1)) == [3, 2]
+    assert await ids(correlation_id="o-1") == [3, 1]
+    assert await ids(without_order=True) == [2]
+
+    transport = InMemoryTransport()
+    redriver = ErrorRedriver(sql_store, audit, TransportSender(transport))
+    results = await asyncio.gather(*(redriver.redrive(1, actor=name)
+                                     for name in ("ann", "bob")))
+    assert sorted(r.outcome for r in results) == ["redriven", "unchanged"]
+    assert transport.depth("till") == 1
+    assert await ids(status="redriven") == [1]
+    assert await ids(status="open") == [3, 2]
+    batch = await redriver.redrive_matching(ErrorFilters(endpoint="till"), actor="ann")
+    assert (batch.matched, batch.count("redriven")) == (1, 1)
+    assert transport.depth("till") == 2
