@@ -241,6 +241,7 @@ async def test_a_poison_message_is_fixed_redriven_and_processed_once(rig: Rig) -
         assert operator[0]["details"]["reason"] == "try again"
         page = await client.get("/orders/till-1", headers=bearer(VIEWER))
         assert "olga: redrive" in page.text
+        assert f'href="/errors/{poison["id"]}"' in page.text  # the error, one click away
     shown = await asyncio.to_thread(rig.cli, "orders", "show", "till-1", "--no-aws")
     assert shown.exit_code == 0 and "otto: redrive" in shown.output, shown.output
 
