@@ -244,9 +244,11 @@ async def order_state(console: Console, order_id: str) -> OrderState | None:
     rows = await res.store.outbox_for(order_id)
     errors = await res.store.errors_for(order_id)
     reviews = await res.reviews.list_reviews(status=None, correlation_id=order_id)
+    latest, audited = await res.audit.entries(correlation_id=order_id, limit=1)
     parts = [*(f"{i.saga_type}:{i.state}:{i.version}" for i in instances), str(len(history)),
              *(f"{r.id}:{r.attempts}:{r.dispatched_at is not None}:{r.failed}" for r in rows),
-             str(len(errors)), *(f"{r.id}:{r.status}" for r in reviews)]
+             str(len(errors)), *(f"{r.id}:{r.status}" for r in reviews),
+             f"{audited}:{latest[0].id if latest else 0}"]
     digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
     if instances:
         saga_type, state = instances[0].saga_type, instances[0].state

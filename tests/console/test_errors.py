@@ -207,10 +207,15 @@ async def test_a_poison_message_is_fixed_redriven_and_processed_once(rig: Rig) -
         again = await await_for(lambda: listed("orderId=till-1&status=open", 1),
                                 what="the second failure")
         assert again[0]["id"] != poison["id"] and "rules v2" in again[0]["reason"]
+        before = (await client.get("/api/order-state/till-1", headers=bearer(VIEWER))
+                  ).json()["fingerprint"]
         twice = await client.post(f"/api/errors/{poison['id']}/redrive",
                                   headers=bearer(OPERATOR), json={})
         assert twice.status_code == 200 and twice.json()["changed"] is False
         assert "redriven already" in twice.json()["message"]
+        # Even an action that changed nothing is on the timeline: the open page reloads.
+        assert (await client.get("/api/order-state/till-1", headers=bearer(VIEWER))
+                ).json()["fingerprint"] != before
 
         # The fix, then the redrive (from the command line): processed once.
         RULES["accept_negative"] = True
