@@ -11,7 +11,8 @@
 
 - The operator's side: :func:`build_timeline` (one order's saga history, messages,
   hand-offs and Step Functions executions, in time order), the review store and
-  :class:`ReviewService` (approve / reject pending manual reviews), and the ops
+  :class:`ReviewService` (approve / reject pending manual reviews), the error store
+  browsed and redriven (``bridge.errorstore``), and the ops
   console (``bridge.console.create_app``; its dependencies come with the ``console``
   extra, and importing ``bridge`` does not load them).
 

@@ -1,4 +1,5 @@
-"""The bridge's ``stepsaga`` commands: ``console`` and ``orders show ID`` (``contracts``
+"""The bridge's ``stepsaga`` commands: ``console``, ``orders show ID``, ``errors`` and
+``dlq`` (:mod:`bridge.errorstore.cli`) (``contracts``
 lives in :mod:`bridge.contracts.cli`). Registered through the ``stepsaga.cli``
 entry-point group (core_saga does not import the bridge). Outside the console package, so
 that the commands load without FastAPI (the ``console`` extra) until one serves."""
@@ -22,7 +23,8 @@ orders_app = typer.Typer(name="orders", no_args_is_help=True,
 
 _KIND_STYLE = {"transition": "bold", "error": "red", "decision": "green",
                "handoff": "dark_orange", "supervisor": "magenta", "callback": "cyan",
-               "compensation": "yellow", "retry": "yellow", "received": "dim"}
+               "compensation": "yellow", "retry": "yellow", "received": "dim",
+               "operator": "bold blue"}
 
 
 def _fail(message: str) -> typer.Exit:
@@ -127,6 +129,7 @@ def show(
 ) -> None:
     """Print an order's timeline: transitions, messages, errors, hand-offs, reviews and
     the supervisor executions, in time order, and why it is where it is."""
+    from bridge.audit import AuditLog
     from bridge.reviews import ReviewStore, StepFunctions
     from bridge.timeline import build_timeline
     from core_saga.persistence import redact_url, store_from_url
@@ -145,7 +148,7 @@ def show(
             try:
                 return await build_timeline(store, order_id, saga_type=saga_type,
                                             sfn=StepFunctions() if aws else None,
-                                            reviews=reviews)
+                                            reviews=reviews, audit=AuditLog.open(store))
             finally:
                 await reviews.close()
         finally:
@@ -198,6 +201,9 @@ orders_app.command("show")(show)
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``console`` and ``orders`` to the ``stepsaga`` app."""
+    """Add ``console``, ``orders``, ``errors`` and ``dlq`` to the ``stepsaga`` app."""
+    from bridge.errorstore.cli import register as register_errors
+
     app.command("console")(serve)
     app.add_typer(orders_app, name="orders")
+    register_errors(app)

@@ -20,7 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from bridge.reviews import StepFunctions
 from core_saga import Saga
 
-from . import _api, _pages
+from . import _api, _errors, _pages
 from ._deps import PageProblem
 from ._limits import BodySizeLimit
 from ._resources import Console, ConsoleUnavailable
@@ -133,7 +133,9 @@ def create_app(settings: ConsoleSettings | None = None, *,
                     "<token>`; approving and rejecting need the approver role.")
     app.state.console = console
     app.include_router(_api.router)
+    app.include_router(_errors.api)
     app.include_router(_pages.router)
+    app.include_router(_errors.pages)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _install_handlers(app, console)
 

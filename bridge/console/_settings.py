@@ -67,6 +67,9 @@ class ConsoleSettings(BaseSettings):
     aws_endpoint_url: str | None = None
     """Set for the local emulator: the console then shows DescribeExecution instead of
     linking to the AWS console."""
+    queue_prefix: str = ""
+    """The workers' queue prefix (``STEPSAGA_QUEUE_PREFIX``): a redriven error goes back to
+    the queue prefix + its endpoint's name."""
     console_tokens: dict[str, TokenGrant] = Field(default_factory=dict, repr=False)
     console_stuck_after_seconds: int = Field(3600, ge=1)
     """An order in the same (not final) state for longer than this is stuck."""

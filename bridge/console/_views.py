@@ -244,9 +244,11 @@ async def order_state(console: Console, order_id: str) -> OrderState | None:
     rows = await res.store.outbox_for(order_id)
     errors = await res.store.errors_for(order_id)
     reviews = await res.reviews.list_reviews(status=None, correlation_id=order_id)
+    latest, audited = await res.audit.entries(correlation_id=order_id, limit=1)
     parts = [*(f"{i.saga_type}:{i.state}:{i.version}" for i in instances), str(len(history)),
              *(f"{r.id}:{r.attempts}:{r.dispatched_at is not None}:{r.failed}" for r in rows),
-             str(len(errors)), *(f"{r.id}:{r.status}" for r in reviews)]
+             str(len(errors)), *(f"{r.id}:{r.status}" for r in reviews),
+             f"{audited}:{latest[0].id if latest else 0}"]
     digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
     if instances:
         saga_type, state = instances[0].saga_type, instances[0].state
@@ -284,7 +286,7 @@ async def order_detail(console: Console, order_id: str, saga_type: str | None, *
         kinds = [i.saga_type for i in await res.store.instances_of(order_id)]
         model = next((console.models[k] for k in kinds if k in console.models), None)
     timeline = await build_timeline(res.store, order_id, saga_type=saga_type, sfn=res.sfn,
-                                    reviews=res.reviews, model=model,
+                                    reviews=res.reviews, audit=res.audit, model=model,
                                     aws=console.settings.aws())
     if timeline is None:
         return None

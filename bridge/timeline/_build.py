@@ -10,11 +10,13 @@ import orjson
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from bridge._handoffs import handoffs_of
+from bridge.audit import AuditEntry, AuditLog
 from bridge.reviews import Review, ReviewStore, StepFunctions, execution_console_url
 from core_saga import AwsConfig, SagaModel
 from core_saga.persistence import InboxRecord, SagaStore
 
 from ._entries import (
+    audit_entries,
     compensation_types,
     error_entries,
     handoff_entries,
@@ -62,6 +64,16 @@ def _anchors(transitions: Sequence[TimelineEntry], written: Sequence[TimelineEnt
     return anchors
 
 
+async def _safe_audit(audit: AuditLog | None, correlation_id: str) -> list[AuditEntry]:
+    if audit is None:
+        return []
+    try:
+        entries, _ = await audit.entries(correlation_id=correlation_id, limit=500)
+    except (OperationalError, ProgrammingError, DBAPIError):
+        return []  # no audit_log table in this database
+    return list(reversed(entries))
+
+
 async def _executions(arns: dict[str, tuple[str | None, str | None]],
                       sfn: StepFunctions | None, aws: AwsConfig
                       ) -> tuple[list[ExecutionLink], list[TimelineEntry], set[str]]:
@@ -95,6 +107,7 @@ async def _executions(arns: dict[str, tuple[str | None, str | None]],
 async def build_timeline(store: SagaStore, correlation_id: str, *,
                          saga_type: str | None = None, sfn: StepFunctions | None = None,
                          reviews: ReviewStore | None = None,
+                         audit: AuditLog | None = None,
                          model: SagaModel | None = None,
                          aws: AwsConfig | None = None,
                          now: datetime | None = None) -> Timeline | None:
@@ -105,7 +118,8 @@ async def build_timeline(store: SagaStore, correlation_id: str, *,
     on every store. `sfn` reads each supervisor execution's history (and, on the
     emulator, its DescribeExecution); without it the Step Functions part is left out.
     `model` (the saga's compiled model) marks its compensations and says what the
-    order waits for; `reviews` adds the stored reviews.
+    order waits for; `reviews` adds the stored reviews; `audit` what people did to it
+    (redrives, resumes, cancels: the audit log's entries of the order).
     """
     aws = aws or (sfn.config if sfn is not None else AwsConfig.from_env())
     live = await store.instances_of(correlation_id)
@@ -144,6 +158,7 @@ async def build_timeline(store: SagaStore, correlation_id: str, *,
     handed = handoff_entries(handoffs)
     entries = merge(transitions, handed, sent, failures, supervisor,
                     review_entries(review_list),
+                    audit_entries(await _safe_audit(audit, correlation_id)),
                     anchors=_anchors(transitions, [*handed, *sent]))
     entries = [e.model_copy(update={"summary": redact(e.summary, tokens),
                                     "details": redact(_jsonable(e.details), tokens)})

@@ -10,6 +10,7 @@ from typing import Any
 from bridge._handoffs import HandoffRecord
 from bridge._publisher import EVENTBRIDGE
 from bridge._task_answers import TASK_ANSWER
+from bridge.audit import AuditEntry
 from bridge.contracts import (
     MESSAGE_NAMESPACE,
     SUPERVISION_COMPLETED_URN,
@@ -24,7 +25,9 @@ from ._model import EntryKind, TimelineEntry
 from ._redact import parse_json, tokens_in, trace_id_of
 
 _SOURCE_ORDER = {"saga": 0, "handoff": 1, "outbox": 2, "inbox": 3, "errors": 4,
-                 "stepfunctions": 5, "reviews": 6}
+                 "stepfunctions": 5, "reviews": 6, "audit": 7}
+DECISIONS = frozenset({"approve", "reject"})
+"""Audited actions the timeline shows through their reviews already."""
 MAX_TEXT = 4000
 """Longer texts (reasons, bodies) are clipped in a timeline's details."""
 
@@ -208,11 +211,30 @@ def error_entries(records: Sequence[ErrorRecord]) -> tuple[list[TimelineEntry], 
             kind="error", at=utc(record.at), source="errors",
             summary=f"{record.endpoint} could not handle {name}: {record.error_type}: "
                     f"{clip(record.reason, 300)}",
-            details={"endpoint": record.endpoint, "errorType": record.error_type,
+            details={"errorId": record.id, "endpoint": record.endpoint,
+                     "errorType": record.error_type,
                      "reason": clip(record.reason), "messageId": record.message_id,
                      "messageType": record.message_type, "body": clip(record.body),
                      "traceId": trace}))
     return entries, traces
+
+
+def audit_entries(entries: Sequence[AuditEntry]) -> list[TimelineEntry]:
+    """What people did to the order (the audit log: redrives, resumes, cancels, …),
+    but the review decisions, which the reviews show."""
+    found = []
+    for entry in entries:
+        if entry.action in DECISIONS:
+            continue
+        why = f" — {clip(entry.reason, 300)}" if entry.reason else ""
+        found.append(TimelineEntry(
+            kind="operator", at=utc(entry.at), source="audit",
+            summary=f"{entry.actor}: {entry.action} {entry.target}: {entry.outcome}{why}",
+            details={"auditId": entry.id, "actor": entry.actor, "action": entry.action,
+                     "target": entry.target, "outcome": entry.outcome,
+                     "reason": entry.reason, "comment": entry.comment,
+                     "detail": entry.detail}))
+    return found
 
 
 def handoff_entries(handoffs: Sequence[HandoffRecord]) -> list[TimelineEntry]:

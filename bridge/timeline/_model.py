@@ -8,12 +8,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 EntryKind = Literal["transition", "retry", "compensation", "sent", "published", "scheduled",
-                    "received", "error", "handoff", "decision", "callback", "supervisor"]
+                    "received", "error", "handoff", "decision", "callback", "supervisor",
+                    "operator"]
 EntrySource = Literal["saga", "outbox", "inbox", "errors", "handoff", "reviews",
-                      "stepfunctions"]
+                      "stepfunctions", "audit"]
 ENTRY_KINDS: tuple[str, ...] = ("transition", "retry", "compensation", "sent", "published",
                                 "scheduled", "received", "error", "handoff", "decision",
-                                "callback", "supervisor")
+                                "callback", "supervisor", "operator")
 
 
 class TimelineEntry(BaseModel):

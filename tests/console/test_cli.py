@@ -37,7 +37,9 @@ def test_the_commands_register_through_the_entry_point_group() -> None:
 
 
 @pytest.mark.parametrize("args", [["console", "--help"], ["orders", "--help"],
-                                  ["orders", "show", "--help"]])
+                                  ["orders", "show", "--help"], ["errors", "--help"],
+                                  ["errors", "list", "--help"], ["errors", "show", "--help"],
+                                  ["errors", "redrive", "--help"], ["dlq", "redrive", "--help"]])
 def test_every_command_has_help(cli: typer.Typer, args: list[str]) -> None:
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
