@@ -18,6 +18,7 @@ EXTENSIONS: tuple[str, ...] = (
     "sfn_execution_name",       # StartExecution without a name gets a UUID
     "sfn_context_times",        # $$.Execution.StartTime / $$.State.EnteredTime as AWS
     "sfn_string_output",        # DescribeExecution: a string output as JSON
+    "sfn_stop_execution",       # StopExecution ends ABORTED, even waiting on a task token
     "sfn_status_events",        # execution status changes on the default bus (aws.states)
     "asl_timestamps",           # Choice/Wait timestamps: fractions, offsets, UTC
     "intrinsic_format",         # States.Format: \{ \} escapes, lone braces
