@@ -62,7 +62,8 @@ class StepsagaStack(Stack):
                           for name, item in self.machines.workflows.items()}
         self.bus = SupervisionBus(
             self, "Supervision", settings=settings, removal_policy=self.removal_policy,
-            state_machines=state_machines, key=self.key)
+            state_machines=state_machines, saga_queue=self.queues.queue(SAGA_QUEUE),
+            key=self.key)
         worker_queues = [queue for name in QUEUE_NAMES if name != REVIEW_QUEUE
                          for queue in (self.queues.pairs[name].queue,
                                        self.queues.pairs[name].dlq)]
