@@ -26,6 +26,7 @@ EXTENSIONS: tuple[str, ...] = (
     "events_put_faults",        # test tool: make PutEvents entries fail on request
     # CloudFormation, as the CDK CLI drives it (docs/deploy.md, `stepsaga local deploy`)
     "cfn_event_bus_ref",        # Ref to an EventBus is its name (moto: HTTP 500)
+    "cfn_event_archives",       # AWS::Events::Archive: pattern, updates, deletion
     "cfn_state_machines",       # machines from CFN run, with substitutions and logging
     "cfn_change_set_execution", # outputs after a change set; a failed one shows FAILED
     "cfn_missing_change_sets",  # Describe/DeleteChangeSet of a missing set, as AWS
