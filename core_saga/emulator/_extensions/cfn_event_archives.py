@@ -30,7 +30,7 @@ def apply() -> None:
     models = importlib.import_module("moto.events.models")
     archive_class = models.Archive
 
-    def create(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
+    def create(cls: Any, /, resource_name: str, cloudformation_json: Any, account_id: str,
                region_name: str, **kwargs: Any) -> Any:
         properties = cloudformation_json["Properties"]
         backend = models.events_backends[account_id][region_name]
@@ -44,7 +44,7 @@ def apply() -> None:
                                       properties.get("Description"), _pattern(properties),
                                       properties.get("RetentionDays"))
 
-    def update(cls: Any, original_resource: Any, new_resource_name: str,
+    def update(cls: Any, /, original_resource: Any, new_resource_name: str,
                cloudformation_json: Any, account_id: str, region_name: str) -> Any:
         properties = cloudformation_json["Properties"]
         if (properties.get("ArchiveName") or new_resource_name) == original_resource.name:
@@ -54,7 +54,7 @@ def apply() -> None:
         original_resource.delete(account_id, region_name)
         return create(cls, new_resource_name, cloudformation_json, account_id, region_name)
 
-    def delete(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
+    def delete(cls: Any, /, resource_name: str, cloudformation_json: Any, account_id: str,
                region_name: str) -> None:
         backend = models.events_backends[account_id][region_name]
         name = (cloudformation_json.get("Properties") or {}).get("ArchiveName") or resource_name
