@@ -23,6 +23,9 @@ def test_an_archive_keeps_events_updates_and_goes_with_its_stack(emulator: Emula
     cf, events = emulator.boto3_client("cloudformation"), emulator.boto3_client("events")
     bus, archive, stack = unique("bus"), unique("archive"), unique("stack")
     assert deploy(cf, stack, _template(bus, archive, 7))["StackStatus"] == "CREATE_COMPLETE"
+    [resource] = [r for r in cf.list_stack_resources(StackName=stack)[
+        "StackResourceSummaries"] if r["LogicalResourceId"] == "Archive"]
+    assert resource["PhysicalResourceId"] == archive
     described = events.describe_archive(ArchiveName=archive)
     assert (described["State"], described["RetentionDays"]) == ("ENABLED", 7)
     assert json.loads(described["EventPattern"]) == {"source": [{"prefix": "stepsaga."}]}

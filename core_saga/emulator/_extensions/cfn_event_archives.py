@@ -4,11 +4,11 @@ The gap (moto 5.2.5): an archive's ``EventPattern`` arrives from the template as
 object and moto parses it as JSON text, so the stack fails (``TypeError: the JSON
 object must be str...``); an update reads ``Retention`` instead of ``RetentionDays``;
 deleting the stack leaves the archive behind (the next deploy fails with "Archive …
-already exists").
+already exists"); the stack lists it without a physical id.
 
 The fix: the pattern is passed on as JSON text, updates read ``RetentionDays``, an
 archive that exists with the same name and source is adopted (updated) rather than
-refused, and the archive goes with its stack.
+refused, the archive goes with its stack, and its physical id is its name (as on AWS).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def apply() -> None:
         if name in backend.archives:
             backend.delete_archive(name)
 
+    archive_class.physical_resource_id = property(lambda self: self.name)
     archive_class.create_from_cloudformation_json = classmethod(create)
     archive_class.update_from_cloudformation_json = classmethod(update)
     archive_class.delete_from_cloudformation_json = classmethod(delete)
