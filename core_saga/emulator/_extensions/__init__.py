@@ -11,6 +11,7 @@ import importlib
 EXTENSIONS: tuple[str, ...] = (
     "events_sfn_target",        # EventBridge rule -> state machine (moto: HTTP 500)
     "events_sqs_target_input",  # Input/InputPath/InputTransformer on SQS targets
+    "events_replay",            # replays: the time window, the targets' input settings
     "events_disabled_rules",    # a DISABLED rule delivers nothing (moto: it still does)
     "sfn_task_failure_cause",   # SendTaskFailure keeps its cause
     "sfn_task_tokens",          # heartbeats while waiting; TaskTimedOut once ended
