@@ -14,6 +14,7 @@ ends included), and the SQS targets that shape their input get it shaped
 
 from __future__ import annotations
 
+import copy
 import datetime
 import functools
 import importlib
@@ -80,8 +81,7 @@ def apply() -> None:
         rest = [t for t in self.targets if not is_shaped_sqs_target(t)]
         if not rest:
             return None
-        others = type(self).__new__(type(self))
-        others.__dict__.update(self.__dict__)
+        others = copy.copy(self)  # the same rule with the other targets only
         others.targets = rest
         return original_send(others, original_event, transform_input)
 
