@@ -3,7 +3,9 @@
 - ``bridge.contracts`` — the EventBridge event contracts (pydantic), JSON Schemas and
   the compatibility checker.
 - The ``hand_off`` activity, the supervision events and the records a saga keeps of
-  its hand-offs (:class:`SupervisedState`).
+  its hand-offs (:class:`SupervisedState`); the deadline for ``SupervisionStarted``
+  with its re-publishes, Step Functions' status events, and ``SupervisionLost`` when a
+  hand-off will not come back (:func:`republish_handoff` puts one on the bus again).
 - The outbox sinks: :class:`EventBridgeSink` (PutEvents, ten at a time, re-sending only
   failed entries) and :class:`StepFunctionsSink` (task-token answers), registered with
   :func:`attach_bridge`; :func:`send_task_success` / :func:`send_task_failure` answer a
@@ -37,6 +39,15 @@ from ._hand_off import (
 )
 from ._handoffs import HandoffRecord, SupervisedState, handoffs_of
 from ._log_redaction import TaskTokenFilter, redact_task_tokens_in_logs
+from ._lost_handoffs import (
+    OnExecutionChanged,
+    OnStartedDeadline,
+    mark_lost,
+    republish_handoff,
+    supervision_deadline_schedule,
+    supervision_execution_event,
+    supervision_lost_event,
+)
 from ._publisher import EVENTBRIDGE, EventBridgeSink, put_event
 from ._task_answers import (
     TASK_ANSWER,
@@ -73,6 +84,8 @@ __all__ = [
     "HandOff",
     "HandOffConfig",
     "HandoffRecord",
+    "OnExecutionChanged",
+    "OnStartedDeadline",
     "RecordOutcome",
     "RecordStarted",
     "Review",
@@ -91,15 +104,20 @@ __all__ = [
     "build_timeline",
     "hand_off",
     "handoffs_of",
+    "mark_lost",
     "outcome_is",
     "put_event",
     "record_handoff_lost",
     "redact_task_tokens_in_logs",
+    "republish_handoff",
     "request_supervision",
     "send_task_failure",
     "send_task_heartbeat",
     "send_task_success",
     "supervision_completed_event",
+    "supervision_deadline_schedule",
+    "supervision_execution_event",
+    "supervision_lost_event",
     "supervision_started_event",
     "track_supervision",
 ]

@@ -34,6 +34,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeAlias, TypeVar
 
 from core_saga import (
@@ -43,11 +44,18 @@ from core_saga import (
     Event,
     EventActivityBinder,
     MissingInstance,
+    Schedule,
     State,
 )
 from core_saga.tracing import current_traceparent
 
 from ._handoffs import HandoffRecord, SupervisedState
+from ._lost_handoffs import (
+    OnExecutionChanged,
+    OnStartedDeadline,
+    arm_started_deadline,
+    disarm_started_deadline,
+)
 from ._publisher import put_event
 from ._task_answers import acknowledge_handoff
 from .contracts import (
@@ -58,6 +66,8 @@ from .contracts import (
     WORKFLOW_SLOW_SHIPPING,
     Outcome,
     SupervisionCompleted,
+    SupervisionDeadlineExpired,
+    SupervisionExecutionChanged,
     SupervisionRequested,
     SupervisionStarted,
     Workflow,
@@ -80,6 +90,11 @@ WORKFLOW_OUTCOMES: dict[str, tuple[str, ...]] = {
 }
 """The outcomes each workflow can report; any other is refused (the message faults)."""
 
+DEFAULT_STARTED_DEADLINE = timedelta(minutes=5)
+"""How long a publish waits for ``SupervisionStarted`` unless configured."""
+DEFAULT_REPUBLISHES = 3
+"""Re-publishes after missed deadlines unless configured."""
+
 OUTCOME_CONSUMER_SUFFIX = "#supervision-outcome"
 """The inbox consumer under which applied hand-off ids are claimed (``<queue>#...``)."""
 
@@ -96,8 +111,22 @@ class HandOffConfig:
     """The event's ``source``; default ``stepsaga.<saga type>``."""
     max_entry_bytes: int = MAX_EVENTBRIDGE_ENTRY_BYTES
     """The EventBridge entry limit of the account (1 MB by default)."""
+    started_deadline: timedelta = DEFAULT_STARTED_DEADLINE
+    """How long each publish of a hand-off waits for ``SupervisionStarted`` before the
+    saga puts the same hand-off on the bus again (five minutes by default). Needs the
+    saga to declare ``supervision_deadline_schedule()``."""
+    republishes: int = DEFAULT_REPUBLISHES
+    """Re-publishes after a missed deadline (three by default); when the last one misses
+    its deadline too, the hand-off is lost and the saga gets ``SupervisionLost``."""
 
     def __post_init__(self) -> None:
+        if self.started_deadline <= timedelta(0):
+            raise ValueError(f"HandOffConfig.started_deadline must be positive; got "
+                             f"{self.started_deadline}")
+        if isinstance(self.republishes, bool) or not isinstance(self.republishes, int) or \
+                self.republishes < 0:
+            raise ValueError(f"HandOffConfig.republishes must be an integer >= 0; got "
+                             f"{self.republishes!r}")
         if not self.bus:
             raise ValueError("HandOffConfig.bus must name the EventBridge bus")
         if not self.reply_to or not re.match(QUEUE_URL_PATTERN, self.reply_to):
@@ -135,11 +164,16 @@ def request_supervision(ctx: Ctx, workflow: Workflow, *, reason: str,
         workflow=workflow, reason=reason, payload=payload, reply_to=config.reply_to,
         traceparent=current_traceparent() or ctx.envelope.headers.get(TRACEPARENT_HEADER))
     detail = request.check_size()
-    put_event(ctx, bus=config.bus, source=config.source or event_source(saga_type),
+    source = config.source or event_source(saga_type)
+    put_event(ctx, bus=config.bus, source=source,
               detail_type=SupervisionRequested.detail_type, detail=detail, message_id=hid,
               correlation_id=saga.correlation_id, limit=config.max_entry_bytes)
     record = HandoffRecord(handoff_id=hid, workflow=workflow, reason=reason,
-                           requested_at=ctx.now)
+                           requested_at=ctx.now,
+                           started_deadline_seconds=config.started_deadline.total_seconds(),
+                           max_publishes=1 + config.republishes,
+                           request={"bus": config.bus, "source": source,
+                                    "detail": detail.decode()})
     saga.handoffs = [*saga.handoffs, record]
     log.info("saga %s %s: handed off to %s (%s): %s", saga_type, saga.correlation_id,
              workflow, hid, reason)
@@ -161,11 +195,13 @@ class HandOff(Activity):
         self.then = then
 
     async def execute(self, ctx: Ctx) -> None:
-        request_supervision(ctx, self.workflow, reason=await _value(self.reason, ctx),
-                            payload=await _value(self.payload, ctx),
-                            config=await _value(self.config, ctx))
+        record = request_supervision(ctx, self.workflow, reason=await _value(self.reason, ctx),
+                                     payload=await _value(self.payload, ctx),
+                                     config=await _value(self.config, ctx))
         if self.then is not None:
+            record.waiting_state = self.then.name
             ctx.transition(self.then.name)
+        arm_started_deadline(ctx, record)
 
     def target_states(self) -> tuple[State, ...]:
         return () if self.then is None else (self.then,)
@@ -263,6 +299,7 @@ class RecordStarted(Activity):
             return
         record.execution_arn = message.execution_arn
         record.started_at = message.started_at
+        disarm_started_deadline(ctx, record)
 
     def label(self) -> str:
         return "record supervision started"
@@ -285,19 +322,40 @@ class RecordOutcome(Activity):
             record.result = dict(message.result)
             record.completed_at = ctx.now
             record.execution_arn = record.execution_arn or message.execution_arn
+            disarm_started_deadline(ctx, record)
 
     def label(self) -> str:
         return "record supervision outcome"
 
 
 def track_supervision(started: Event[SupervisionStarted],
-                      completed: Event[SupervisionCompleted]
-                      ) -> tuple[EventActivityBinder[Any, SupervisionStarted],
-                                 EventActivityBinder[Any, SupervisionCompleted]]:
+                      completed: Event[SupervisionCompleted], *,
+                      deadline: Schedule[SupervisionDeadlineExpired] | None = None,
+                      execution: Event[SupervisionExecutionChanged] | None = None
+                      ) -> tuple[EventActivityBinder[Any, Any], ...]:
     """The ``during_any`` behaviors that keep the hand-off records current: the
     execution ARN from ``SupervisionStarted``, the outcome from ``SupervisionCompleted``
     (after the state's own behavior for it). An outcome arriving in a state with no
-    behavior for it is recorded, not acted on."""
+    behavior for it is recorded, not acted on.
+
+    With `deadline` (``supervision_deadline_schedule()``), a hand-off whose
+    ``SupervisionStarted`` does not come within ``HandOffConfig.started_deadline`` is
+    put on the bus again, ``HandOffConfig.republishes`` times, then given up:
+    ``SupervisionLost`` (cause ``not_started``) goes to the saga. With `execution`
+    (``supervision_execution_event()``), Step Functions' report of an execution that
+    ended FAILED, TIMED_OUT or ABORTED before the outcome makes the hand-off lost the
+    same way (applied once; a report for an execution that answered, or a repeat,
+    changes nothing)."""
     on_started: EventActivityBinder[Any, SupervisionStarted] = EventActivityBinder(started)
     on_completed: EventActivityBinder[Any, SupervisionCompleted] = EventActivityBinder(completed)
-    return on_started.activity(RecordStarted()), on_completed.activity(RecordOutcome())
+    binders: list[EventActivityBinder[Any, Any]] = [
+        on_started.activity(RecordStarted()), on_completed.activity(RecordOutcome())]
+    if deadline is not None:
+        on_deadline: EventActivityBinder[Any, SupervisionDeadlineExpired] = (
+            EventActivityBinder(deadline.received))
+        binders.append(on_deadline.activity(OnStartedDeadline()))
+    if execution is not None:
+        on_execution: EventActivityBinder[Any, SupervisionExecutionChanged] = (
+            EventActivityBinder(execution))
+        binders.append(on_execution.activity(OnExecutionChanged()))
+    return tuple(binders)

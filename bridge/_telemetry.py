@@ -30,7 +30,9 @@ handoffs_completed = counter(
 handoffs_lost = counter(
     "stepsaga.handoffs.lost", unit="{handoff}",
     description="Hand-offs that cannot come back by themselves: the request refused by "
-                "EventBridge for good (reason not_delivered).",
+                "EventBridge for good (reason not_delivered), no SupervisionStarted after "
+                "every re-publish (not_started), or the execution ended without an "
+                "outcome (execution_failed, execution_timed_out, execution_aborted).",
     attributes=("stepsaga.workflow", "stepsaga.reason"))
 task_answers = counter(
     "stepsaga.task_answers", unit="{answer}",

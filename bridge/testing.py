@@ -34,6 +34,9 @@ from core_saga.testing import SagaTestHarness
 from ._publisher import EVENTBRIDGE
 from ._task_answers import FAILURE, SUCCESS, TASK_ANSWER
 from .contracts import (
+    EXECUTION_STATUS_DETAIL_TYPE,
+    STEP_FUNCTIONS_SOURCE,
+    SUPERVISION_EXECUTION_CHANGED_URN,
     TASK_TOKEN_HEADER,
     TRACEPARENT_HEADER,
     Outcome,
@@ -135,6 +138,36 @@ class SupervisorDouble:
             reply_queue(request.reply_to),
             self._envelope(request, completed, {TASK_TOKEN_HEADER: token}))
         return token
+
+    async def end_execution(self, request: SupervisionRequested, status: str, *,
+                            error: str | None = None, cause: str | None = None,
+                            execution_arn: str | None = None,
+                            event_id: str | None = None) -> str:
+        """Deliver Step Functions' "Execution Status Change" event for the execution of
+        `request` (or `execution_arn`) ending with `status` (FAILED, TIMED_OUT,
+        ABORTED…), as the status rule puts it on the saga's queue: an envelope whose
+        message is the whole event. Returns the event id (pass it again as `event_id`
+        to repeat a delivery)."""
+        event_id = event_id or new_id()
+        now = self.harness.clock.now()
+        arn = execution_arn or self.execution_arn(request)
+        machine = arn.split(":execution:", 1)[0] + ":stateMachine:" + request.workflow
+        event = {
+            "version": "0", "id": event_id, "detail-type": EXECUTION_STATUS_DETAIL_TYPE,
+            "source": STEP_FUNCTIONS_SOURCE, "account": self.account, "region": self.region,
+            "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "resources": [arn],
+            "detail": {"executionArn": arn, "stateMachineArn": machine,
+                       "name": arn.rsplit(":", 1)[-1], "status": status,
+                       "startDate": int(now.timestamp() * 1000),
+                       "stopDate": int(now.timestamp() * 1000),
+                       "input": request.detail_json().decode(), "output": None,
+                       "error": error, "cause": cause}}
+        body = orjson.dumps({
+            "messageId": event_id, "messageType": SUPERVISION_EXECUTION_CHANGED_URN,
+            "correlationId": None, "conversationId": None, "causationId": None,
+            "sentTime": event["time"], "headers": {}, "message": event})
+        await self.harness.send_raw(reply_queue(request.reply_to), body)
+        return event_id
 
     def answers(self) -> list[dict[str, Any]]:
         """Every task answer sent (``action``, ``taskToken``, ``output`` or ``error``)."""

@@ -4,7 +4,9 @@ emulator (demo, tests, benchmarks), where running ``cdk deploy`` would take a mi
 :func:`provision` creates what ``infra/`` deploys for the workflows: the EventBridge
 bus, one rule per workflow (``SupervisionRequested`` whose ``detail.workflow`` names it
 → the state machine, input ``$.detail``), the claim table, the review queue, and the
-two Standard state machines rendered from this package's definitions. It is
+two Standard state machines rendered from this package's definitions, and — given the
+saga's queue — the status rule on the default bus (Step Functions' FAILED, TIMED_OUT and
+ABORTED events of those machines → the saga's queue, as an envelope). It is
 idempotent: what exists is reused, and the state machines get the definitions given.
 """
 
@@ -15,7 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.contracts import DETAIL_TYPE_SUPERVISION_REQUESTED, EVENT_SOURCE_PREFIX
+from bridge.contracts import (
+    DETAIL_TYPE_SUPERVISION_REQUESTED,
+    EVENT_SOURCE_PREFIX,
+    status_event_input_template,
+    status_event_pattern,
+)
 from core_saga.emulator import create_sqs_queue
 
 from ._asl import CLAIM_TABLE, REVIEW_QUEUE, SHIPPING_QUEUE, render_definition
@@ -54,11 +61,15 @@ def provision(client: Callable[[str], Any], *, shipping_queue_url: str, prefix: 
               bus_name: str = "stepsaga", account: str = "123456789012",
               manual_review: ManualReviewTimings | None = None,
               slow_shipping: SlowShippingTimings | None = None,
-              max_receive_count: int = 10, visibility_timeout: int = 30) -> SupervisionResources:
+              max_receive_count: int = 10, visibility_timeout: int = 30,
+              status_queue_url: str | None = None) -> SupervisionResources:
     """Create the supervision resources with `client` (service name → boto3 client:
     ``emulator.boto3_client``, or ``aws.client`` in tests). Names get `prefix`;
     `shipping_queue_url` is where SlowShipping sends its commands; the review queue gets
-    a dead-letter queue after `max_receive_count` receives, and `visibility_timeout`."""
+    a dead-letter queue after `max_receive_count` receives, and `visibility_timeout`.
+    With `status_queue_url` (the saga's queue), the rule ``<prefix>supervision-status``
+    on the default bus sends the machines' FAILED, TIMED_OUT and ABORTED status events
+    there."""
     sqs, events = client("sqs"), client("events")
     dynamodb, sfn = client("dynamodb"), client("stepfunctions")
     bus = prefix + bus_name
@@ -96,6 +107,23 @@ def provision(client: Callable[[str], Any], *, shipping_queue_url: str, prefix: 
                         EventPattern=json.dumps(event_pattern(workflow)))
         events.put_targets(Rule=rule, EventBusName=bus, Targets=[{
             "Id": workflow, "Arn": arns[workflow], "RoleArn": role, "InputPath": "$.detail"}])
+    if status_queue_url is not None:
+        put_status_rule(client, f"{prefix}supervision-status", list(arns.values()),
+                        status_queue_url)
     return SupervisionResources(bus_name=bus, claim_table=table, review_queue_url=review_url,
                                 manual_review_arn=arns["ManualReview"],
                                 slow_shipping_arn=arns["SlowShipping"])
+
+
+def put_status_rule(client: Callable[[str], Any], name: str, state_machine_arns: list[str],
+                    queue_url: str) -> None:
+    """The rule `name` on the default bus: Step Functions' status events of
+    `state_machine_arns` that end without an outcome → the queue `queue_url`, each in
+    an envelope (``bridge.contracts.status_event_input_template``)."""
+    events, sqs = client("events"), client("sqs")
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    events.put_rule(Name=name, State="ENABLED",
+                    EventPattern=json.dumps(status_event_pattern(state_machine_arns)))
+    events.put_targets(Rule=name, Targets=[{
+        "Id": "saga", "Arn": queue_arn, "InputTransformer": status_event_input_template()}])

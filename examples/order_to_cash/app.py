@@ -403,11 +403,12 @@ def provision_local(client: Callable[[str], Any], prefix: str = "", *, bus: str 
                     manual_review: Any = None, slow_shipping: Any = None,
                     max_receive_count: int = 10, visibility_timeout: int = 30) -> Any:
     """Make the app's queues (each with its dead-letter queue and redrive policy) and the
-    supervision resources (bus, rules, claim table, review queue, both workflows) on an
-    emulator, as ``infra/`` deploys them on AWS. `client` gives a boto3 client per
-    service; `max_receive_count` is the redrive policy's (a worker refuses less than
-    its ``max_deliveries`` + ``dead_letter_margin``), `visibility_timeout` every
-    queue's. The result is the :class:`supervisor_workflows.local.SupervisionResources`."""
+    supervision resources (bus, rules, claim table, review queue, both workflows, the
+    status rule to the saga's queue) on an emulator, as ``infra/`` deploys them on AWS.
+    `client` gives a boto3 client per service; `max_receive_count` is the redrive
+    policy's (a worker refuses less than its ``max_deliveries`` +
+    ``dead_letter_margin``), `visibility_timeout` every queue's. The result is the
+    :class:`supervisor_workflows.local.SupervisionResources`."""
     from core_saga.emulator import create_sqs_queue
     from supervisor_workflows.local import provision
 
@@ -418,7 +419,8 @@ def provision_local(client: Callable[[str], Any], prefix: str = "", *, bus: str 
     return provision(client, prefix=prefix, bus_name=bus,
                      shipping_queue_url=urls[SHIPPING_QUEUE], manual_review=manual_review,
                      slow_shipping=slow_shipping, max_receive_count=max_receive_count,
-                     visibility_timeout=visibility_timeout)
+                     visibility_timeout=visibility_timeout,
+                     status_queue_url=urls[ORDER_SAGA_QUEUE])
 
 
 class EmbeddedServer:

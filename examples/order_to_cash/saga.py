@@ -19,6 +19,13 @@ Paths (docs/order_to_cash.md walks through each one):
   SlowShipping workflow → AwaitingShippingSupervision until ``SupervisionCompleted``
   says shipped (→ Completed) or failed (→ Compensating → Canceled). A late
   ShipmentCreated from the saga's own last attempt completes the order too.
+- **Supervision lost**: a hand-off whose workflow never reports ``SupervisionStarted``
+  (after the deadline and every re-publish), or whose execution ends FAILED, TIMED_OUT
+  or ABORTED before its outcome, reaches the saga as ``SupervisionLost``: from
+  AwaitingReview the order is canceled (nothing was charged yet), from
+  AwaitingShippingSupervision it is compensated (CancelShipment + ReleaseInventory +
+  RefundPayment) and canceled; either way with code ``supervision_lost`` and a reason
+  naming what happened.
 
 Every order ends Completed or Canceled, and ``OrderCanceled`` carries the reason. Each
 compensation is sent once per order (the saga sends it from exactly one transition) and
@@ -39,10 +46,18 @@ from bridge import (
     hand_off,
     outcome_is,
     supervision_completed_event,
+    supervision_deadline_schedule,
+    supervision_execution_event,
+    supervision_lost_event,
     supervision_started_event,
     track_supervision,
 )
-from bridge.contracts import WORKFLOW_MANUAL_REVIEW, WORKFLOW_SLOW_SHIPPING, SupervisionCompleted
+from bridge.contracts import (
+    WORKFLOW_MANUAL_REVIEW,
+    WORKFLOW_SLOW_SHIPPING,
+    SupervisionCompleted,
+    SupervisionLost,
+)
 from core_saga import (
     BehaviorContext,
     CompositeEvent,
@@ -210,6 +225,13 @@ def _supervision_cause(ctx: BehaviorContext[OrderState, SupervisionCompleted]) -
     return str(result.get("cause") or result.get("error") or ctx.message.outcome)
 
 
+def _lost_reason(ctx: BehaviorContext[OrderState, SupervisionLost]) -> str:
+    """Why the order is canceled after a lost supervision: which workflow, what
+    happened (``not_started``, ``execution_aborted``…) and the details."""
+    lost = ctx.message
+    return f"supervision lost: {lost.workflow} {lost.cause}: {lost.detail}"
+
+
 def _order_completed(ctx: Ctx) -> OrderCompleted:
     return OrderCompleted(order_id=ctx.saga.correlation_id, tracking_id=ctx.saga.tracking_id or "")
 
@@ -295,6 +317,8 @@ class OrderSaga(Saga[OrderState]):
     shipment_failed = Event(ShipmentFailed, correlate_by=_by_order)
     supervision_started = supervision_started_event()
     supervision_completed = supervision_completed_event()
+    supervision_execution = supervision_execution_event()
+    supervision_lost = supervision_lost_event()
     payment_refunded = Event(PaymentRefunded, correlate_by=_by_order)
     inventory_released = Event(InventoryReleased, correlate_by=_by_order)
     shipment_canceled = Event(ShipmentCanceled, correlate_by=_by_order)
@@ -305,6 +329,7 @@ class OrderSaga(Saga[OrderState]):
                                  delay=_shipping_deadline)
     shipment_retry = Schedule(RetryShipment, token_field="shipment_retry_token",
                               delay=_retry_delay)
+    supervision_deadline = supervision_deadline_schedule()
 
     summary_columns = ("Amount", "Customer", "Why")
 
@@ -368,6 +393,8 @@ class OrderSaga(Saga[OrderState]):
                                        filter=outcome_is("timed_out"))
                              .then(_cancel_because("review_timed_out",
                                    lambda ctx: "nobody reviewed the order in time"))),
+            self._cancel_now(self.when(self.supervision_lost)
+                             .then(_cancel_because("supervision_lost", _lost_reason))),
         )
         self.during(
             self.payment_pending,
@@ -377,6 +404,8 @@ class OrderSaga(Saga[OrderState]):
             .transition_to(self.inventory_pending),
             self._cancel_now(self.when(self.payment_declined).then(_cancel_because(
                 "payment_declined", lambda ctx: f"payment declined: {ctx.message.reason}"))),
+            # A lost supervision the saga no longer waits for (it moved on) changes nothing.
+            self.ignore(self.supervision_lost),
         )
         self.during(
             self.inventory_pending,
@@ -389,6 +418,7 @@ class OrderSaga(Saga[OrderState]):
             .send(PAYMENT_QUEUE, _refund)
             .transition_to(self.compensating_payment),
             self.ignore(self.payment_charged),
+            self.ignore(self.supervision_lost),
         )
         self.during(
             self.shipping_pending,
@@ -414,6 +444,7 @@ class OrderSaga(Saga[OrderState]):
                 .then(_cancel_because("shipping_deadline", _deadline_reason))),
             self.ignore(self.payment_charged),
             self.ignore(self.inventory_reserved),
+            self.ignore(self.supervision_lost),
         )
         self.during(
             self.awaiting_shipping_supervision,
@@ -425,6 +456,9 @@ class OrderSaga(Saga[OrderState]):
                 self.when(self.supervision_completed, filter=outcome_is("failed"))
                 .then(_cancel_because("shipping_abandoned", lambda ctx:
                       f"shipping abandoned in supervision: {_supervision_cause(ctx)}"))),
+            self._compensate_everything(
+                self.when(self.supervision_lost)
+                .then(_cancel_because("supervision_lost", _lost_reason))),
             self.ignore(self.shipment_failed),
             self.ignore(self.payment_charged),
             self.ignore(self.inventory_reserved),
@@ -446,6 +480,10 @@ class OrderSaga(Saga[OrderState]):
         # A resubmitted order (same id, new message id) changes nothing once started.
         self.during_any(self.ignore(self.order_submitted))
         # Hand-off records: the execution ARN when a workflow starts, the outcome when it
-        # ends (also in states that do not act on it: it is recorded, not applied).
+        # ends (also in states that do not act on it: it is recorded, not applied); the
+        # deadline for SupervisionStarted (re-publish, then lost) and Step Functions'
+        # report of an execution that ended without an outcome.
         self.during_any(*track_supervision(self.supervision_started,
-                                           self.supervision_completed))
+                                           self.supervision_completed,
+                                           deadline=self.supervision_deadline,
+                                           execution=self.supervision_execution))

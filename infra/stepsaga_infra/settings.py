@@ -121,10 +121,15 @@ class InfraSettings:
     dlq_retention_days: int = 14
     """SQS: how long a message waits on a dead-letter queue (the most SQS allows)."""
     event_retry_attempts: int = 24
-    """EventBridge: retries of a failed StartExecution before the event goes to the
-    rule DLQ."""
-    event_max_age_hours: int = 24
-    """EventBridge: the age after which an undelivered event goes to the rule DLQ."""
+    """EventBridge: retries of a failed delivery (StartExecution of a hand-off, or a
+    status event to the saga's queue) before the event goes to the rule DLQ."""
+    event_max_age_seconds: int = 3600
+    """EventBridge: the age after which an undelivered event goes to the rule DLQ (the
+    rule targets' retry window: an hour by default, 60 s to 24 h). The saga's own
+    deadline for ``SupervisionStarted`` re-publishes a hand-off long before that."""
+    event_archive_retention_days: int = 30
+    """EventBridge: how long the archives keep the bus's events (and the supervisor
+    executions' status events) for replay; 0 keeps them for ever."""
     alarm_email: str = ""
     """An address subscribed to the alarm topic (AWS mails it a confirmation link);
     empty: none (subscribe what you like to the topic yourself)."""
@@ -172,7 +177,9 @@ class InfraSettings:
         _check_range("messageRetentionDays", self.message_retention_days, 1, 14)
         _check_range("dlqRetentionDays", self.dlq_retention_days, 1, 14)
         _check_range("eventRetryAttempts", self.event_retry_attempts, 0, 185)
-        _check_range("eventMaxAgeHours", self.event_max_age_hours, 1, 24)
+        _check_range("eventMaxAgeSeconds", self.event_max_age_seconds, 60, 86_400)
+        _check_range("eventArchiveRetentionDays", self.event_archive_retention_days, 0,
+                     36_500)
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.tags.items()):
             raise SettingsError("tags must map strings to strings")
         self._check_alarms()

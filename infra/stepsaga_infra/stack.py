@@ -62,7 +62,8 @@ class StepsagaStack(Stack):
                           for name, item in self.machines.workflows.items()}
         self.bus = SupervisionBus(
             self, "Supervision", settings=settings, removal_policy=self.removal_policy,
-            state_machines=state_machines, key=self.key)
+            state_machines=state_machines, saga_queue=self.queues.queue(SAGA_QUEUE),
+            key=self.key)
         # The workers host the review consumer too (the reference app's worker does):
         # every queue is theirs.
         worker_queues = [queue for name in QUEUE_NAMES

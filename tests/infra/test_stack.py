@@ -38,7 +38,12 @@ from stepsaga_infra.workers import (
 )
 from stepsaga_infra.workflows import WILDCARD_ACTIONS, WORKFLOW_NAMES
 
-from bridge.contracts import CONTRACTS, contract_schema
+from bridge.contracts import (
+    CONTRACTS,
+    UNFINISHED_STATUSES,
+    contract_schema,
+    status_event_input_template,
+)
 from supervisor_workflows import (
     CLAIM_TABLE,
     REVIEW_QUEUE,
@@ -75,7 +80,8 @@ def test_resource_counts(template: Template) -> None:
     template.resource_count_is("AWS::SQS::Queue", 2 * len(QUEUE_NAMES) + 1)
     template.resource_count_is("AWS::SQS::QueuePolicy", 2 * len(QUEUE_NAMES) + 1)
     template.resource_count_is("AWS::Events::EventBus", 1)
-    template.resource_count_is("AWS::Events::Rule", len(WORKFLOW_NAMES))
+    template.resource_count_is("AWS::Events::Rule", len(WORKFLOW_NAMES) + 1)  # + status
+    template.resource_count_is("AWS::Events::Archive", 2)
     template.resource_count_is("AWS::StepFunctions::StateMachine", len(WORKFLOW_NAMES))
     template.resource_count_is("AWS::Logs::LogGroup", len(WORKFLOW_NAMES))
     template.resource_count_is("AWS::DynamoDB::Table", 1)
@@ -201,7 +207,7 @@ def test_rule_starts_its_machine_with_detail(synthesized: Synthesized, workflow:
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq, "Arn"]}}
     assert target["RetryPolicy"] == {
         "MaximumRetryAttempts": SETTINGS.event_retry_attempts,
-        "MaximumEventAgeInSeconds": SETTINGS.event_max_age_hours * 3600}
+        "MaximumEventAgeInSeconds": SETTINGS.event_max_age_seconds}
     role = target["RoleArn"]["Fn::GetAtt"][0]
     assert statements_of_role(synthesized, role) == [
         {"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine}}]
@@ -223,6 +229,67 @@ def test_rule_starts_its_machine_with_detail(synthesized: Synthesized, workflow:
                and s["Condition"] == {"ArnEquals": {"aws:SourceArn": {
                    "Fn::GetAtt": [rule_id, "Arn"]}}}
                for s in policy["Properties"]["PolicyDocument"]["Statement"])
+
+
+def test_the_status_rule_brings_unfinished_executions_to_the_saga(
+        synthesized: Synthesized) -> None:
+    """Step Functions' status events (default bus) of the two machines, FAILED, TIMED_OUT
+    or ABORTED, go to the saga's queue in an envelope, with the stage's retry window."""
+    rule_id = logical_id(synthesized, "AWS::Events::Rule",
+                         Name="stepsaga-dev-supervision-status")
+    rule = synthesized.resources[rule_id]["Properties"]
+    assert "EventBusName" not in rule  # the default bus: where Step Functions puts them
+    machines = [{"Ref": logical_id(synthesized, "AWS::StepFunctions::StateMachine",
+                                   StateMachineName=f"stepsaga-dev-{w}")}
+                for w in ("ManualReview", "SlowShipping")]
+    assert rule["EventPattern"] == {
+        "source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"status": ["FAILED", "TIMED_OUT", "ABORTED"], "stateMachineArn": machines}}
+    assert rule["EventPattern"]["detail"]["status"] == list(UNFINISHED_STATUSES)
+    saga_queue = queue_id(synthesized, f"{Q}order-saga")
+    dlq = queue_id(synthesized, f"{Q}supervision-events-dlq")
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [saga_queue, "Arn"]}
+    assert target["InputTransformer"] == status_event_input_template()
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq, "Arn"]}}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 24,
+                                     "MaximumEventAgeInSeconds": 3600}  # about an hour
+    # the saga's queue lets this rule (and nothing else from EventBridge) send to it
+    [policy] = [p for p in synthesized.of_type("AWS::SQS::QueuePolicy").values()
+                if {"Ref": saga_queue} in p["Properties"]["Queues"]]
+    assert [s["Condition"] for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            if s.get("Principal") == {"Service": "events.amazonaws.com"}] == [
+        {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}}]
+
+
+def test_the_archives_keep_the_events_for_replay(synthesized: Synthesized) -> None:
+    bus = logical_id(synthesized, "AWS::Events::EventBus", Name="stepsaga-dev")
+    archives = {a["Properties"]["ArchiveName"]: a["Properties"]
+                for a in synthesized.of_type("AWS::Events::Archive").values()}
+    assert sorted(archives) == ["stepsaga-dev-bus", "stepsaga-dev-status"]
+    everything = archives["stepsaga-dev-bus"]
+    assert everything["SourceArn"] == {"Fn::GetAtt": [bus, "Arn"]}
+    assert everything["EventPattern"] == {"account": [{"Ref": "AWS::AccountId"}]}
+    assert everything["RetentionDays"] == SETTINGS.event_archive_retention_days == 30
+    status = archives["stepsaga-dev-status"]
+    assert status["SourceArn"]["Fn::Join"][1][-1] == ":event-bus/default"
+    rule = synthesized.resources[logical_id(synthesized, "AWS::Events::Rule",
+                                            Name="stepsaga-dev-supervision-status")]
+    assert status["EventPattern"] == rule["Properties"]["EventPattern"]
+
+
+def test_the_retry_window_and_the_archive_retention_are_stage_settings(
+        tmp_path: Path) -> None:
+    path = tmp_path / "qa.json"
+    path.write_text(json.dumps({"stage": "qa", "eventMaxAgeSeconds": 600,
+                                "eventRetryAttempts": 5, "eventArchiveRetentionDays": 0}))
+    synth = synthesize(tmp_path / "out", {"stepsaga:settingsFile": str(path)}, nag=False)
+    rules = synth.of_type("AWS::Events::Rule").values()
+    assert {json.dumps(t["RetryPolicy"], sort_keys=True) for r in rules
+            for t in r["Properties"]["Targets"]} == {json.dumps(
+                {"MaximumEventAgeInSeconds": 600, "MaximumRetryAttempts": 5}, sort_keys=True)}
+    for archive in synth.of_type("AWS::Events::Archive").values():
+        assert archive["Properties"].get("RetentionDays", 0) == 0  # 0: kept for ever
 
 
 def statements_of_role(synth: Synthesized, role: str) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ started by real rules. The test plays the human reviewer through the review queu
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bridge import BridgeSinks, HandOffConfig, attach_bridge
+from bridge import BridgeSinks, attach_bridge
 from bridge.contracts import REVIEW_REJECTED_ERROR, ReviewTask
 from core_saga import Worker, WorkerSettings
 from core_saga.emulator import Emulator
@@ -195,7 +196,8 @@ async def supervised_stack(emulator: Emulator, aws: AwsScope, store: SagaStore,
     base = saga_settings or OrderSagaSettings()
     saga_settings = OrderSagaSettings(**{
         **{f: getattr(base, f) for f in base.__dataclass_fields__},
-        "supervision": HandOffConfig(bus=resources.bus_name, reply_to=reply_to)})
+        "supervision": dataclasses.replace(base.supervision, bus=resources.bus_name,
+                                           reply_to=reply_to)})
     gateway = FakePaymentGateway(seed=11)
     carrier = FakeCarrier()
     worker = build_worker(settings, store, transport, saga_settings=saga_settings,

@@ -11,18 +11,23 @@ import importlib
 EXTENSIONS: tuple[str, ...] = (
     "events_sfn_target",        # EventBridge rule -> state machine (moto: HTTP 500)
     "events_sqs_target_input",  # Input/InputPath/InputTransformer on SQS targets
+    "events_replay",            # replays: the time window, the targets' input settings
+    "events_disabled_rules",    # a DISABLED rule delivers nothing (moto: it still does)
     "sfn_task_failure_cause",   # SendTaskFailure keeps its cause
     "sfn_task_tokens",          # heartbeats while waiting; TaskTimedOut once ended
     "sfn_retry_task_token",     # each Retry attempt of a token task gets a new token
     "sfn_execution_name",       # StartExecution without a name gets a UUID
     "sfn_context_times",        # $$.Execution.StartTime / $$.State.EnteredTime as AWS
     "sfn_string_output",        # DescribeExecution: a string output as JSON
+    "sfn_stop_execution",       # StopExecution ends ABORTED, even waiting on a task token
+    "sfn_status_events",        # execution status changes on the default bus (aws.states)
     "asl_timestamps",           # Choice/Wait timestamps: fractions, offsets, UTC
     "intrinsic_format",         # States.Format: \{ \} escapes, lone braces
     "sqs_receive_cost",         # receives no longer scan the queue once per message
     "events_put_faults",        # test tool: make PutEvents entries fail on request
     # CloudFormation, as the CDK CLI drives it (docs/deploy.md, `stepsaga local deploy`)
     "cfn_event_bus_ref",        # Ref to an EventBus is its name (moto: HTTP 500)
+    "cfn_event_archives",       # AWS::Events::Archive: pattern, updates, deletion
     "cfn_state_machines",       # machines from CFN run, with substitutions and logging
     "cfn_change_set_execution", # outputs after a change set; a failed one shows FAILED
     "cfn_missing_change_sets",  # Describe/DeleteChangeSet of a missing set, as AWS
