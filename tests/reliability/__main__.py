@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .harness import DEFAULT_PG, RunOptions, run
-from .plan import NO_FAULTS, FaultRates
+from .plan import NO_FAULTS, PATHS, FaultRates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock-skew", type=float, default=defaults.clock_skew_seconds,
                         metavar="SECONDS", help="worker 0's clock ahead by this much "
                         f"(PostgreSQL); 0: off ({defaults.clock_skew_seconds:g})")
+    parser.add_argument("--paths", default=None, metavar="PATH,...",
+                        help=f"only orders of these paths ({','.join(PATHS)})")
     parser.add_argument("--postgres-url", default=DEFAULT_PG)
     parser.add_argument("--workdir", type=Path, default=Path(".stepsaga/reliability"))
     args = parser.parse_args(argv)
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             orders=args.orders, database=database, seed=args.seed, workers=args.workers,
             rate=args.rate, bound=args.bound or 90 + args.orders / 20,
             postgres_url=args.postgres_url, workdir=args.workdir,
-            faults=faults)))
+            faults=faults,
+            paths=tuple(args.paths.split(",")) if args.paths else None)))
         print(report.render(), flush=True)
         failed = failed or not report.ok
     return 1 if failed else 0

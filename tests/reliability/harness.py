@@ -110,6 +110,8 @@ class RunOptions:
     postgres_url: str = DEFAULT_PG
     faults: FaultRates = field(default_factory=FaultRates)
     verbose: bool = True
+    paths: tuple[str, ...] | None = None
+    """Only orders of these paths (a targeted run); None: every path, by its weight."""
 
 
 @dataclass
@@ -417,7 +419,7 @@ class Chaos:
             else:
                 results = (await decide(review.id, reviewer="ann"),)
             self.decisions[review.id] += sum(r.changed for r in results)
-            if path == REVIEW_REJECT and results[0].result == "approved":
+            if path == REVIEW_REJECT and len(results) > 1 and results[1].changed:
                 # The contradicting click won the race: the order goes on, as decided.
                 run.note(f"{review.correlation_id}: the second click decided first")
                 run.contradicted.add(review.correlation_id)
@@ -585,7 +587,7 @@ class Run:
         await create_tables(self.store)
         await self.reviews.create_table()
         await create_fake_tables(self.fakes)
-        orders = plan_orders(options.orders, self.rng)
+        orders = plan_orders(options.orders, self.rng, options.paths)
         scarce = sum(o.path == SCARCE for o in orders)
         initial = {**STOCK, "SCARCE-1": scarce // 2}
         await set_stock_levels(self.store, initial)

@@ -312,13 +312,16 @@ def check_stock_floor(initial: dict[str, int], available: dict[str, int | None]
 # -- the engine's own records ----------------------------------------------------------------
 
 async def check_history(store: SagaStore, orders: Sequence[PlannedOrder]) -> list[Violation]:
-    """One history row per saga and message id (a message applied once: the inbox), and
+    """One history row per saga, message id and event (a message applied once: the
+    inbox; a message that also completes a composite event has a row for that), and
     each row starts in the state the previous one ended in (one transition at a time:
     the instance's version check)."""
     found: list[Violation] = []
     for order in orders:
         history = await store.history("OrderSaga", order.order_id)
-        twice = [m for m, n in Counter(r.message_id for r in history).items() if n > 1]
+        # A message that completes a composite event has a row for each: (id, event).
+        twice = [m for m, n in Counter((r.message_id, r.event) for r in history).items()
+                 if n > 1]
         if twice:
             found.append((order.order_id, f"message(s) applied more than once: {twice[:3]}"))
         for before, after in itertools.pairwise(history):

@@ -104,13 +104,12 @@ class SmallDisk:
     def fill(self) -> int:
         """Write until the file system is full; the bytes written."""
         written = 0
-        with self._filler.open("wb") as out:
+        with self._filler.open("wb", buffering=0) as out:  # unbuffered: ENOSPC here
             for size in (1 << 20, 1 << 16, 1 << 12):
                 block = b"\0" * size
                 while True:
                     try:
                         out.write(block)
-                        out.flush()
                     except OSError as exc:
                         if exc.errno != errno.ENOSPC:
                             raise

@@ -107,11 +107,17 @@ class PlannedOrder:
         return ("reliability-check",) if self.path in REVIEW_PATHS else ()
 
 
-def plan_orders(count: int, rng: random.Random) -> list[PlannedOrder]:
-    """`count` orders with paths drawn from :data:`PATH_WEIGHTS`."""
+def plan_orders(count: int, rng: random.Random, paths: tuple[str, ...] | None = None
+                ) -> list[PlannedOrder]:
+    """`count` orders with paths drawn from :data:`PATH_WEIGHTS` (only `paths`, when
+    given: a targeted run)."""
     orders = []
+    chosen = paths or PATHS
+    unknown = set(chosen) - set(PATHS)
+    if unknown:
+        raise ValueError(f"unknown paths {sorted(unknown)}: choose among {', '.join(PATHS)}")
     for number in range(count):
-        path = rng.choices(PATHS, weights=[PATH_WEIGHTS[p] for p in PATHS])[0]
+        path = rng.choices(chosen, weights=[PATH_WEIGHTS[p] for p in chosen])[0]
         lines: list[tuple[str, int]] = [("BOOK-1", rng.randint(1, 3))]
         if rng.random() < 0.5:
             lines.append(("MUG-1", rng.randint(1, 2)))
