@@ -42,6 +42,10 @@ class Mutation:
     """The order paths of its targeted run (``--paths``)."""
 
 
+_UPSERT = ("ON CONFLICT (consumer, message_id) DO UPDATE "
+           "SET processed_at = EXCLUDED.processed_at")
+"""An inbox claim that always succeeds: a message seen before is claimed again."""
+
 MUTATIONS = (
     Mutation(
         "refund-key", "the refund's idempotency key differs on each attempt",
@@ -52,12 +56,14 @@ MUTATIONS = (
         "carrier-long,silent-long,scarce"),
     Mutation(
         "inbox-off", "the inbox dedupe turned off (a message seen before is applied again)",
-        (("core_saga/_engine.py", "            if not claimed:\n                return None",
-          "            if False:\n                return None"),
-         ("core_saga/_engine.py",
-          "            if not await tx.inbox_claim(self.name, envelope.message_id, now):",
-          "            if not await tx.inbox_claim(self.name, envelope.message_id, now)"
-          " and False:")),
+        (("core_saga/persistence/_asyncpg.py", '                "ON CONFLICT DO NOTHING")',
+          f'                "{_UPSERT}")'),
+         ("core_saga/persistence/_asyncpg.py",
+          '"VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1) "',
+          f'"VALUES ($1, $2, $3) {_UPSERT} RETURNING 1) "'),
+         ("core_saga/persistence/_asyncpg.py",
+          'f"VALUES (${n}, ${n + 1}, ${n + 2}) ON CONFLICT DO NOTHING RETURNING 1)")',
+          f'f"VALUES (${{n}}, ${{n + 1}}, ${{n + 2}}) {_UPSERT} RETURNING 1)")')),
         "happy,carrier-long,silent-long"),
     Mutation(
         "oversell", "stock taken without its condition and without the CHECK constraint",
@@ -65,7 +71,7 @@ MUTATIONS = (
           '    CheckConstraint("available >= 0", name="stock_never_negative"),\n', ""),
          ("examples/order_to_cash/inventory/repository.py",
           '                      stock.c.available >= bindparam("w_quantity"))',
-          '                      bindparam("w_quantity") == bindparam("w_quantity"))')),
+          '                      stock.c.available > -1_000_000_000)')),
         "scarce"),
     Mutation(
         "version-check-off", "the optimistic version check removed from instance updates",
