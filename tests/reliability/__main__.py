@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock-skew", type=float, default=defaults.clock_skew_seconds,
                         metavar="SECONDS", help="worker 0's clock ahead by this much "
                         f"(PostgreSQL); 0: off ({defaults.clock_skew_seconds:g})")
+    parser.add_argument("--duplicate", type=float, default=defaults.duplicate,
+                        metavar="SHARE", help="received messages put back on their queue "
+                        f"(a duplicate delivery) ({defaults.duplicate:g})")
     parser.add_argument("--paths", default=None, metavar="PATH,...",
                         help=f"only orders of these paths ({','.join(PATHS)})")
     parser.add_argument("--postgres-url", default=DEFAULT_PG)
@@ -48,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--orders, --workers and --rate must be positive")
     faults = NO_FAULTS if args.no_faults else replace(
         defaults, db_outage_seconds=args.db_outage, aws_outage_seconds=args.aws_outage,
-        freeze_seconds=args.freeze, clock_skew_seconds=args.clock_skew)
+        freeze_seconds=args.freeze, clock_skew_seconds=args.clock_skew,
+        duplicate=args.duplicate)
     databases = ("sqlite", "postgres") if args.database == "both" else (args.database,)
     failed = False
     for database in databases:

@@ -40,6 +40,8 @@ class Mutation:
     """(path, old, new)."""
     paths: str
     """The order paths of its targeted run (``--paths``)."""
+    options: tuple[str, ...] = ()
+    """More options of its targeted run."""
 
 
 MUTATIONS = (
@@ -57,7 +59,7 @@ MUTATIONS = (
           "        if False:\n            return False, None\n"),
          ("core_saga/persistence/_asyncpg.py", "        return bool(_count(status))",
           "        return True")),
-        "happy,carrier-long,silent-long"),
+        "happy,carrier-long,silent-long", ("--duplicate", "0.3")),
     Mutation(
         "oversell", "stock taken without its condition and without the CHECK constraint",
         (("examples/order_to_cash/inventory/tables.py",
@@ -101,15 +103,15 @@ def apply(mutation: Mutation, tree: Path) -> None:
         file.write_text(text.replace(old, new))
 
 
-def targeted_run(tree: Path, paths: str, args: argparse.Namespace, log: Path
-                 ) -> tuple[int, str]:
+def targeted_run(tree: Path, paths: str, args: argparse.Namespace, log: Path,
+                 options: tuple[str, ...] = ()) -> tuple[int, str]:
     """Run the suite in `tree` (its own code first on the path); (violations, first)."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     command = [sys.executable, "-m", "tests.reliability", "--database", args.database,
                "--orders", str(args.orders), "--seed", str(args.seed), "--paths", paths,
                "--db-outage", "0", "--aws-outage", "0", "--freeze", "0",
                "--clock-skew", "0", "--bound", str(args.bound),
-               "--workdir", str(tree / ".stepsaga" / "reliability")]
+               "--workdir", str(tree / ".stepsaga" / "reliability"), *options]
     with log.open("w") as out:
         subprocess.run(command, cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT,
                        timeout=args.bound + 600, check=False)
@@ -141,12 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     work = Path(tempfile.mkdtemp(prefix="stepsaga-mutations-"))
     try:
-        jobs: list[tuple[str, Mutation | None, str]] = []
+        jobs: list[tuple[str, Mutation | None, str, tuple[str, ...]]] = []
         if not args.no_baseline:
             targets = ",".join(sorted({p for m in chosen for p in m.paths.split(",")}))
-            jobs.append(("(none)", None, targets))
-        jobs += [(m.name, m, m.paths) for m in chosen]
-        for name, mutation, paths in jobs:
+            jobs.append(("(none)", None, targets, ("--duplicate", "0.3")))
+        jobs += [(m.name, m, m.paths, m.options) for m in chosen]
+        for name, mutation, paths, options in jobs:
             tree = work / name.strip("()")
             copy_tree(tree)
             begun = time.monotonic()
@@ -157,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((name, "-", "does not apply", str(exc)))
                 failed = True
                 continue
-            count, first = targeted_run(tree, paths, args, work / f"{name.strip('()')}.log")
+            count, first = targeted_run(tree, paths, args, work / f"{name.strip('()')}.log",
+                                        options)
             seconds = time.monotonic() - begun
             if mutation is None:
                 verdict = "clean" if count == 0 else "NOT CLEAN"
