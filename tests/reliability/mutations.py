@@ -76,7 +76,7 @@ MUTATIONS = (
          ("core_saga/persistence/_asyncpg.py",
           '"WHERE saga_type = $1 AND correlation_id = $2 AND version = $7")',
           '"WHERE saga_type = $1 AND correlation_id = $2 AND $7::integer IS NOT NULL")')),
-        "concurrent"),
+        "concurrent", ("--workers", "4")),
 )
 
 
