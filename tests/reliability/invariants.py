@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from core_saga.persistence import SagaStore
+from core_saga.persistence import ErrorRecord, SagaStore
 from examples.order_to_cash.inventory import RESERVED, reservation_of, stock_levels
 from examples.order_to_cash.orders import OrderRepository
 from examples.order_to_cash.payment import PaymentRepository, balance
@@ -25,7 +25,7 @@ from examples.order_to_cash.queues import ALL_QUEUES
 from examples.order_to_cash.shipping import CREATED, ShippingRepository
 
 from .fakes import carrier_labels, gateway_calls
-from .plan import DELAYED_ENDINGS, EXPECTED, REVIEW_REJECT, PlannedOrder
+from .plan import DELAYED_ENDINGS, EXPECTED, REVIEW_REJECT, SILENT_PATHS, PlannedOrder, path_of
 from .worker import WorkerConfig
 
 TERMINAL = ("Completed", "Canceled")
@@ -212,6 +212,8 @@ async def check_error_store(store: SagaStore, injected: dict[str, str]) -> list[
     found: list[Violation] = []
     for record in errors:
         marker = next((m for m in _markers(record.body) if m in injected), None)
+        if marker is None and _carrier_never_answered(record):
+            continue
         if marker is None:
             found.append((record.correlation_id, f"a valid message is in the error store: "
                                                  f"{record.endpoint}: {record.reason} "
@@ -224,6 +226,17 @@ async def check_error_store(store: SagaStore, injected: dict[str, str]) -> list[
         if marker not in seen:
             found.append((None, f"injected {what} ({marker}) is not in the error store"))
     return found
+
+
+def _carrier_never_answered(record: ErrorRecord) -> bool:
+    """A ``CreateShipment`` of a silent-carrier order, dead-lettered by the worker after
+    its deliveries because every label call timed out: the handler's own failure,
+    dead-lettered as designed (with the shipped 5 deliveries, about 15 s of retries:
+    a delayed order's shipping deadline may come later). The saga's deadline still
+    cancels and compensates the order."""
+    return (path_of(record.correlation_id or "") in SILENT_PATHS
+            and (record.message_type or "").endswith(":CreateShipment:v1")
+            and "timed out" in record.reason)
 
 
 def _markers(body: str) -> Iterable[str]:
