@@ -190,10 +190,12 @@ class Workers:
         line = f"worker {index} ready (pid {process.pid})"
         return log.exists() and line in log.read_text(errors="replace")
 
-    def stop_all(self, timeout: float = 30.0) -> list[int | None]:
+    def stop_all(self, timeout: float = 30.0, ready_timeout: float = 120.0
+                 ) -> list[int | None]:
         """SIGTERM every worker once it is ready (one restarted just before the end may
-        still be importing) and collect the exit codes; None: it had to be killed."""
-        deadline = time.monotonic() + timeout
+        still be importing: on a loaded machine that can take tens of seconds) and
+        collect the exit codes; None: it had to be killed."""
+        deadline = time.monotonic() + ready_timeout
         for index, process in self.processes.items():
             while (process.poll() is None and not self.is_ready(index)
                    and time.monotonic() < deadline):
