@@ -40,11 +40,12 @@ browser-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
 	else echo "browser-deps: chromium/chromium-driver missing and not root: the browser test will skip"; fi
 
-## The fault-injection run (docs/reliability.md): ORDERS=300, DATABASE=both|sqlite|postgres, SEED=.
+## The fault-injection run, then the mutation check (docs/reliability.md): ORDERS=300, DATABASE=both|sqlite|postgres, SEED=.
 ORDERS ?= 300
 DATABASE ?= both
 reliability: $(STAMP)
 	$(BIN)/python -m tests.reliability --orders $(ORDERS) --database $(DATABASE) $(if $(SEED),--seed $(SEED))
+	$(BIN)/python -m tests.reliability.mutations
 
 ## Benchmarks print their figures; see docs/performance.md.
 bench: $(STAMP)

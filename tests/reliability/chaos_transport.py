@@ -1,10 +1,15 @@
 """A transport that makes SQS worse than it is: it puts a copy of some received
 messages back on their queue (the same body: a duplicate delivery, whoever sent it —
 a service, EventBridge or Step Functions) and holds some sent messages back a few
-seconds (out-of-order delivery). Everything else goes to the real transport."""
+seconds (out-of-order delivery). For the orders of the ``concurrent`` path it sends
+``PaymentCharged`` several times at once, each copy with a message id of its own (so
+the inbox lets every copy in): several workers then handle one saga's event at the same
+moment, which only the instance's version check keeps from being applied twice.
+Everything else goes to the real transport."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import uuid
@@ -14,6 +19,8 @@ from typing import Any
 
 from core_saga.transports import ReceivedMessage, SendFailure, SqsTransport, TransportMessage
 
+from .plan import CONCURRENT, path_of
+
 log = logging.getLogger("reliability.chaos")
 
 
@@ -22,11 +29,12 @@ class ChaosTransport:
     harness counts."""
 
     def __init__(self, inner: SqsTransport, rng: random.Random, *, duplicate: float,
-                 delay: float) -> None:
+                 delay: float, concurrent_copies: int = 0) -> None:
         self.inner = inner
         self.rng = rng
         self.duplicate = duplicate
         self.delay = delay
+        self.concurrent_copies = concurrent_copies
         self.max_message_bytes = inner.max_message_bytes
 
     def __getattr__(self, name: str) -> Any:
@@ -34,14 +42,36 @@ class ChaosTransport:
 
     async def send_batch(self, queue: str, messages: Sequence[TransportMessage]
                          ) -> list[SendFailure]:
-        held = []
+        held, copies = [], []
         for message in messages:
             if not message.delay_seconds and self.rng.random() < self.delay:
                 log.warning("CHAOS out-of-order delivery: %s to %s held back",
                             message.message_type, queue)
                 message = replace(message, delay_seconds=self.rng.randint(1, 3))
             held.append(message)
-        return await self.inner.send_batch(queue, held)
+            copies.extend(self._concurrent_copies(message))
+        failures = await self.inner.send_batch(queue, held)
+        if copies and not failures:  # the copies go only with their original
+            for failure in await self.inner.send_batch(queue, copies):
+                log.warning("could not send a concurrent copy to %s: %s", queue, failure.reason)
+        return failures
+
+    def _concurrent_copies(self, message: TransportMessage) -> list[TransportMessage]:
+        if not self.concurrent_copies or not message.message_type.endswith(
+                ":PaymentCharged:v1"):
+            return []
+        envelope = json.loads(message.body)
+        order_id = str(envelope.get("message", {}).get("orderId", ""))
+        if path_of(order_id) != CONCURRENT:
+            return []
+        copies = []
+        for _ in range(self.concurrent_copies):
+            envelope["messageId"] = uuid.uuid4().hex
+            copies.append(replace(message, body=json.dumps(envelope).encode(),
+                                  message_id=envelope["messageId"]))
+        log.warning("CHAOS concurrent event: %d copies of PaymentCharged of %s",
+                    len(copies), order_id)
+        return copies
 
     async def receive(self, queue: str, *, max_messages: int = 10,
                       wait_seconds: float = 20.0) -> list[ReceivedMessage]:

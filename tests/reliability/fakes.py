@@ -57,6 +57,11 @@ carrier_labels = Table(
     Column("tracking_id", String(64), nullable=False, unique=True),
     Column("voided", Boolean, nullable=False),
 )
+lost_refund_answers = Table(
+    "chaos_lost_refund_answer", metadata,
+    Column("order_id", String(64), primary_key=True),
+)
+"""The orders whose first refund call lost its answer (after the gateway refunded)."""
 first_calls = Table(
     "chaos_first_label_call", metadata,
     Column("order_id", String(64), primary_key=True),
@@ -82,22 +87,27 @@ async def create_fake_tables(engine: AsyncEngine) -> None:
         await conn.run_sync(metadata.create_all)
 
 
-async def _insert_once(engine: AsyncEngine, table: Table, values: dict[str, object]) -> None:
+async def _insert_once(engine: AsyncEngine, table: Table, values: dict[str, object]) -> bool:
+    """Insert a row unless its key is there; whether it was inserted now."""
     try:
         async with engine.begin() as conn:
             await conn.execute(insert(table).values(**values))
     except IntegrityError:
-        pass  # done before: the key makes the call idempotent
+        return False  # done before: the key makes the call idempotent
+    return True
 
 
 class DurableGateway:
     """A payment gateway whose charges and refunds are rows in ``chaos_gateway``."""
 
     def __init__(self, engine: AsyncEngine, rng: random.Random, *,
-                 transient_rate: float) -> None:
+                 transient_rate: float, refund_lost_answer: bool = False) -> None:
         self.engine = engine
         self.rng = rng
         self.transient_rate = transient_rate
+        self.refund_lost_answer = refund_lost_answer
+        """Lose the answer of every order's first refund call, after the refund: its
+        retry must be the same refund (the idempotency key), deterministically."""
 
     def _maybe_fail(self, after: bool) -> None:
         if self.transient_rate and self.rng.random() < self.transient_rate / 2:
@@ -126,6 +136,10 @@ class DurableGateway:
     async def refund(self, *, order_id: str, charge_reference: str, amount: Decimal,
                      currency: str, idempotency_key: str) -> RefundResult:
         _, reference = await self._call(idempotency_key, order_id, "refund", amount, True)
+        if self.refund_lost_answer and await _insert_once(self.engine, lost_refund_answers,
+                                                          {"order_id": order_id}):
+            log.warning("CHAOS refund answer lost: %s", order_id)
+            raise GatewayUnavailable("gateway timed out after the refund")
         return RefundResult(reference)
 
 

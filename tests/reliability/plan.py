@@ -32,11 +32,14 @@ CARRIER_SILENT_LONG = "silent-long"
 REVIEW_APPROVE = "review-approve"
 REVIEW_REJECT = "review-reject"
 REVIEW_TIMEOUT = "review-timeout"
+CONCURRENT = "concurrent"
+"""A happy order whose ``PaymentCharged`` is sent several times at once (new message
+ids): one saga event handled by several workers at the same moment."""
 
 PATH_WEIGHTS: dict[str, float] = {
     HAPPY: 0.50, DECLINED: 0.08, SCARCE: 0.10, CARRIER_SHORT: 0.06, CARRIER_LONG: 0.04,
     CARRIER_SILENT_SHORT: 0.05, CARRIER_SILENT_LONG: 0.04, REVIEW_APPROVE: 0.05,
-    REVIEW_REJECT: 0.04, REVIEW_TIMEOUT: 0.04,
+    REVIEW_REJECT: 0.04, REVIEW_TIMEOUT: 0.04, CONCURRENT: 0.05,
 }
 PATHS = tuple(PATH_WEIGHTS)
 
@@ -63,10 +66,20 @@ EXPECTED: dict[str, frozenset[str]] = {
     REVIEW_APPROVE: frozenset({"Completed"}),
     REVIEW_REJECT: frozenset({"Canceled:review_rejected"}),
     REVIEW_TIMEOUT: frozenset({"Canceled:review_timed_out"}),
+    CONCURRENT: frozenset({"Completed"}),
 }
-"""Where each path should end. Faults may legitimately move an order elsewhere (a
-worker killed while it ships can push an order past its shipping deadline), so the
-report shows these as planned-versus-actual; the invariants are what must hold."""
+"""Where each path should end."""
+
+DELAYED_ENDINGS = frozenset({"Canceled:shipping_deadline", "Canceled:shipping_abandoned",
+                             "Canceled:review_timed_out"})
+"""The off-plan endings a delay explains: a deadline fired (the saga's shipping deadline,
+SlowShipping's, the review's) because the order waited — behind a killed worker's
+invisible messages, a database or AWS outage, a frozen transaction. They are legitimate
+only for an order that was under way while such a fault lasted (the harness keeps each
+fault's window); any other off-plan ending, or a deadline ending no fault explains, is
+what a lost message looks like, and a violation. The one other legitimate case: a
+``review-reject`` order Completed because the contradicting second click decided first
+(the harness notes it)."""
 
 
 def path_of(order_id: str) -> str:
@@ -94,11 +107,17 @@ class PlannedOrder:
         return ("reliability-check",) if self.path in REVIEW_PATHS else ()
 
 
-def plan_orders(count: int, rng: random.Random) -> list[PlannedOrder]:
-    """`count` orders with paths drawn from :data:`PATH_WEIGHTS`."""
+def plan_orders(count: int, rng: random.Random, paths: tuple[str, ...] | None = None
+                ) -> list[PlannedOrder]:
+    """`count` orders with paths drawn from :data:`PATH_WEIGHTS` (only `paths`, when
+    given: a targeted run)."""
     orders = []
+    chosen = paths or PATHS
+    unknown = set(chosen) - set(PATHS)
+    if unknown:
+        raise ValueError(f"unknown paths {sorted(unknown)}: choose among {', '.join(PATHS)}")
     for number in range(count):
-        path = rng.choices(PATHS, weights=[PATH_WEIGHTS[p] for p in PATHS])[0]
+        path = rng.choices(chosen, weights=[PATH_WEIGHTS[p] for p in chosen])[0]
         lines: list[tuple[str, int]] = [("BOOK-1", rng.randint(1, 3))]
         if rng.random() < 0.5:
             lines.append(("MUG-1", rng.randint(1, 2)))
@@ -134,11 +153,30 @@ class FaultRates:
     """Review decisions sent twice (and, for rejections, contradicted)."""
     callback_invalid: float = 0.5
     """Review decisions preceded by a call with an invalid task token."""
+    refund_lost_answer: bool = True
+    """Every order's first refund call loses its answer after the gateway refunded: the
+    retried refund must be the same one (its idempotency key)."""
+    concurrent_copies: int = 3
+    """Copies of ``PaymentCharged`` sent at once for the ``concurrent`` orders."""
+    db_outage_seconds: float = 30.0
+    """The database down this long, once: PostgreSQL stopped ``-m immediate`` (a cluster
+    of the run's own) and started again; SQLite's disk full (a small tmpfs filled up)."""
+    aws_outage_seconds: float = 600.0
+    """AWS unreachable this long, once: the workers' TCP proxy to the emulator refuses
+    connections and drops the open ones."""
+    freeze_seconds: float = 20.0
+    """A process frozen (SIGSTOP) this long with a transaction open on the hot row (the
+    stock of BOOK-1, in most orders), once (PostgreSQL)."""
+    clock_skew_seconds: float = 15.0
+    """How far ahead one worker's clock runs, the whole run (PostgreSQL: on SQLite the
+    host's clock is the clock)."""
 
 
 NO_FAULTS = FaultRates(gateway_transient=0, duplicate=0, delay=0, kill_every=0,
                       db_cut_every=0, put_events_fail_every=0, malformed_every=0,
-                      callback_twice=0, callback_invalid=0)
+                      callback_twice=0, callback_invalid=0, refund_lost_answer=False,
+                      concurrent_copies=0, db_outage_seconds=0, aws_outage_seconds=0,
+                      freeze_seconds=0, clock_skew_seconds=0)
 """A fault-free baseline (the orders' own paths still decline, run short and so on)."""
 
 

@@ -19,7 +19,7 @@ from . import invariants
 from .fakes import create_fake_tables, fakes_engine
 from .harness import Workers, malformed_body
 from .plan import TIMINGS
-from .worker import MAX_DELIVERIES, WorkerConfig, open_store
+from .worker import WorkerConfig, open_store
 
 
 @pytest.mark.emulator
@@ -44,10 +44,7 @@ async def _one_worker(emulator: Emulator, tmp_path: Path, prefix: str) -> Worker
     started."""
     resources = await asyncio.to_thread(
         provision_local, emulator.boto3_client, prefix, manual_review=TIMINGS.review,
-        slow_shipping=TIMINGS.shipping,
-        # as the harness provisions them: a worker refuses queues that would dead-letter
-        # before its own max_deliveries (and margin) do
-        max_receive_count=MAX_DELIVERIES + 5)
+        slow_shipping=TIMINGS.shipping)  # the shipped maxReceiveCount, as the harness
     config = WorkerConfig(
         index=0, seed=1, database_url=f"sqlite+aiosqlite:///{tmp_path / 'saga.db'}",
         schema=None, fakes_url=f"sqlite+aiosqlite:///{tmp_path / 'outside.db'}",

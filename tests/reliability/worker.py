@@ -17,6 +17,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bridge import (
     AwsClients,
@@ -38,8 +39,6 @@ from .plan import MAX_MESSAGE_BYTES, TIMINGS, Timings
 
 APPLICATION_NAME = "stepsaga-reliability-worker"
 """PostgreSQL ``application_name`` of the workers' connections: the harness cuts these."""
-MAX_DELIVERIES = 25
-"""Deliveries before a worker dead-letters a failing message: enough for every fault."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,12 @@ class WorkerConfig:
     gateway_transient: float
     duplicate: float
     delay: float
+    refund_lost_answer: bool = False
+    """Every order's first refund call loses its answer after the gateway refunded."""
+    concurrent_copies: int = 0
+    """Copies (new message ids) of PaymentCharged sent at once for ``concurrent`` orders."""
+    clock_skew_seconds: float = 0.0
+    """How far this process's wall clock runs ahead (the engine's clock module only)."""
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -68,14 +73,38 @@ class WorkerConfig:
 
 
 def worker_settings(config: WorkerConfig, timings: Timings) -> WorkerSettings:
+    """The shipped defaults (deliveries, redelivery backoff, concurrency, the database's
+    timeouts, the outage backoff), except what only sets the pace of a short run: the
+    long-poll wait and the outbox poll (a shorter idle wait, not a different retry
+    budget), the delete and send lingers (latency per hop), the visibility timeout (the
+    queues' own, provisioned short so that a killed worker's messages come back in
+    seconds), the shutdown grace, and the size limit the oversize messages are made for."""
     return WorkerSettings(
         database_url=config.database_url, database_schema=config.schema,
         aws_endpoint_url=config.endpoint_url, aws_region=config.region,
-        queue_prefix=config.prefix, wait_time_seconds=1, concurrency=16,
-        visibility_timeout=timings.visibility_seconds, max_deliveries=MAX_DELIVERIES,
-        redelivery_base_seconds=0.25, outbox_poll_seconds=0.2, delete_linger_seconds=0.05,
+        queue_prefix=config.prefix, wait_time_seconds=1,
+        visibility_timeout=timings.visibility_seconds,
+        outbox_poll_seconds=0.2, delete_linger_seconds=0.05,
         send_linger_seconds=0.02, shutdown_grace_seconds=10,
         max_message_bytes=MAX_MESSAGE_BYTES)
+
+
+def skew_clock(seconds: float) -> None:
+    """Make this process's wall clock, as the engine reads it (``core_saga._clock``),
+    run `seconds` ahead: a host whose clock is off. The database's clock (PostgreSQL)
+    is read from the server and carried on the monotonic clock, so it stays right."""
+    if not seconds:
+        return
+    from datetime import datetime, timedelta
+
+    from core_saga import _clock
+
+    class _Skewed(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime.now(tz) + timedelta(seconds=seconds)
+
+    setattr(_clock, "datetime", _Skewed)  # noqa: B010 (the module's own name)
 
 
 def open_store(config: WorkerConfig, application_name: str = APPLICATION_NAME) -> SagaStore:
@@ -88,12 +117,14 @@ def open_store(config: WorkerConfig, application_name: str = APPLICATION_NAME) -
 async def run(config: WorkerConfig) -> None:
     timings = TIMINGS
     settings = worker_settings(config, timings)
+    skew_clock(config.clock_skew_seconds)
     rng = random.Random(config.seed * 1000 + config.index * 17 + os.getpid())
     store = open_store(config)
     reviews = ReviewStore.open(store)
     fakes = fakes_engine(config.fakes_url, config.schema)
     inner = await SqsTransport.connect(settings.sqs())
-    transport = ChaosTransport(inner, rng, duplicate=config.duplicate, delay=config.delay)
+    transport = ChaosTransport(inner, rng, duplicate=config.duplicate, delay=config.delay,
+                               concurrent_copies=config.concurrent_copies)
     reply_to = await inner.queue_url(ORDER_SAGA_QUEUE)
     saga_settings = OrderSagaSettings(
         review_threshold=None, shipping_deadline=timings.shipping_deadline,
@@ -107,7 +138,8 @@ async def run(config: WorkerConfig) -> None:
     worker = build_worker(settings, store, transport,
                           saga_settings=saga_settings,
                           gateway=DurableGateway(fakes, rng,
-                                                 transient_rate=config.gateway_transient),
+                                                 transient_rate=config.gateway_transient,
+                                                 refund_lost_answer=config.refund_lost_answer),
                           carrier=DurableCarrier(fakes), heartbeats=heartbeats)
     worker.add_consumer(ReviewTaskConsumer(reviews), queue=REVIEW_QUEUE)
     sinks = await attach_bridge(worker, aws)
