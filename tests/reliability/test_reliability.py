@@ -42,13 +42,13 @@ frozen 12 s (past the 10 s lock timeout, so waiting messages give up and come ba
 
 @pytest.mark.emulator
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=[
     pytest.mark.postgres, requires_postgres])])
 async def test_a_hundred_orders_under_faults_keep_every_invariant(
         database: str, emulator: Emulator, tmp_path: Path) -> None:
     report = await run(RunOptions(
-        orders=100, database=database, seed=SEED, workers=2, rate=8, bound=150,
+        orders=100, database=database, seed=SEED, workers=2, rate=8, bound=300,
         workdir=tmp_path, endpoint_url=emulator.endpoint_url,
         postgres_url=PG_URL.replace("+asyncpg", ""), verbose=False, faults=SHORT))
     text = report.render()
