@@ -1,0 +1,17 @@
+"""Operator actions on one order, each refused on an unknown or finished order, idempotent,
+and written to the audit log (who, when, what, why) with the order's id as correlation id.
+
+- :func:`resume_order` re-sends the order's outbox rows that are due, failed or held by a
+  lost dispatcher lease, and re-arms its timers (``fire_timers=True`` fires them now)::
+
+      result = await resume_order(store, audit, "order-42", actor="ana",
+                                  reason="SQS was down", terminal_states={"Canceled"})
+      print(result.outcome, result.message)
+
+The console (``POST /api/orders/{id}/resume``) and ``stepsaga orders resume`` call it.
+"""
+
+from ._result import ActionResult, Outcome
+from ._resume import resume_order
+
+__all__ = ["ActionResult", "Outcome", "resume_order"]

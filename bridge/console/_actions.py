@@ -1,0 +1,100 @@
+"""Operator actions on one order in the console: the JSON API (``POST
+/api/orders/{id}/resume``) and the order page's forms. They need the operator role (and,
+from a browser, the session's CSRF token) and a reason; each is audited with the order's
+id."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from bridge.actions import ActionResult, resume_order
+
+from ._api import ERRORS
+from ._auth import Principal
+from ._deps import FormAction, PageProblem, api_action, console_of, form_action
+from ._resources import Console
+
+ID_MAX = 200
+Operator = Annotated[Principal, Depends(api_action("operator"))]
+Operating = Annotated[FormAction, Depends(form_action("operator"))]
+OrderId = Annotated[str, PathParam(min_length=1, max_length=ID_MAX,
+                                   description="The order's correlation id (URL-encoded)")]
+
+api = APIRouter(prefix="/api", tags=["actions"], responses=ERRORS)
+pages = APIRouter(include_in_schema=False)
+
+STATUS = {"not_found": 404, "finished": 409}
+ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not JSON"},
+    404: {"description": "No such order: nothing changed"},
+    409: {"description": "The order has ended: nothing changed"},
+    415: {"description": "The body is not JSON"}}
+
+
+class ResumeBody(BaseModel):
+    """Why (required, recorded in the audit log), and whether to fire the order's
+    timers now rather than when due."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    reason: str = Field(min_length=1, max_length=2000, pattern=r"\S")
+    fire_timers: bool = Field(default=False, alias="fireTimers")
+
+
+class ActionOut(BaseModel):
+    outcome: str
+    changed: bool
+    message: str
+    detail: dict[str, Any]
+
+
+def _terminal(console: Console) -> Collection[str]:
+    return frozenset().union(*console.final_states().values())
+
+
+async def resume(console: Console, order_id: str, actor: str, reason: str,
+                 fire_timers: bool) -> ActionResult:
+    """Resume `order_id` on the console's store, audited as `actor`."""
+    res = await console.resources()
+    return await resume_order(res.store, res.audit, order_id, actor=actor, reason=reason,
+                              terminal_states=_terminal(console), fire_timers=fire_timers)
+
+
+@api.post("/orders/{order_id:path}/resume", response_model=ActionOut,
+          responses=ACTION_RESPONSES)
+async def api_resume(request: Request, who: Operator, order_id: OrderId,
+                     body: ResumeBody) -> JSONResponse:
+    """Resume a stuck order: its unsent outbox rows (due, failed for good, or held by a
+    lost dispatcher) are sent now with a fresh retry budget; its timers are re-armed, or
+    fired now with ``fireTimers``. A second resume with nothing to send changes nothing
+    (``changed: false``). Audited with your name and reason."""
+    result = await resume(console_of(request), order_id, who.name, body.reason.strip(),
+                          body.fire_timers)
+    return JSONResponse(result.as_dict(), status_code=STATUS.get(result.outcome, 200))
+
+
+def _order_url(order_id: str) -> str:
+    return f"/orders/{quote(order_id, safe='')}"
+
+
+@pages.post("/orders/{order_id:path}/resume")
+async def resume_page(request: Request, order_id: str, acting: Operating) -> Response:
+    """The order page's resume form: back to the order with what came of it."""
+    from ._pages import redirect
+
+    if not order_id or len(order_id) > ID_MAX:
+        raise PageProblem(400, "an order id has 1 to 200 characters", who=acting.who)
+    reason = str(acting.form.get("reason") or "").strip()[:2000]
+    if not reason:
+        raise PageProblem(400, "say why (a reason is required)", who=acting.who)
+    result = await resume(console_of(request), order_id, acting.who.name, reason,
+                          acting.form.get("fireTimers") == "yes")
+    if result.outcome == "not_found":
+        raise PageProblem(404, result.message, who=acting.who)
+    return redirect(_order_url(order_id), result.message)
