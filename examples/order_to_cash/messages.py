@@ -25,7 +25,8 @@ CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$",
 """An ISO 4217 currency code: three capital letters."""
 
 CancelCode = Literal["payment_declined", "inventory_unavailable", "shipping_deadline",
-                     "shipping_abandoned", "review_rejected", "review_timed_out"]
+                     "shipping_abandoned", "review_rejected", "review_timed_out",
+                     "operator_canceled"]
 """Why an order was canceled, for machines; ``OrderCanceled.reason`` says it for people."""
 
 
