@@ -8,10 +8,16 @@ and written to the audit log (who, when, what, why) with the order's id as corre
                                   reason="SQS was down", terminal_states={"Canceled"})
       print(result.outcome, result.message)
 
-The console (``POST /api/orders/{id}/resume``) and ``stepsaga orders resume`` call it.
+- :func:`cancel_order` sends the order's saga an :class:`~core_saga.OperatorCancel`
+  (the saga opts in with :func:`~core_saga.operator_cancel_event`); a saga that does not
+  handle it is refused with a message saying so.
+
+The console (``POST /api/orders/{id}/resume`` and ``/cancel``) and ``stepsaga orders
+resume`` / ``cancel`` call them.
 """
 
+from ._cancel import Send, cancel_order
 from ._result import ActionResult, Outcome
 from ._resume import resume_order
 
-__all__ = ["ActionResult", "Outcome", "resume_order"]
+__all__ = ["ActionResult", "Outcome", "Send", "cancel_order", "resume_order"]

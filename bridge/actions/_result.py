@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Outcome = Literal["resumed", "unchanged", "not_found", "finished"]
+Outcome = Literal["resumed", "requested", "unchanged", "not_found", "finished",
+                  "unsupported", "failed"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,45 @@ def resume(
     _print(_run(database_url, schema, work), as_json)
 
 
+def cancel(
+    order_id: Annotated[str, typer.Argument(help="The order's correlation id")],
+    reason: Annotated[str, typer.Option(help="Why (required; recorded in the audit log)")],
+    saga: Annotated[list[str], typer.Option(
+        "--saga", help="The saga class (package.module:Class); repeat for several")],
+    queue: Annotated[str, typer.Option(
+        help="The queue the saga is hosted on (without the prefix)")],
+    queue_prefix: Annotated[str, typer.Option(
+        envvar="STEPSAGA_QUEUE_PREFIX", help="The workers' queue prefix")] = "",
+    by: By = None, database_url: DatabaseUrl = DEFAULT_DB, schema: Schema = None,
+    as_json: AsJson = False,
+) -> None:
+    """Cancel an order through its saga: an OperatorCancel on the saga's queue; the saga
+    undoes what was done and ends canceled (operator_canceled). Exit 1 for an unknown or
+    finished order, a saga that does not handle the cancel, or a send SQS did not take
+    (nothing changed)."""
+    from bridge.actions import cancel_order
+    from bridge.errorstore import TransportSender, queue_transport
+    from core_saga import AwsConfig
+
+    if not reason.strip():
+        raise _fail("--reason is required: say why")
+    models = {model.name: model for model in saga_models(saga)}
+    actor = by or getpass.getuser()
+
+    async def work(store: Any, audit: Any) -> Any:
+        async with queue_transport(AwsConfig.from_env(), queue_prefix) as transport:
+            return await cancel_order(store, audit, TransportSender(transport).send,
+                                      order_id, actor=actor, reason=reason.strip(),
+                                      models=models,
+                                      queues={name: queue for name in models})
+
+    result = _run(database_url, schema, work)
+    _print(result, as_json)
+    if result.outcome in ("unsupported", "failed"):
+        raise typer.Exit(code=1)
+
+
 def register(orders_app: typer.Typer) -> None:
     """Add the action commands to ``stepsaga orders``."""
     orders_app.command("resume")(resume)
+    orders_app.command("cancel")(cancel)

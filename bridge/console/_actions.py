@@ -14,7 +14,8 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from bridge.actions import ActionResult, resume_order
+from bridge.actions import ActionResult, cancel_order, resume_order
+from bridge.errorstore import TransportSender, queue_transport
 
 from ._api import ERRORS
 from ._auth import Principal
@@ -30,7 +31,7 @@ OrderId = Annotated[str, PathParam(min_length=1, max_length=ID_MAX,
 api = APIRouter(prefix="/api", tags=["actions"], responses=ERRORS)
 pages = APIRouter(include_in_schema=False)
 
-STATUS = {"not_found": 404, "finished": 409}
+STATUS = {"not_found": 404, "finished": 409, "unsupported": 409, "failed": 503}
 ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body is not JSON"},
     404: {"description": "No such order: nothing changed"},
@@ -45,6 +46,13 @@ class ResumeBody(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     reason: str = Field(min_length=1, max_length=2000, pattern=r"\S")
     fire_timers: bool = Field(default=False, alias="fireTimers")
+
+
+class CancelBody(BaseModel):
+    """Why (required, recorded in the audit log and sent to the saga)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000, pattern=r"\S")
 
 
 class ActionOut(BaseModel):
@@ -79,6 +87,31 @@ async def api_resume(request: Request, who: Operator, order_id: OrderId,
     return JSONResponse(result.as_dict(), status_code=STATUS.get(result.outcome, 200))
 
 
+async def cancel(console: Console, order_id: str, actor: str, reason: str) -> ActionResult:
+    """Send `order_id`'s saga an operator cancel, audited as `actor`."""
+    res = await console.resources()
+    settings = console.settings
+    async with queue_transport(settings.aws(), settings.queue_prefix) as transport:
+        return await cancel_order(res.store, res.audit, TransportSender(transport).send,
+                                  order_id, actor=actor, reason=reason,
+                                  models=console.models,
+                                  queues=settings.console_saga_queues)
+
+
+@api.post("/orders/{order_id:path}/cancel", response_model=ActionOut, responses={
+    **ACTION_RESPONSES,
+    409: {"description": "The order has ended, or its saga does not handle an operator "
+                         "cancel: nothing changed"},
+    503: {"description": "The queue did not take the cancel: nothing changed"}})
+async def api_cancel(request: Request, who: Operator, order_id: OrderId,
+                     body: CancelBody) -> JSONResponse:
+    """Cancel an order through its saga: an ``OperatorCancel`` on the saga's queue; the
+    saga undoes what was done and ends canceled (``operator_canceled``). A second cancel
+    while the first is under way sends nothing (``changed: false``). Audited."""
+    result = await cancel(console_of(request), order_id, who.name, body.reason.strip())
+    return JSONResponse(result.as_dict(), status_code=STATUS.get(result.outcome, 200))
+
+
 def _order_url(order_id: str) -> str:
     return f"/orders/{quote(order_id, safe='')}"
 
@@ -97,4 +130,20 @@ async def resume_page(request: Request, order_id: str, acting: Operating) -> Res
                           acting.form.get("fireTimers") == "yes")
     if result.outcome == "not_found":
         raise PageProblem(404, result.message, who=acting.who)
+    return redirect(_order_url(order_id), result.message)
+
+
+@pages.post("/orders/{order_id:path}/cancel")
+async def cancel_page(request: Request, order_id: str, acting: Operating) -> Response:
+    """The order page's cancel form: back to the order with what came of it."""
+    from ._pages import redirect
+
+    if not order_id or len(order_id) > ID_MAX:
+        raise PageProblem(400, "an order id has 1 to 200 characters", who=acting.who)
+    reason = str(acting.form.get("reason") or "").strip()[:2000]
+    if not reason:
+        raise PageProblem(400, "say why (a reason is required)", who=acting.who)
+    result = await cancel(console_of(request), order_id, acting.who.name, reason)
+    if result.outcome in ("not_found", "failed"):
+        raise PageProblem(STATUS[result.outcome], result.message, who=acting.who)
     return redirect(_order_url(order_id), result.message)

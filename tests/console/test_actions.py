@@ -6,6 +6,7 @@ says what the order waits for, or why it ended."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from core_saga import (
     State,
     Worker,
     WorkerSettings,
+    operator_cancel_event,
 )
 from core_saga.emulator import Emulator
 from core_saga.persistence import SagaStore, store_from_url
@@ -75,6 +77,10 @@ def _closed(ctx: Any) -> None:
     ctx.saga.cancel_code = ctx.message.reason
 
 
+def _operator_canceled(ctx: Any) -> None:
+    ctx.saga.cancel_code = "operator_canceled"
+
+
 class ParcelSaga(Saga[ParcelState]):
     """Opened, it tells the notices queue and waits an hour for its nudge timer."""
 
@@ -85,6 +91,7 @@ class ParcelSaga(Saga[ParcelState]):
     opened = Event(OpenParcel, correlate_by=_by_parcel)
     closed = Event(CloseParcel, correlate_by=_by_parcel)
     nudge = Schedule(Nudge, token_field="nudge_token", delay=timedelta(hours=1))
+    operator_cancel = operator_cancel_event()
 
     def define(self) -> None:
         self.initially(self.when(self.opened)
@@ -92,8 +99,36 @@ class ParcelSaga(Saga[ParcelState]):
                        .send("notices", lambda ctx: Notice(parcel_id=ctx.message.parcel_id))
                        .transition_to(self.waiting))
         self.during(self.waiting, self.when(self.nudge.received).transition_to(self.nudged))
+        self.during(self.waiting, self.nudged,
+                    self.when(self.operator_cancel).then(_operator_canceled)
+                    .unschedule(self.nudge).transition_to(self.canceled))
+        self.during(self.canceled, self.ignore(self.operator_cancel))
         self.during_any(self.when(self.closed).then(_closed).unschedule(self.nudge)
                         .transition_to(self.canceled))
+
+
+class OpenCrate(Message):
+    message_namespace = "t.actions"
+    crate_id: str
+
+
+class ShutCrate(Message):
+    message_namespace = "t.actions"
+    crate_id: str
+
+
+class CrateSaga(Saga[SagaState]):
+    """A saga that does not handle an operator's cancel."""
+
+    saga_name = "Crate"
+    open = State()
+    shut = State(terminal=True)
+    opened = Event(OpenCrate, correlate_by=lambda m: m.crate_id)
+    closing = Event(ShutCrate, correlate_by=lambda m: m.crate_id)
+
+    def define(self) -> None:
+        self.initially(self.when(self.opened).transition_to(self.open))
+        self.during(self.open, self.when(self.closing).transition_to(self.shut))
 
 
 @dataclass
@@ -133,7 +168,9 @@ class Rig:
 
         register(app)
         return runner.invoke(app, list(args), env={
-            "COLUMNS": "200", "STEPSAGA_DATABASE_URL": self.url, "STEPSAGA_OPERATOR": "otto"})
+            "COLUMNS": "200", "STEPSAGA_DATABASE_URL": self.url, "STEPSAGA_OPERATOR": "otto",
+            "STEPSAGA_AWS_ENDPOINT_URL": self.emulator.endpoint_url,
+            "STEPSAGA_QUEUE_PREFIX": self.prefix})
 
 
 @pytest.fixture
@@ -150,6 +187,7 @@ async def rig(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Rig]:
     transport = await SqsTransport.connect(settings.sqs())
     worker = Worker(settings, store=store, transport=transport)
     worker.add_saga(ParcelSaga(), queue="parcels")
+    worker.add_saga(CrateSaga(), queue="parcels")
     task = asyncio.create_task(worker.run(install_signal_handlers=False))
     try:
         yield Rig(emulator, url, prefix, store, emulator.boto3_client("sqs"))
@@ -160,11 +198,13 @@ async def rig(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Rig]:
         await store.close()
 
 
-def console_for(rig: Rig) -> httpx.AsyncClient:
+def console_for(rig: Rig, endpoint: str | None = None) -> httpx.AsyncClient:
     settings = ConsoleSettings(database_url=rig.url, console_tokens=TOKENS,
                                queue_prefix=rig.prefix,
-                               aws_endpoint_url=rig.emulator.endpoint_url,
-                               console_sagas=[f"{__name__}:ParcelSaga"])
+                               aws_endpoint_url=endpoint or rig.emulator.endpoint_url,
+                               console_sagas=[f"{__name__}:ParcelSaga",
+                                              f"{__name__}:CrateSaga"],
+                               console_saga_queues={"Parcel": "parcels"})
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings)),
                              base_url=ORIGIN)
 
@@ -273,3 +313,52 @@ async def _dispatched(rig: Rig, parcel: str, row_id: int) -> bool:
 
 async def _in(rig: Rig, parcel: str, state: str) -> bool:
     return await rig.state(parcel) == state
+
+
+async def test_cancel_goes_through_the_saga_and_is_refused_where_it_cannot(rig: Rig) -> None:
+    rig.emulator.create_queue(rig.prefix + "notices")
+    for parcel in ("p-3", "p-4"):
+        rig.send(OpenParcel(parcel_id=parcel), parcel)
+    body = Envelope(OpenCrate(crate_id="c-1"), correlation_id="c-1").encode().decode()
+    rig.sqs.send_message(QueueUrl=rig.queue_url("parcels"), MessageBody=body)
+    for parcel in ("p-3", "p-4"):
+        await await_for(functools.partial(_in, rig, parcel, "Waiting"),
+                        what="the parcels opened")
+    await await_for(lambda: rig.store.get_instance("Crate", "c-1"), what="the crate")
+
+    async with console_for(rig) as client:
+        refused = await client.post("/api/orders/p-3/cancel", headers=bearer(VIEWER),
+                                    json={"reason": "no"})
+        assert refused.status_code == 403
+        done = await client.post("/api/orders/p-3/cancel", headers=bearer(OPERATOR),
+                                 json={"reason": "customer called"})
+        assert done.status_code == 200 and done.json()["outcome"] == "requested", done.text
+        await await_for(lambda: _in(rig, "p-3", "Canceled"), what="the cancel applied")
+        detail = (await client.get("/api/orders/p-3", headers=bearer(VIEWER))).json()
+        assert detail["status"] == "ended Canceled: operator_canceled"
+        assert await rig.unsent("p-3", "Nudge") is None  # its timer stopped
+        again = await client.post("/api/orders/p-3/cancel", headers=bearer(OPERATOR),
+                                  json={"reason": "again"})
+        assert again.status_code == 409 and again.json()["changed"] is False
+
+        crate = await client.post("/api/orders/c-1/cancel", headers=bearer(OPERATOR),
+                                  json={"reason": "no crate"})
+        assert crate.status_code == 409, crate.text
+        assert "does not handle an operator cancel" in crate.json()["message"]
+        assert (await rig.store.get_instance("Crate", "c-1")).state == "Open"  # type: ignore[union-attr]
+
+    # SQS unreachable: the answer says so, and the order is as it was.
+    async with console_for(rig, endpoint="http://127.0.0.1:9") as client:
+        down = await client.post("/api/orders/p-4/cancel", headers=bearer(OPERATOR),
+                                 json={"reason": "try"})
+        assert down.status_code == 503 and "nothing changed" in down.json()["message"]
+    assert await rig.state("p-4") == "Waiting"
+
+    out = await asyncio.to_thread(rig.cli, "orders", "cancel", "p-4", "--reason", "by hand",
+                                  "--saga", f"{__name__}:ParcelSaga", "--queue", "parcels")
+    assert out.exit_code == 0, out.output
+    await await_for(lambda: _in(rig, "p-4", "Canceled"), what="the CLI's cancel applied")
+    assert await _audit(rig, "p-3") == [("olga", "cancel", "requested", "customer called")]
+    assert await _audit(rig, "c-1") == [("olga", "cancel", "unsupported", "no crate")]
+    assert await _audit(rig, "p-4") == [("olga", "cancel", "failed", "try"),
+                                        ("otto", "cancel", "requested", "by hand")]
