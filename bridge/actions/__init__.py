@@ -12,12 +12,17 @@ and written to the audit log (who, when, what, why) with the order's id as corre
   (the saga opts in with :func:`~core_saga.operator_cancel_event`); a saga that does not
   handle it is refused with a message saying so.
 
-The console (``POST /api/orders/{id}/resume`` and ``/cancel``) and ``stepsaga orders
-resume`` / ``cancel`` call them.
+- :func:`abort_execution` stops the order's running supervisor executions
+  (StopExecution, error ``OperatorAborted``, the reason as cause).
+
+The console (``POST /api/orders/{id}/resume``, ``/cancel``, ``/abort``) and ``stepsaga
+orders resume`` / ``cancel`` / ``abort`` call them.
 """
 
+from ._abort import ABORT_ERROR, Executions, abort_execution
 from ._cancel import Send, cancel_order
 from ._result import ActionResult, Outcome
 from ._resume import resume_order
 
-__all__ = ["ActionResult", "Outcome", "Send", "cancel_order", "resume_order"]
+__all__ = ["ABORT_ERROR", "ActionResult", "Executions", "Outcome", "Send", "abort_execution",
+           "cancel_order", "resume_order"]

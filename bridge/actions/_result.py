@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Outcome = Literal["resumed", "requested", "unchanged", "not_found", "finished",
-                  "unsupported", "failed"]
+                  "unsupported", "failed", "aborted"]
 
 
 @dataclass(frozen=True, slots=True)

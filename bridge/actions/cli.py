@@ -119,7 +119,35 @@ def cancel(
         raise typer.Exit(code=1)
 
 
+def abort(
+    order_id: Annotated[str, typer.Argument(help="The order's correlation id")],
+    reason: Annotated[str, typer.Option(help="Why (required; the execution's cause)")],
+    saga: Sagas = None, by: By = None, database_url: DatabaseUrl = DEFAULT_DB,
+    schema: Schema = None, as_json: AsJson = False,
+) -> None:
+    """Abort the order's running supervisor executions: StopExecution with error
+    OperatorAborted and "NAME: REASON" as cause (AWS from STEPSAGA_AWS_*). Exit 1 for an
+    unknown or finished order, or when Step Functions did not answer."""
+    from bridge.actions import abort_execution
+    from bridge.reviews import StepFunctions
+
+    if not reason.strip():
+        raise _fail("--reason is required: say why")
+    terminal = final_states(saga or [])
+    actor = by or getpass.getuser()
+
+    async def work(store: Any, audit: Any) -> Any:
+        return await abort_execution(store, audit, StepFunctions(), order_id, actor=actor,
+                                     reason=reason.strip(), terminal_states=terminal)
+
+    result = _run(database_url, schema, work)
+    _print(result, as_json)
+    if result.outcome == "failed":
+        raise typer.Exit(code=1)
+
+
 def register(orders_app: typer.Typer) -> None:
     """Add the action commands to ``stepsaga orders``."""
     orders_app.command("resume")(resume)
     orders_app.command("cancel")(cancel)
+    orders_app.command("abort")(abort)

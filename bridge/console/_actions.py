@@ -14,7 +14,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from bridge.actions import ActionResult, cancel_order, resume_order
+from bridge.actions import ActionResult, abort_execution, cancel_order, resume_order
 from bridge.errorstore import TransportSender, queue_transport
 
 from ._api import ERRORS
@@ -112,6 +112,26 @@ async def api_cancel(request: Request, who: Operator, order_id: OrderId,
     return JSONResponse(result.as_dict(), status_code=STATUS.get(result.outcome, 200))
 
 
+async def abort(console: Console, order_id: str, actor: str, reason: str) -> ActionResult:
+    """Stop `order_id`'s running supervisor executions, audited as `actor`."""
+    res = await console.resources()
+    return await abort_execution(res.store, res.audit, res.sfn, order_id, actor=actor,
+                                 reason=reason, terminal_states=_terminal(console))
+
+
+@api.post("/orders/{order_id:path}/abort", response_model=ActionOut, responses={
+    **ACTION_RESPONSES,
+    503: {"description": "Step Functions did not answer: the executions not stopped are "
+                         "as they were"}})
+async def api_abort(request: Request, who: Operator, order_id: OrderId,
+                    body: CancelBody) -> JSONResponse:
+    """Abort the order's running supervisor executions: StopExecution with error
+    ``OperatorAborted`` and "NAME: REASON" as cause. None running: ``changed: false``.
+    Audited."""
+    result = await abort(console_of(request), order_id, who.name, body.reason.strip())
+    return JSONResponse(result.as_dict(), status_code=STATUS.get(result.outcome, 200))
+
+
 def _order_url(order_id: str) -> str:
     return f"/orders/{quote(order_id, safe='')}"
 
@@ -144,6 +164,22 @@ async def cancel_page(request: Request, order_id: str, acting: Operating) -> Res
     if not reason:
         raise PageProblem(400, "say why (a reason is required)", who=acting.who)
     result = await cancel(console_of(request), order_id, acting.who.name, reason)
+    if result.outcome in ("not_found", "failed"):
+        raise PageProblem(STATUS[result.outcome], result.message, who=acting.who)
+    return redirect(_order_url(order_id), result.message)
+
+
+@pages.post("/orders/{order_id:path}/abort")
+async def abort_page(request: Request, order_id: str, acting: Operating) -> Response:
+    """The order page's abort form: back to the order with what came of it."""
+    from ._pages import redirect
+
+    if not order_id or len(order_id) > ID_MAX:
+        raise PageProblem(400, "an order id has 1 to 200 characters", who=acting.who)
+    reason = str(acting.form.get("reason") or "").strip()[:2000]
+    if not reason:
+        raise PageProblem(400, "say why (a reason is required)", who=acting.who)
+    result = await abort(console_of(request), order_id, acting.who.name, reason)
     if result.outcome in ("not_found", "failed"):
         raise PageProblem(STATUS[result.outcome], result.message, who=acting.who)
     return redirect(_order_url(order_id), result.message)

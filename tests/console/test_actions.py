@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from typer.testing import CliRunner
 
 from bridge.audit import AuditLog
 from bridge.console import ConsoleSettings, create_app
+from bridge.contracts import SupervisionStarted, handoff_id
 from core_saga import (
     Envelope,
     Event,
@@ -35,7 +37,18 @@ from core_saga import (
 from core_saga.emulator import Emulator
 from core_saga.persistence import SagaStore, store_from_url
 from core_saga.transports import SqsTransport
-from tests.console.support import FORM, ORIGIN, await_for, bearer, form, sign_in, sqlite_url
+from tests.console.support import (
+    FORM,
+    ORIGIN,
+    ROLE,
+    SAGA_TYPE,
+    ReviewRig,
+    await_for,
+    bearer,
+    form,
+    sign_in,
+    sqlite_url,
+)
 
 runner = CliRunner()
 VIEWER = "viewer-token-123"
@@ -362,3 +375,71 @@ async def test_cancel_goes_through_the_saga_and_is_refused_where_it_cannot(rig: 
     assert await _audit(rig, "c-1") == [("olga", "cancel", "unsupported", "no crate")]
     assert await _audit(rig, "p-4") == [("olga", "cancel", "failed", "try"),
                                         ("otto", "cancel", "requested", "by hand")]
+
+
+async def test_abort_stops_the_execution_and_the_status_points_to_reviews(
+        emulator: Emulator, tmp_path: Path) -> None:
+    review_rig = ReviewRig(emulator, sqlite_url(tmp_path))
+    await review_rig.start()
+    sfn = emulator.boto3_client("stepfunctions")
+    try:
+        await AuditLog.open(review_rig.database_url).create_table()
+        await review_rig.drive_to_review("r-1")
+        # r-2's supervisor is a long wait (a workflow between tasks).
+        hold = sfn.create_state_machine(
+            name=f"{review_rig.prefix}Hold", roleArn=ROLE, type="STANDARD",
+            definition=json.dumps({"StartAt": "Hold", "States": {
+                "Hold": {"Type": "Wait", "Seconds": 3600, "End": True}}}))["stateMachineArn"]
+        review_rig.place("r-2")
+        await await_for(lambda: review_rig.state_of("r-2"), what="r-2's instance")
+        arn = sfn.start_execution(stateMachineArn=hold, input="{}")["executionArn"]
+        started = SupervisionStarted(
+            handoff_id=handoff_id(SAGA_TYPE, "r-2", "ManualReview"), saga_type=SAGA_TYPE,
+            correlation_id="r-2", workflow="ManualReview", reason="held", payload={},
+            reply_to=review_rig.saga_queue, execution_arn=arn, started_at=datetime.now(UTC))
+        review_rig.sqs.send_message(QueueUrl=review_rig.saga_queue, MessageBody=Envelope(
+            started, correlation_id="r-2").encode().decode())
+        await await_for(lambda: _knows(review_rig, "r-2", arn), what="the execution known")
+
+        settings = ConsoleSettings(database_url=review_rig.database_url,
+                                   console_tokens=TOKENS,
+                                   aws_endpoint_url=emulator.endpoint_url)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(
+                app=create_app(settings)), base_url=ORIGIN) as client:
+            detail = (await client.get("/api/orders/r-1", headers=bearer(VIEWER))).json()
+            assert detail["status"].startswith("waiting for review since "), detail
+            assert detail["status"].endswith("— approve/reject in Reviews")
+            detail = (await client.get("/api/orders/r-2", headers=bearer(VIEWER))).json()
+            assert detail["status"].startswith("waiting for ManualReview since "), detail
+            refused = await client.post("/api/orders/r-2/abort", headers=bearer(VIEWER),
+                                        json={"reason": "no"})
+            assert refused.status_code == 403
+            done = await client.post("/api/orders/r-2/abort", headers=bearer(OPERATOR),
+                                     json={"reason": "wrong workflow"})
+            assert done.status_code == 200 and done.json()["detail"]["stopped"] == [arn]
+            described = await await_for(lambda: _ended(sfn, arn), what="the execution stopped")
+            assert described["status"] == "ABORTED", described
+            again = await client.post("/api/orders/r-2/abort", headers=bearer(OPERATOR),
+                                      json={"reason": "again"})
+            assert again.status_code == 200 and again.json()["changed"] is False
+            unknown = await client.post("/api/orders/nope/abort", headers=bearer(OPERATOR),
+                                        json={"reason": "x"})
+            assert unknown.status_code == 404
+        assert review_rig.store is not None
+        entries, _ = await AuditLog.open(review_rig.store).entries(correlation_id="r-2")
+        assert [(e.actor, e.action, e.outcome, e.reason) for e in reversed(entries)] == [
+            ("olga", "abort", "aborted", "wrong workflow"),
+            ("olga", "abort", "unchanged", "again")]
+    finally:
+        await review_rig.stop()
+
+
+async def _knows(rig: ReviewRig, order_id: str, arn: str) -> bool:
+    assert rig.store is not None
+    record = await rig.store.get_instance(SAGA_TYPE, order_id)
+    return bool(record and record.data["handoffs"][0].get("execution_arn") == arn)
+
+
+async def _ended(sfn: Any, arn: str) -> dict[str, Any] | None:
+    described = await asyncio.to_thread(sfn.describe_execution, executionArn=arn)
+    return None if described["status"] == "RUNNING" else dict(described)
