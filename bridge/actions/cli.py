@@ -146,8 +146,32 @@ def abort(
         raise typer.Exit(code=1)
 
 
+def retry_handoff(
+    order_id: Annotated[str, typer.Argument(help="The order's correlation id")],
+    reason: Annotated[str, typer.Option(help="Why (required; recorded in the audit log)")],
+    saga: Sagas = None, by: By = None, database_url: DatabaseUrl = DEFAULT_DB,
+    schema: Schema = None, as_json: AsJson = False,
+) -> None:
+    """Publish the order's hand-offs whose workflow never started again, with the same
+    hand-off ids (the running workers send them). Exit 1 for an unknown or finished
+    order."""
+    from bridge.actions import retry_handoff as retry
+
+    if not reason.strip():
+        raise _fail("--reason is required: say why")
+    terminal = final_states(saga or [])
+    actor = by or getpass.getuser()
+
+    async def work(store: Any, audit: Any) -> Any:
+        return await retry(store, audit, order_id, actor=actor, reason=reason.strip(),
+                           terminal_states=terminal)
+
+    _print(_run(database_url, schema, work), as_json)
+
+
 def register(orders_app: typer.Typer) -> None:
     """Add the action commands to ``stepsaga orders``."""
     orders_app.command("resume")(resume)
     orders_app.command("cancel")(cancel)
+    orders_app.command("retry-handoff")(retry_handoff)
     orders_app.command("abort")(abort)

@@ -14,7 +14,13 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from bridge.actions import ActionResult, abort_execution, cancel_order, resume_order
+from bridge.actions import (
+    ActionResult,
+    abort_execution,
+    cancel_order,
+    resume_order,
+    retry_handoff,
+)
 from bridge.errorstore import TransportSender, queue_transport
 
 from ._api import ERRORS
@@ -112,6 +118,24 @@ async def api_cancel(request: Request, who: Operator, order_id: OrderId,
     return JSONResponse(result.as_dict(), status_code=STATUS.get(result.outcome, 200))
 
 
+async def retry(console: Console, order_id: str, actor: str, reason: str) -> ActionResult:
+    """Re-publish `order_id`'s hand-offs that never started, audited as `actor`."""
+    res = await console.resources()
+    return await retry_handoff(res.store, res.audit, order_id, actor=actor, reason=reason,
+                               terminal_states=_terminal(console))
+
+
+@api.post("/orders/{order_id:path}/retry-handoff", response_model=ActionOut,
+          responses=ACTION_RESPONSES)
+async def api_retry_handoff(request: Request, who: Operator, order_id: OrderId,
+                            body: CancelBody) -> JSONResponse:
+    """Put the order's hand-offs whose workflow never started on the bus again, with the
+    same hand-off ids (through the outbox: the workers send it). None such:
+    ``changed: false``. Audited."""
+    result = await retry(console_of(request), order_id, who.name, body.reason.strip())
+    return JSONResponse(result.as_dict(), status_code=STATUS.get(result.outcome, 200))
+
+
 async def abort(console: Console, order_id: str, actor: str, reason: str) -> ActionResult:
     """Stop `order_id`'s running supervisor executions, audited as `actor`."""
     res = await console.resources()
@@ -182,4 +206,20 @@ async def abort_page(request: Request, order_id: str, acting: Operating) -> Resp
     result = await abort(console_of(request), order_id, acting.who.name, reason)
     if result.outcome in ("not_found", "failed"):
         raise PageProblem(STATUS[result.outcome], result.message, who=acting.who)
+    return redirect(_order_url(order_id), result.message)
+
+
+@pages.post("/orders/{order_id:path}/retry-handoff")
+async def retry_page(request: Request, order_id: str, acting: Operating) -> Response:
+    """The order page's retry form: back to the order with what came of it."""
+    from ._pages import redirect
+
+    if not order_id or len(order_id) > ID_MAX:
+        raise PageProblem(400, "an order id has 1 to 200 characters", who=acting.who)
+    reason = str(acting.form.get("reason") or "").strip()[:2000]
+    if not reason:
+        raise PageProblem(400, "say why (a reason is required)", who=acting.who)
+    result = await retry(console_of(request), order_id, acting.who.name, reason)
+    if result.outcome == "not_found":
+        raise PageProblem(404, result.message, who=acting.who)
     return redirect(_order_url(order_id), result.message)
