@@ -401,6 +401,17 @@ async def test_abort_stops_the_execution_and_the_status_points_to_reviews(
             started, correlation_id="r-2").encode().decode())
         await await_for(lambda: _knows(review_rig, "r-2", arn), what="the execution known")
 
+        # Step Functions unreachable: the answer says so, the execution runs on.
+        down = ConsoleSettings(database_url=review_rig.database_url, console_tokens=TOKENS,
+                               aws_endpoint_url="http://127.0.0.1:9")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(
+                app=create_app(down)), base_url=ORIGIN) as client:
+            failed = await client.post("/api/orders/r-2/abort", headers=bearer(OPERATOR),
+                                       json={"reason": "offline"})
+            assert failed.status_code == 503, failed.text
+            assert "did not answer" in failed.json()["message"]
+        assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+
         settings = ConsoleSettings(database_url=review_rig.database_url,
                                    console_tokens=TOKENS,
                                    aws_endpoint_url=emulator.endpoint_url)
@@ -428,6 +439,7 @@ async def test_abort_stops_the_execution_and_the_status_points_to_reviews(
         assert review_rig.store is not None
         entries, _ = await AuditLog.open(review_rig.store).entries(correlation_id="r-2")
         assert [(e.actor, e.action, e.outcome, e.reason) for e in reversed(entries)] == [
+            ("olga", "abort", "failed", "offline"),
             ("olga", "abort", "aborted", "wrong workflow"),
             ("olga", "abort", "unchanged", "again")]
     finally:
