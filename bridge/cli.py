@@ -126,15 +126,22 @@ def show(
     aws: Annotated[bool, typer.Option(
         help="Read the supervisor executions from Step Functions (STEPSAGA_AWS_*)")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    saga: Annotated[list[str] | None, typer.Option(
+        "--saga", help="The saga class (package.module:Class): its final states and the "
+                       "events it waits for in the status line")] = None,
 ) -> None:
-    """Print an order's timeline: transitions, messages, errors, hand-offs, reviews and
-    the supervisor executions, in time order, and why it is where it is."""
+    """Print an order's status in one line, then its timeline: transitions, messages,
+    errors, hand-offs, reviews and the supervisor executions, in time order, and why it
+    is where it is."""
     from bridge.audit import AuditLog
     from bridge.reviews import ReviewStore, StepFunctions
     from bridge.timeline import build_timeline
     from core_saga.persistence import redact_url, store_from_url
 
     where = redact_url(database_url)
+    from bridge.actions.cli import saga_models
+
+    models = {model.name: model for model in saga_models(saga or [])}
 
     async def load() -> Any:
         store = store_from_url(database_url, must_exist=True, schema=schema, pool_size=2)
@@ -146,7 +153,12 @@ def show(
                                  "database? (`stepsaga migrate` creates them)")
             reviews = ReviewStore.open(store)
             try:
+                kinds = [saga_type] if saga_type else \
+                    [i.saga_type for i in await store.instances_of(order_id)]
+                model = next((models[k] for k in kinds if k in models),
+                             next(iter(models.values())) if len(models) == 1 else None)
                 return await build_timeline(store, order_id, saga_type=saga_type,
+                                            model=model,
                                             sfn=StepFunctions() if aws else None,
                                             reviews=reviews, audit=AuditLog.open(store))
             finally:
@@ -171,6 +183,8 @@ def show(
                                                       "cyan"),
         " is in ", (safe_text(timeline.state), "bold"),
         " (finished)" if timeline.finished else ""))
+    if timeline.status:
+        console.print(Text(f"status: {safe_text(timeline.status)}", style="bold"))
     for line in timeline.waiting_for:
         console.print(Text(f"  why: {safe_text(line)}", style="yellow"))
     table = Table(show_lines=False, header_style="bold")
@@ -192,12 +206,19 @@ def show(
         console.print(Text(f"trace id: {trace}"))
 
 
+def _register_actions(app: typer.Typer) -> None:
+    from bridge.actions.cli import register as register_actions
+
+    register_actions(app)
+
+
 def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)  # a DBAPIError: never its statement and parameters
     return (str(orig or exc).strip().splitlines() or [""])[0][:300]
 
 
 orders_app.command("show")(show)
+_register_actions(orders_app)
 
 
 def register(app: typer.Typer) -> None:

@@ -42,6 +42,12 @@ from ._events import CompositeEvent, Event, MissingInstance, Query, Request, Sch
 from ._graph import to_dot, to_mermaid
 from ._messages import Fault, Message, MessageRegistry, RequestTimeoutExpired, registry
 from ._model import Concurrency, SagaModel, Unhandled
+from ._operator import (
+    OPERATOR_CANCELED,
+    OperatorCancel,
+    handles_operator_cancel,
+    operator_cancel_event,
+)
 from ._outbox_transaction import Outbox, OutboxTransaction
 from ._retry import RetryPolicy
 from ._saga import Saga
@@ -62,6 +68,10 @@ __all__ = [  # noqa: RUF022
     "INITIAL",
     "FINAL",
     "Event",
+    "OPERATOR_CANCELED",
+    "OperatorCancel",
+    "handles_operator_cancel",
+    "operator_cancel_event",
     "CompositeEvent",
     "Schedule",
     "Request",

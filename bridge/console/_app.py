@@ -20,7 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from bridge.reviews import StepFunctions
 from core_saga import Saga
 
-from . import _api, _errors, _pages
+from . import _actions, _api, _errors, _pages
 from ._deps import PageProblem
 from ._limits import BodySizeLimit
 from ._resources import Console, ConsoleUnavailable
@@ -136,6 +136,8 @@ def create_app(settings: ConsoleSettings | None = None, *,
     app.include_router(_errors.api)
     app.include_router(_pages.router)
     app.include_router(_errors.pages)
+    app.include_router(_actions.api)
+    app.include_router(_actions.pages)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _install_handlers(app, console)
 

@@ -75,6 +75,9 @@ class ConsoleSettings(BaseSettings):
     """An order in the same (not final) state for longer than this is stuck."""
     console_sagas: list[str] = Field(default_factory=list)
     """Saga classes (``package.module:Class``) whose graphs and columns the console shows."""
+    console_saga_queues: dict[str, str] = Field(default_factory=dict)
+    """Saga type → the queue its workers host it on (without the prefix): where an
+    operator's cancel is sent."""
     console_title: str = "stepsaga ops console"
     console_session_secret: SecretStr | None = Field(default=None, repr=False)
     """Signs the session cookies (32+ characters). None: a random key per process, so

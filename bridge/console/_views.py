@@ -79,6 +79,8 @@ class OrderDetail(BaseModel):
     finished: bool
     final: bool
     summary: dict[str, str]
+    status: str = Field(description="One line: what the order waits for or why it ended, "
+                                    "and the action that fits")
     waiting_for: list[str] = Field(serialization_alias="waitingFor",
                                    description="Why the order is where it is")
     timeline: Timeline
@@ -305,7 +307,7 @@ async def order_detail(console: Console, order_id: str, saga_type: str | None, *
         saga_type=timeline.saga_type, correlation_id=order_id, state=timeline.state,
         stuck=stuck, finished=timeline.finished, final=final,
         summary=model.summary(timeline.data) if model else {},
-        waiting_for=timeline.waiting_for, timeline=timeline,
+        status=timeline.status, waiting_for=timeline.waiting_for, timeline=timeline,
         graph=to_mermaid(model, highlight=timeline.state) if model is not None else None,
         links=links)
     pending = await res.reviews.list_reviews(status="pending", correlation_id=order_id)

@@ -76,6 +76,12 @@ class StepFunctions:
         answer.pop("ResponseMetadata", None)
         return answer
 
+    async def stop_execution(self, execution_arn: str, error: str, cause: str) -> None:
+        """StopExecution (an execution that has ended already is left as it is)."""
+        async with self._client() as sfn:
+            await sfn.stop_execution(executionArn=execution_arn, error=error[:256],
+                                     cause=cause[:32768])
+
     async def definition_for_execution(self, execution_arn: str) -> dict[str, Any]:
         """The definition (parsed ASL) of the state machine version an execution runs."""
         async with self._client() as sfn:

@@ -12,7 +12,8 @@ through the store's public queries (:class:`core_saga.persistence.SagaStore`):
   execution's history (Step Functions ``GetExecutionHistory``; plumbing states folded).
 
 Each item is a :class:`TimelineEntry` (``kind``, ``at``, ``summary``, ``details``);
-``waiting_for`` says in plain words why the order is where it is. Task tokens never
+``status`` says in one line what the order waits for (or why it ended) and the action
+that fits; ``waiting_for`` says in plain words why the order is where it is. Task tokens never
 appear in a timeline: keys named like a task token are masked and every known token is
 replaced wherever it shows up. The ops console and ``stepsaga orders show`` both render
 :func:`build_timeline`'s result::
@@ -43,6 +44,7 @@ from ._model import (
     TimelineEntry,
 )
 from ._redact import redact, tokens_in, trace_id_of
+from ._status import status_line
 from ._why import explain
 
 __all__ = [
@@ -65,6 +67,7 @@ __all__ = [
     "read_execution",
     "redact",
     "review_entries",
+    "status_line",
     "tokens_in",
     "trace_id_of",
 ]

@@ -28,6 +28,7 @@ from ._entries import (
 from ._executions import read_execution
 from ._model import ExecutionLink, Timeline, TimelineEntry
 from ._redact import redact, tokens_in
+from ._status import status_line
 from ._why import explain
 
 
@@ -177,9 +178,13 @@ async def build_timeline(store: SagaStore, correlation_id: str, *,
         entries=entries, executions=executions, trace_ids=sorted(traces),
         reviews=[r.as_dict() for r in review_list],
         path=_path(history))
+    moment = now or datetime.now(UTC)
     timeline.waiting_for = [redact(line, tokens) for line in explain(
         timeline, model=model, rows=rows, handled=handled, reviews=review_list,
-        handoffs=handoffs, now=now or datetime.now(UTC))]
+        handoffs=handoffs, now=moment)]
+    timeline.status = redact(status_line(timeline, model=model, rows=rows,
+                                         reviews=review_list, handoffs=handoffs,
+                                         now=moment), tokens)
     return timeline
 
 

@@ -72,6 +72,9 @@ class Timeline(BaseModel):
     reviews: list[dict[str, Any]]
     path: list[str] = Field(default_factory=list)
     """The states the saga went through, in order (from its history)."""
+    status: str = ""
+    """The order's status in one line: what it waits for or why it ended, and the action
+    that fits (see :func:`bridge.timeline.status_line`)."""
     waiting_for: list[str] = Field(default_factory=list)
     """Why the order is where it is: what it waits for, what failed (see
     :func:`bridge.timeline.explain`)."""

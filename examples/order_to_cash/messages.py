@@ -26,7 +26,7 @@ CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$",
 
 CancelCode = Literal["payment_declined", "inventory_unavailable", "shipping_deadline",
                      "shipping_abandoned", "review_rejected", "review_timed_out",
-                     "supervision_lost"]
+                     "supervision_lost", "operator_canceled"]
 """Why an order was canceled, for machines; ``OrderCanceled.reason`` says it for people."""
 
 

@@ -67,6 +67,7 @@ from core_saga import (
     Saga,
     Schedule,
     State,
+    operator_cancel_event,
 )
 
 from .messages import (
@@ -247,10 +248,17 @@ def _cancel_because(code: CancelCode, reason: Callable[[Any], str]) -> Callable[
     return cancel
 
 
+def _operator_reason(ctx: Ctx) -> str:
+    return f"canceled by {ctx.message.actor}: {ctx.message.reason}"
+
+
 def _deadline_reason(ctx: Ctx) -> str:
     deadline = settings_of(ctx).shipping_deadline
     return (f"shipping failed for {deadline} after {ctx.saga.shipment_attempt} attempt(s): "
             f"{ctx.saga.last_shipping_error or 'no answer from shipping'}")
+
+
+_operator_canceled = _cancel_because("operator_canceled", _operator_reason)
 
 
 def _refund(ctx: Ctx) -> RefundPayment:
@@ -325,6 +333,10 @@ class OrderSaga(Saga[OrderState]):
     all_compensated = CompositeEvent(payment_refunded, inventory_released, shipment_canceled,
                                      status_field="compensations_confirmed")
 
+    # The console's and `stepsaga orders cancel`'s operator cancel, in every state that
+    # is not final: what was done is undone, and the order ends Canceled.
+    operator_cancel = operator_cancel_event()
+
     shipping_deadline = Schedule(ShipmentDeadlineExpired, token_field="shipping_deadline_token",
                                  delay=_shipping_deadline)
     shipment_retry = Schedule(RetryShipment, token_field="shipment_retry_token",
@@ -395,6 +407,9 @@ class OrderSaga(Saga[OrderState]):
                                    lambda ctx: "nobody reviewed the order in time"))),
             self._cancel_now(self.when(self.supervision_lost)
                              .then(_cancel_because("supervision_lost", _lost_reason))),
+            # Nothing charged yet; the review's late answer is ignored once Canceled.
+            self._cancel_now(self.when(self.operator_cancel)
+                             .unschedule(self.supervision_deadline).then(_operator_canceled)),
         )
         self.during(
             self.payment_pending,
@@ -406,6 +421,9 @@ class OrderSaga(Saga[OrderState]):
                 "payment_declined", lambda ctx: f"payment declined: {ctx.message.reason}"))),
             # A lost supervision the saga no longer waits for (it moved on) changes nothing.
             self.ignore(self.supervision_lost),
+            # The charge may be on its way: refunded (a refund first closes the order).
+            self.when(self.operator_cancel).then(_operator_canceled)
+            .send(PAYMENT_QUEUE, _refund).transition_to(self.compensating_payment),
         )
         self.during(
             self.inventory_pending,
@@ -417,6 +435,7 @@ class OrderSaga(Saga[OrderState]):
                                   lambda ctx: f"inventory unavailable: {ctx.message.reason}"))
             .send(PAYMENT_QUEUE, _refund)
             .transition_to(self.compensating_payment),
+            self._compensate_everything(self.when(self.operator_cancel).then(_operator_canceled)),
             self.ignore(self.payment_charged),
             self.ignore(self.supervision_lost),
         )
@@ -442,6 +461,11 @@ class OrderSaga(Saga[OrderState]):
                 self.when(self.shipping_deadline.received)
                 .unschedule(self.shipment_retry)
                 .then(_cancel_because("shipping_deadline", _deadline_reason))),
+            self._compensate_everything(
+                self.when(self.operator_cancel)
+                .unschedule(self.shipping_deadline)
+                .unschedule(self.shipment_retry)
+                .then(_operator_canceled)),
             self.ignore(self.payment_charged),
             self.ignore(self.inventory_reserved),
             self.ignore(self.supervision_lost),
@@ -459,6 +483,9 @@ class OrderSaga(Saga[OrderState]):
             self._compensate_everything(
                 self.when(self.supervision_lost)
                 .then(_cancel_because("supervision_lost", _lost_reason))),
+            self._compensate_everything(self.when(self.operator_cancel)
+                                        .unschedule(self.supervision_deadline)
+                                        .then(_operator_canceled)),
             self.ignore(self.shipment_failed),
             self.ignore(self.payment_charged),
             self.ignore(self.inventory_reserved),

@@ -1,0 +1,79 @@
+"""The order's status in one line: what it waits for, or why it ended, and the action
+that fits. The first line of the order page and of ``stepsaga orders show``; the reasons
+in full are :func:`bridge.timeline.explain`'s."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from bridge._handoffs import HandoffRecord
+from bridge._publisher import EVENTBRIDGE
+from bridge.reviews import Review
+from core_saga import SagaModel
+from core_saga.extension import SEND_KIND
+from core_saga.persistence import OutboxRow
+
+from ._entries import clip, short_type, utc
+from ._model import Timeline
+from ._why import _ago, _awaited_events, _when
+
+REASON_KEYS = ("cancel_code", "cancel_reason", "reason")
+"""Instance data keys read, in order, for why an order ended."""
+
+
+def _ended(timeline: Timeline) -> str:
+    data = timeline.data
+    code = next((str(data[k]) for k in REASON_KEYS if data.get(k)), None)
+    detail = data.get("cancel_reason")
+    why = f": {code}" if code else ""
+    if code and detail and str(detail) != code:
+        why += f" ({clip(str(detail), 200)})"
+    return f"ended {timeline.state}{why}"
+
+
+def status_line(timeline: Timeline, *, model: SagaModel | None, rows: Sequence[OutboxRow],
+                reviews: Sequence[Review], handoffs: Sequence[HandoffRecord],
+                now: datetime) -> str:
+    """One line: why the order ended, or the most telling thing it waits for and, after
+    a dash, what to do about it (approve/reject, resume, look at the hand-off)."""
+    if timeline.finished or (model is not None and timeline.state in model.terminal_states):
+        return _ended(timeline)
+    for review in reviews:
+        if review.status in ("pending", "deciding"):
+            return (f"waiting for review since {_ago(now, review.created_at)} — "
+                    "approve/reject in Reviews")
+    unsent = [r for r in rows if r.dispatched_at is None and r.kind in (SEND_KIND, EVENTBRIDGE)]
+    for row in unsent:
+        if row.failed:
+            return (f"sending {short_type(row.message_type)} failed after {row.attempts} "
+                    "attempts — resume")
+    for row in unsent:
+        if row.attempts:
+            return (f"sending {short_type(row.message_type)} retried {row.attempts} times, "
+                    f"unsent for {_ago(now, row.created_at or row.deliver_at)} — resume")
+    for row in unsent:
+        if utc(row.deliver_at) <= now:
+            return (f"outbox row {short_type(row.message_type)} unsent for "
+                    f"{_ago(now, row.deliver_at)} — resume")
+    for handoff in handoffs:
+        if handoff.outcome is None and handoff.execution_arn is None:
+            return (f"hand-off to {handoff.workflow} not started for "
+                    f"{_ago(now, handoff.requested_at)} — check its EventBridge rule")
+    for handoff in handoffs:
+        if handoff.outcome is None:
+            return (f"waiting for {handoff.workflow} since "
+                    f"{_ago(now, handoff.started_at or handoff.requested_at)} — see its "
+                    "execution")
+    timers = sorted((r for r in unsent if utc(r.deliver_at) > now and not r.attempts),
+                    key=lambda r: r.deliver_at)
+    if timers:
+        first = timers[0]
+        return (f"waiting for timer {short_type(first.message_type)}, fires at "
+                f"{_when(first.deliver_at)} (in {_ago(first.deliver_at, now)}) — resume "
+                "fires it now")
+    awaited = _awaited_events(model, timeline.state) if model is not None else []
+    since = f" since {_ago(now, timeline.updated_at)}" if timeline.updated_at else ""
+    if awaited:
+        return f"in {timeline.state}{since}, waiting for {', '.join(awaited)}"
+    return f"in {timeline.state}{since}"
