@@ -59,20 +59,26 @@ def status_line(timeline: Timeline, *, model: SagaModel | None, rows: Sequence[O
     for handoff in handoffs:
         if handoff.outcome is None and handoff.execution_arn is None:
             return (f"hand-off to {handoff.workflow} not started for "
-                    f"{_ago(now, handoff.requested_at)} — check its EventBridge rule")
+                    f"{_ago(now, handoff.requested_at)} — retry the hand-off, or check its "
+                    "EventBridge rule")
     for handoff in handoffs:
         if handoff.outcome is None:
             return (f"waiting for {handoff.workflow} since "
                     f"{_ago(now, handoff.started_at or handoff.requested_at)} — see its "
-                    "execution")
+                    "execution, or abort it")
     timers = sorted((r for r in unsent if utc(r.deliver_at) > now and not r.attempts),
                     key=lambda r: r.deliver_at)
+    awaited = _awaited_events(model, timeline.state) if model is not None else []
     if timers:
         first = timers[0]
-        return (f"waiting for timer {short_type(first.message_type)}, fires at "
+        # The message the saga waits for comes first: the timer is its deadline.
+        name = short_type(first.message_type)
+        # Other timers' events are left out: a timer not armed is not waited for.
+        others = [a for a in awaited if ".Received" not in a and a != name]
+        messages = f"{', '.join(others)} or " if others else ""
+        return (f"waiting for {messages}timer {name}, fires at "
                 f"{_when(first.deliver_at)} (in {_ago(first.deliver_at, now)}) — resume "
                 "fires it now")
-    awaited = _awaited_events(model, timeline.state) if model is not None else []
     since = f" since {_ago(now, timeline.updated_at)}" if timeline.updated_at else ""
     if awaited:
         return f"in {timeline.state}{since}, waiting for {', '.join(awaited)}"

@@ -14,7 +14,7 @@ from datetime import datetime
 from bridge._handoffs import HandoffRecord
 from bridge._publisher import EVENTBRIDGE
 from bridge.reviews import Review
-from core_saga import SagaModel
+from core_saga import OperatorCancel, SagaModel
 from core_saga.extension import SEND_KIND
 from core_saga.persistence import InboxRecord, OutboxRow
 
@@ -40,11 +40,14 @@ def _when(at: datetime) -> str:
 
 def _awaited_events(model: SagaModel, state: str) -> list[str]:
     """The events the saga acts on in `state` (not those it ignores, nor the ones every
-    state accepts)."""
+    state accepts, nor the operator's cancel: that is an action, not what the order
+    waits for)."""
     found: list[str] = []
     for (source, event), behaviors in model.behaviors.items():
         if source == state and any(not b.ignore and not b.from_any for b in behaviors):
             declared = model.events.get(event)
+            if declared is not None and declared.message_type is OperatorCancel:
+                continue
             message = declared.message_type.__name__ if declared is not None else event
             found.append(event if message == event else f"{event} ({message})")
     return sorted(found)

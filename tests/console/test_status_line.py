@@ -1,0 +1,68 @@
+"""The order's status in one line, on the Order-to-Cash saga's model: what it waits for
+(which message, which timer and when it fires, which hand-off since when), or why it
+ended, and the action that fits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bridge._handoffs import HandoffRecord
+from bridge.timeline import Timeline, status_line
+from core_saga.extension import SEND_KIND
+from core_saga.persistence import OutboxRow
+from examples.order_to_cash.saga import OrderSaga
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+MODEL = OrderSaga.model
+
+
+def _timeline(state: str, **data: Any) -> Timeline:
+    return Timeline(saga_type="OrderSaga", correlation_id="o-1", state=state, version=3,
+                    created_at=NOW - timedelta(hours=1), updated_at=NOW - timedelta(minutes=4),
+                    finished=False, data=data, handoffs=[], entries=[], executions=[],
+                    trace_ids=[], reviews=[])
+
+
+def _timer(message: str, due: datetime) -> OutboxRow:
+    return OutboxRow(id=7, message_id="m-7", kind=SEND_KIND, destination="orders",
+                     message_type=f"urn:message:order_to_cash:{message}:v1",
+                     correlation_id="o-1", body=b"{}", deliver_at=due,
+                     created_at=NOW - timedelta(minutes=4))
+
+
+def _line(timeline: Timeline, rows: list[OutboxRow] | None = None,
+          handoffs: list[HandoffRecord] | None = None) -> str:
+    return status_line(timeline, model=MODEL, rows=rows or [], reviews=[],
+                       handoffs=handoffs or [], now=NOW)
+
+
+def test_waiting_for_a_message_names_it_and_not_the_operator_cancel() -> None:
+    line = _line(_timeline("PaymentPending"))
+    assert line == "in PaymentPending since 4 min, waiting for PaymentCharged, PaymentDeclined"
+
+
+def test_a_timer_comes_with_the_messages_it_is_the_deadline_of() -> None:
+    rows = [_timer("ShipmentDeadlineExpired", NOW + timedelta(hours=2))]
+    line = _line(_timeline("ShippingPending"), rows)
+    assert line == ("waiting for ShipmentCreated, ShipmentFailed or timer "
+                    "ShipmentDeadlineExpired, fires at 2026-03-01 14:00:00 UTC (in 2 h 0 min)"
+                    " — resume fires it now")
+
+
+def test_a_hand_off_not_started_points_to_retry_and_a_running_one_to_abort() -> None:
+    lost = HandoffRecord(handoff_id="h-1", workflow="SlowShipping", reason="slow",
+                         requested_at=NOW - timedelta(minutes=5))
+    assert _line(_timeline("AwaitingShippingSupervision"), handoffs=[lost]) == (
+        "hand-off to SlowShipping not started for 5 min — retry the hand-off, or check its "
+        "EventBridge rule")
+    running = lost.model_copy(update={"execution_arn": "arn:aws:states:x",
+                                      "started_at": NOW - timedelta(minutes=3)})
+    assert _line(_timeline("AwaitingShippingSupervision"), handoffs=[running]) == (
+        "waiting for SlowShipping since 3 min — see its execution, or abort it")
+
+
+def test_an_ended_order_says_why() -> None:
+    line = _line(_timeline("Canceled", cancel_code="operator_canceled",
+                           cancel_reason="canceled by olga: customer called"))
+    assert line == "ended Canceled: operator_canceled (canceled by olga: customer called)"
