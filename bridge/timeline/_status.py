@@ -9,13 +9,14 @@ from datetime import datetime
 
 from bridge._handoffs import HandoffRecord
 from bridge._publisher import EVENTBRIDGE
+from bridge.errorstore._browse import REDRIVE_ACTION, REDRIVEN, error_target
 from bridge.reviews import Review
 from core_saga import SagaModel
 from core_saga.extension import SEND_KIND
 from core_saga.persistence import OutboxRow
 
 from ._entries import clip, short_type, utc
-from ._model import Timeline
+from ._model import Timeline, TimelineEntry
 from ._why import _ago, _awaited_events, _when
 
 REASON_KEYS = ("cancel_code", "cancel_reason", "reason")
@@ -32,11 +33,27 @@ def _ended(timeline: Timeline) -> str:
     return f"ended {timeline.state}{why}"
 
 
+def _open_error(timeline: Timeline) -> TimelineEntry | None:
+    """The latest error since the saga's last step that nobody has redriven."""
+    steps = [e.at for e in timeline.entries if e.source == "saga"]
+    since = steps[-1] if steps else None
+    redriven = {e.details.get("target") for e in timeline.entries
+                if e.kind == "operator" and e.details.get("action") == REDRIVE_ACTION
+                and e.details.get("outcome") == REDRIVEN}
+    for entry in reversed(timeline.entries):
+        error_id = entry.details.get("errorId")
+        if (entry.kind == "error" and (since is None or entry.at >= since)
+                and (error_id is None or error_target(error_id) not in redriven)):
+            return entry
+    return None
+
+
 def status_line(timeline: Timeline, *, model: SagaModel | None, rows: Sequence[OutboxRow],
                 reviews: Sequence[Review], handoffs: Sequence[HandoffRecord],
                 now: datetime) -> str:
     """One line: why the order ended, or the most telling thing it waits for and, after
-    a dash, what to do about it (approve/reject, resume, look at the hand-off)."""
+    a dash, what to do about it (approve/reject, resume, redrive, retry the hand-off,
+    abort its execution)."""
     if timeline.finished or (model is not None and timeline.state in model.terminal_states):
         return _ended(timeline)
     for review in reviews:
@@ -56,6 +73,9 @@ def status_line(timeline: Timeline, *, model: SagaModel | None, rows: Sequence[O
         if utc(row.deliver_at) <= now:
             return (f"outbox row {short_type(row.message_type)} unsent for "
                     f"{_ago(now, row.deliver_at)} — resume")
+    error = _open_error(timeline)
+    if error is not None:
+        return f"{clip(error.summary, 200)} — fix the cause, then redrive it from Errors"
     for handoff in handoffs:
         if handoff.outcome is None and handoff.execution_arn is None:
             return (f"hand-off to {handoff.workflow} not started for "

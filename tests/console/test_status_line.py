@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bridge._handoffs import HandoffRecord
-from bridge.timeline import Timeline, status_line
+from bridge.timeline import Timeline, TimelineEntry, status_line
 from core_saga.extension import SEND_KIND
 from core_saga.persistence import OutboxRow
 from examples.order_to_cash.saga import OrderSaga
@@ -66,3 +66,24 @@ def test_an_ended_order_says_why() -> None:
     line = _line(_timeline("Canceled", cancel_code="operator_canceled",
                            cancel_reason="canceled by olga: customer called"))
     assert line == "ended Canceled: operator_canceled (canceled by olga: customer called)"
+
+
+def test_a_poison_message_points_to_redrive_until_it_is_redriven() -> None:
+    step = TimelineEntry(kind="transition", at=NOW - timedelta(minutes=4), source="saga",
+                         summary="Submitted → PaymentPending")
+    error = TimelineEntry(kind="error", at=NOW - timedelta(minutes=2), source="errors",
+                          summary="orders could not handle PaymentCharged: ValueError: bad",
+                          details={"errorId": 12})
+    timeline = _timeline("PaymentPending").model_copy(update={"entries": [step, error]})
+    assert _line(timeline) == ("orders could not handle PaymentCharged: ValueError: bad — "
+                               "fix the cause, then redrive it from Errors")
+    redriven = TimelineEntry(kind="operator", at=NOW - timedelta(minutes=1), source="audit",
+                             summary="otto: redrive error:12: redriven",
+                             details={"action": "redrive", "target": "error:12",
+                                      "outcome": "redriven"})
+    timeline = timeline.model_copy(update={"entries": [step, error, redriven]})
+    assert _line(timeline).startswith("in PaymentPending since 4 min, waiting for ")
+    # An error before the saga's last step is history, not why it waits.
+    later = step.model_copy(update={"at": NOW})
+    timeline = timeline.model_copy(update={"entries": [error, later]})
+    assert _line(timeline).startswith("in PaymentPending since 4 min, waiting for ")
