@@ -133,8 +133,13 @@ async def build_timeline(store: SagaStore, correlation_id: str, *,
     kind_of = record.saga_type if record else history[-1].saga_type
     history = [h for h in history if h.saga_type == kind_of]
     rows = await store.outbox_for(correlation_id)
+    acted = await _safe_audit(audit, correlation_id)
+    # The operator's cancels went to the saga's queue, not through the outbox: whether
+    # the saga handled them is read from the inbox as well.
+    cancels = {str(e.detail["messageId"]) for e in acted
+               if e.action == "cancel" and e.detail and e.detail.get("messageId")}
     handled: dict[str, list[InboxRecord]] = {}
-    for entry in await store.inbox_for({row.message_id for row in rows}):
+    for entry in await store.inbox_for({row.message_id for row in rows} | cancels):
         handled.setdefault(entry.message_id, []).append(entry)
     review_list, review_tokens = await _safe_reviews(reviews, correlation_id)
     data = record.data if record else {}
@@ -159,7 +164,7 @@ async def build_timeline(store: SagaStore, correlation_id: str, *,
     handed = handoff_entries(handoffs)
     entries = merge(transitions, handed, sent, failures, supervisor,
                     review_entries(review_list),
-                    audit_entries(await _safe_audit(audit, correlation_id)),
+                    audit_entries(acted),
                     anchors=_anchors(transitions, [*handed, *sent]))
     entries = [e.model_copy(update={"summary": redact(e.summary, tokens),
                                     "details": redact(_jsonable(e.details), tokens)})
@@ -184,7 +189,7 @@ async def build_timeline(store: SagaStore, correlation_id: str, *,
         handoffs=handoffs, now=moment)]
     timeline.status = redact(status_line(timeline, model=model, rows=rows,
                                          reviews=review_list, handoffs=handoffs,
-                                         now=moment), tokens)
+                                         now=moment, handled=handled), tokens)
     return timeline
 
 

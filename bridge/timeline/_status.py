@@ -4,7 +4,7 @@ in full are :func:`bridge.timeline.explain`'s."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from bridge._handoffs import HandoffRecord
@@ -48,14 +48,38 @@ def _open_error(timeline: Timeline) -> TimelineEntry | None:
     return None
 
 
+def _cancel_in_flight(timeline: Timeline, handled: Mapping[str, object]
+                      ) -> TimelineEntry | None:
+    """An operator's cancel sent after the saga's last step whose message no consumer
+    has handled (the inbox) nor refused (the error store): the saga has not taken it
+    yet. A cancel the saga ignored (already compensating) was handled: not in flight."""
+    steps = [e.at for e in timeline.entries if e.source == "saga"]
+    since = steps[-1] if steps else None
+    seen = {e.details.get("messageId") for e in timeline.entries if e.source != "audit"}
+    seen |= set(handled)
+    for entry in reversed(timeline.entries):
+        if (entry.kind == "operator" and entry.details.get("action") == "cancel"
+                and entry.details.get("outcome") == "requested"):
+            detail = entry.details.get("detail") or {}
+            taken = detail.get("messageId") in seen if detail.get("messageId") else False
+            return None if taken or (since is not None and entry.at < since) else entry
+    return None
+
+
 def status_line(timeline: Timeline, *, model: SagaModel | None, rows: Sequence[OutboxRow],
                 reviews: Sequence[Review], handoffs: Sequence[HandoffRecord],
-                now: datetime) -> str:
+                now: datetime, handled: Mapping[str, object] | None = None) -> str:
     """One line: why the order ended, or the most telling thing it waits for and, after
     a dash, what to do about it (approve/reject, resume, redrive, retry the hand-off,
-    abort its execution)."""
+    abort its execution). `handled`: the inbox's records by message id (a cancel whose
+    message is among them was taken by the saga)."""
     if timeline.finished or (model is not None and timeline.state in model.terminal_states):
         return _ended(timeline)
+    cancel = _cancel_in_flight(timeline, handled or {})
+    if cancel is not None:
+        return (f"cancel requested by {cancel.details.get('actor')} "
+                f"{_ago(now, cancel.at)} ago, not yet taken by the saga (in "
+                f"{timeline.state}) — look at its queue and Errors")
     for review in reviews:
         if review.status in ("pending", "deciding"):
             return (f"waiting for review since {_ago(now, review.created_at)} — "

@@ -87,3 +87,29 @@ def test_a_poison_message_points_to_redrive_until_it_is_redriven() -> None:
     later = step.model_copy(update={"at": NOW})
     timeline = timeline.model_copy(update={"entries": [error, later]})
     assert _line(timeline).startswith("in PaymentPending since 4 min, waiting for ")
+
+
+def test_a_cancel_the_saga_has_not_taken_yet_says_so() -> None:
+    step = TimelineEntry(kind="transition", at=NOW - timedelta(minutes=4), source="saga",
+                         summary="Submitted → PaymentPending")
+    asked = TimelineEntry(kind="operator", at=NOW - timedelta(minutes=2), source="audit",
+                          summary="olga: cancel o-1: requested — customer called",
+                          details={"action": "cancel", "actor": "olga",
+                                   "outcome": "requested", "detail": {"messageId": "m-9"}})
+    timeline = _timeline("PaymentPending").model_copy(update={"entries": [step, asked]})
+    assert _line(timeline) == ("cancel requested by olga 2 min ago, not yet taken by the "
+                               "saga (in PaymentPending) — look at its queue and Errors")
+    taken = step.model_copy(update={"at": NOW, "summary": "PaymentPending → "
+                                    "CompensatingPayment"})
+    timeline = timeline.model_copy(update={"entries": [step, asked, taken]})
+    assert _line(timeline).startswith("in PaymentPending since 4 min")
+    # Ignored where the saga already compensates: handled (the inbox), not in flight.
+    handled = TimelineEntry(kind="received", at=NOW - timedelta(minutes=1), source="inbox",
+                            summary="OrderSaga handled OperatorCancel",
+                            details={"messageId": "m-9"})
+    timeline = timeline.model_copy(update={"entries": [step, asked, handled]})
+    assert _line(timeline).startswith("in PaymentPending since 4 min")
+    # The same read from the inbox's records (the cancel never went through the outbox).
+    timeline = timeline.model_copy(update={"entries": [step, asked]})
+    assert status_line(timeline, model=MODEL, rows=[], reviews=[], handoffs=[], now=NOW,
+                       handled={"m-9": []}).startswith("in PaymentPending since 4 min")
