@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 from sqlalchemy import select
 
 from bridge.audit import AuditEntry, AuditLog
+from core_saga import ConcurrencyError
 from core_saga.persistence import SagaStore
 from core_saga.persistence._schema import errors as message_errors
 from core_saga.transports import TransportMessage
@@ -167,6 +168,17 @@ class ErrorRedriver:
             return RedriveResult(error_id, "unchanged", False,
                                  f"error {error_id} was redriven already: nothing changed",
                                  queue, record.correlation_id)
+        except ConcurrencyError:
+            # Another redrive of this error committed its claim first. Where the claim is
+            # checked only at the commit (SQLite takes its write lock as late as it can),
+            # this one had sent a copy already: the message keeps its id, so the inbox
+            # absorbs it, and the other redrive is the one audited.
+            log.info("redrive: error %s was redriven at the same time by another redrive",
+                     error_id)
+            return RedriveResult(error_id, "unchanged", False,
+                                 f"error {error_id} was redriven at the same time by another "
+                                 "redrive: nothing more changed (a copy sent meanwhile is "
+                                 "absorbed by the inbox)", queue, record.correlation_id)
         except Exception as exc:
             what = f"{type(exc).__name__}: {_first_line(exc)}"
             if sent:

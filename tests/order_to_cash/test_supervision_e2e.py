@@ -99,6 +99,9 @@ async def test_review_timed_out_escalates_once_then_cancels(
         order = await stack.orders.get("ignored")
         assert order is not None and order.cancel_code == "review_timed_out"
         arn = _only_execution(stack, "ManualReview")
+        # The order ends when the saga takes the outcome; the workflow enters Delivered
+        # when the saga's acknowledgement reaches it, a moment later.
+        assert (await asyncio.to_thread(stack.finished, arn))["status"] == "SUCCEEDED"
         entered = stack.entered(arn)
         assert entered.index("AwaitReview") < entered.index("AwaitEscalatedReview") < \
             entered.index("TimedOut") < entered.index("Delivered")
