@@ -218,6 +218,9 @@ class Workers:
         return codes
 
 
+ORDER_ID = re.compile(r"rel-(\d{5})-[a-z-]+")
+"""An order id of a run (its number in the group), as found in an execution's input."""
+
 MALFORMED_KINDS = ("not JSON", "unknown type", "invalid payload", "oversize")
 """The kinds of malformed message the chaos puts on the queues."""
 
@@ -343,23 +346,28 @@ class Chaos:
         run.say(f"  the supervision rules were disabled for {time.time() - begun:.0f} s")
 
     async def abort_execution(self) -> None:
-        """StopExecution on one running ManualReview or SlowShipping execution; its
+        """StopExecution on one running ManualReview or SlowShipping execution of an
+        even-numbered order (the odd ones keep their planned supervision paths); its
         order may end ``supervision_lost`` (``execution_aborted``)."""
         run = self.run
-        running: list[str] = []
-        for arn in run.state_machines.values():
-            listed = await asyncio.to_thread(run.sfn.list_executions, stateMachineArn=arn,
+        candidates: list[tuple[str, str]] = []
+        for machine in run.state_machines.values():
+            listed = await asyncio.to_thread(run.sfn.list_executions,
+                                             stateMachineArn=machine,
                                              statusFilter="RUNNING", maxResults=100)
-            running.extend(e["executionArn"] for e in listed["executions"])
-        if not running:
+            for execution in listed["executions"]:
+                arn = execution["executionArn"]
+                described = await asyncio.to_thread(run.sfn.describe_execution,
+                                                    executionArn=arn)
+                found = ORDER_ID.search(described.get("input") or "")
+                if found is None:
+                    raise RuntimeError(f"no order id in the input of execution {arn}")
+                if int(found.group(1)) % 2 == 0:
+                    candidates.append((arn, found.group(0)))
+        if not candidates:
             return
-        arn = self.rng.choice(sorted(running))
-        described = await asyncio.to_thread(run.sfn.describe_execution, executionArn=arn)
-        found = re.search(r"rel-\d{5}-[a-z-]+", described.get("input") or "")
-        if found is None:
-            raise RuntimeError(f"no order id in the input of execution {arn}")
-        # Recorded before the stop: the saga may hear of it at once.
-        run.aborted.add(found.group(0))
+        arn, order_id = self.rng.choice(sorted(candidates))
+        run.aborted.add(order_id)  # before the stop: the saga may hear of it at once
         try:
             await asyncio.to_thread(run.sfn.stop_execution, executionArn=arn,
                                     cause="the reliability run aborts it")

@@ -189,7 +189,8 @@ class FaultRates:
     ``supervision_lost``; a later one is re-published after they are back."""
     abort_every: float = 5.0
     """Mean seconds between StopExecution calls on a running ManualReview or
-    SlowShipping execution (one picked at random)."""
+    SlowShipping execution (one picked at random among those of even-numbered orders:
+    the odd ones keep their planned supervision paths)."""
 
 
 NO_FAULTS = FaultRates(gateway_transient=0, duplicate=0, delay=0, kill_every=0,
