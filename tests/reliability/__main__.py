@@ -42,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duplicate", type=float, default=defaults.duplicate,
                         metavar="SHARE", help="received messages put back on their queue "
                         f"(a duplicate delivery) ({defaults.duplicate:g})")
+    parser.add_argument("--rule-off", type=float, default=defaults.rule_off_seconds,
+                        metavar="SECONDS", help="the supervision rules disabled once (hand-"
+                        "offs re-published after, or lost); 0: off "
+                        f"({defaults.rule_off_seconds:g})")
+    parser.add_argument("--abort-every", type=float, default=defaults.abort_every,
+                        metavar="SECONDS", help="mean seconds between StopExecution calls "
+                        "on a running supervisor execution; 0: off "
+                        f"({defaults.abort_every:g})")
     parser.add_argument("--paths", default=None, metavar="PATH,...",
                         help=f"only orders of these paths ({','.join(PATHS)})")
     parser.add_argument("--postgres-url", default=DEFAULT_PG)
@@ -52,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     faults = NO_FAULTS if args.no_faults else replace(
         defaults, db_outage_seconds=args.db_outage, aws_outage_seconds=args.aws_outage,
         freeze_seconds=args.freeze, clock_skew_seconds=args.clock_skew,
-        duplicate=args.duplicate)
+        duplicate=args.duplicate, rule_off_seconds=args.rule_off,
+        abort_every=args.abort_every)
     databases = ("sqlite", "postgres") if args.database == "both" else (args.database,)
     failed = False
     for database in databases:

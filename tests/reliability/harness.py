@@ -23,7 +23,12 @@ What it injects, and from where:
   immediate`` and started again, on a cluster of the run's own; SQLite's disk full),
   a process frozen with a transaction open on the hot row (PostgreSQL), AWS unreachable
   (the workers reach the emulator through a proxy that stops listening); and one
-  worker's clock running ahead (PostgreSQL).
+  worker's clock running ahead (PostgreSQL);
+- here, on the supervision side: the supervision rules disabled for a while (hand-offs
+  put on the bus meanwhile reach no workflow: the saga re-publishes them after its
+  started deadline, or gives them up as ``supervision_lost``), and running supervisor
+  executions stopped (StopExecution: the saga learns of the ABORTED execution through
+  Step Functions' status event and cancels the order).
 
 The seed is printed; ``--seed`` replays the same orders, paths and the harness's own
 fault schedule (the workers' faults also draw on their process ids, and the interleaving
@@ -37,6 +42,7 @@ import contextlib
 import functools
 import json
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -212,6 +218,9 @@ class Workers:
         return codes
 
 
+ORDER_ID = re.compile(r"rel-(\d{5})-[a-z-]+")
+"""An order id of a run (its number in the group), as found in an execution's input."""
+
 MALFORMED_KINDS = ("not JSON", "unknown type", "invalid payload", "oversize")
 """The kinds of malformed message the chaos puts on the queues."""
 
@@ -262,7 +271,10 @@ class Chaos:
                     (faults.malformed_every, self.send_malformed)]
         if self.run.options.database == "postgres":
             periodic.append((faults.db_cut_every, self.cut_connection))
+        periodic.append((faults.abort_every, self.abort_execution))
         jobs = [self._every(mean, act) for mean, act in periodic if mean > 0]  # 0: off
+        if faults.rule_off_seconds > 0:
+            jobs.append(self.rules_off(faults.rule_off_seconds))
         return [asyncio.create_task(job) for job in [*jobs, self.review_loop()]]
 
     # -- process and infrastructure faults --------------------------------------------------
@@ -306,6 +318,62 @@ class Chaos:
         await asyncio.to_thread(self.run.sqs.send_message, QueueUrl=url, MessageBody=body)
         self.malformed[marker] = f"{kind} message on {queue}"
         self.run.injected[f"malformed: {kind}"] += 1
+
+    # -- supervision faults -----------------------------------------------------------------
+    async def rules_off(self, seconds: float) -> None:
+        """Disable the supervision rules for `seconds`, once, from when a tenth of the
+        orders are in (while orders are still handed off); enabled again even when the
+        run is being stopped. The window (from just before the first DisableRule to just
+        after the last EnableRule) is what explains a ``not_started`` loss."""
+        run = self.run
+        while run.submitted < max(1, run.options.orders // 10) and not self.stop.is_set():
+            await asyncio.sleep(0.2)
+        if self.stop.is_set():
+            return
+        begun = time.time()
+        try:
+            for rule in run.supervision_rules:
+                await asyncio.to_thread(run.events.disable_rule, Name=rule,
+                                        EventBusName=run.bus)
+            run.injected["supervision rules disabled"] += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), seconds)
+        finally:
+            for rule in run.supervision_rules:
+                await asyncio.to_thread(run.events.enable_rule, Name=rule,
+                                        EventBusName=run.bus)
+            run.rule_off.append((begun, time.time()))
+        run.say(f"  the supervision rules were disabled for {time.time() - begun:.0f} s")
+
+    async def abort_execution(self) -> None:
+        """StopExecution on one running ManualReview or SlowShipping execution of an
+        even-numbered order (the odd ones keep their planned supervision paths); its
+        order may end ``supervision_lost`` (``execution_aborted``)."""
+        run = self.run
+        candidates: list[tuple[str, str]] = []
+        for machine in run.state_machines.values():
+            listed = await asyncio.to_thread(run.sfn.list_executions,
+                                             stateMachineArn=machine,
+                                             statusFilter="RUNNING", maxResults=100)
+            for execution in listed["executions"]:
+                arn = execution["executionArn"]
+                described = await asyncio.to_thread(run.sfn.describe_execution,
+                                                    executionArn=arn)
+                found = ORDER_ID.search(described.get("input") or "")
+                if found is None:
+                    raise RuntimeError(f"no order id in the input of execution {arn}")
+                if int(found.group(1)) % 2 == 0:
+                    candidates.append((arn, found.group(0)))
+        if not candidates:
+            return
+        arn, order_id = self.rng.choice(sorted(candidates))
+        run.aborted.add(order_id)  # before the stop: the saga may hear of it at once
+        try:
+            await asyncio.to_thread(run.sfn.stop_execution, executionArn=arn,
+                                    cause="the reliability run aborts it")
+        except run.sfn.exceptions.ExecutionDoesNotExist:
+            return
+        run.injected["execution aborted"] += 1
 
     async def outages(self) -> None:
         """The long faults, once each and one after the other, from when a fifth of the
@@ -458,6 +526,14 @@ class Run:
         self.proxy: AwsProxy | None = None
         self.pg_url = options.postgres_url
         self.schema: str | None = None
+        self.rule_off: list[tuple[float, float]] = []
+        """When the supervision rules were disabled (wall-clock start, end)."""
+        self.aborted: set[str] = set()
+        """Orders one of whose supervisor executions the run stopped."""
+        self.supervision_rules: list[str] = []
+        self.state_machines: dict[str, str] = {}
+        self.events: Any = None
+        self.sfn: Any = None
 
     def delayed(self, begun: float, until: float) -> None:
         """Record a fault window: orders under way then may end on a deadline."""
@@ -527,6 +603,12 @@ class Run:
             visibility_timeout=TIMINGS.visibility_seconds)
         self.bus = resources.bus_name
         self.sqs = self.emulator.boto3_client("sqs")
+        # The harness's own clients go straight to the emulator (not through the proxy).
+        self.events = self.emulator.boto3_client("events")
+        self.sfn = self.emulator.boto3_client("stepfunctions")
+        self.state_machines = resources.state_machines
+        self.supervision_rules = [f"{prefix}supervision-{workflow}"
+                                  for workflow in resources.state_machines]
         self.stepfunctions = StepFunctions(StepFunctionsConfig(
             region=self.emulator.region, endpoint_url=self.emulator.endpoint_url))
         self.queue_urls = {q: self.sqs.get_queue_url(QueueName=prefix + q)["QueueUrl"]
@@ -605,8 +687,10 @@ class Run:
         sampler = invariants.StockSampler(configs[0], initial)
         sampling = asyncio.create_task(sampler.run(chaos.stop))
         faults = options.faults
+        lost_after = TIMINGS.supervision_started_deadline.total_seconds() * 4  # 1 + 3
         bound = options.bound + faults.db_outage_seconds + faults.aws_outage_seconds + (
-            faults.freeze_seconds if options.database == "postgres" else 0)
+            faults.freeze_seconds if options.database == "postgres" else 0) + (
+            faults.rule_off_seconds + lost_after if faults.rule_off_seconds > 0 else 0)
         try:
             await self._submit(orders)
             self.say("all submitted; waiting for every order to end")
@@ -725,8 +809,11 @@ class Run:
                 self.store, initial)),
             await invariants.check_planned_endings(
                 self.store, orders, ended, self.submitted_at, self.windows,
-                self.contradicted),
+                self.contradicted, invariants.SupervisionFaults(
+                    rule_off=self.rule_off, aborted=self.aborted,
+                    slack=self.options.faults.clock_skew_seconds + 2)),
         ]
+        self.injected.update(await invariants.handoff_counts(self.store, orders))
         report.violations = [*self.violations, *(v for found in checks for v in found)]
         for order in orders:
             ending = ended[order.order_id].label

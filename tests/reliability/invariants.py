@@ -10,13 +10,14 @@ import itertools
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bridge import HandoffRecord, handoffs_of
 from core_saga.persistence import ErrorRecord, SagaStore
 from examples.order_to_cash.inventory import RESERVED, reservation_of, stock_levels
 from examples.order_to_cash.orders import OrderRepository
@@ -25,7 +26,17 @@ from examples.order_to_cash.queues import ALL_QUEUES
 from examples.order_to_cash.shipping import CREATED, ShippingRepository
 
 from .fakes import carrier_labels, gateway_calls
-from .plan import DELAYED_ENDINGS, EXPECTED, REVIEW_REJECT, SILENT_PATHS, PlannedOrder, path_of
+from .plan import (
+    ABORTED_CAUSE,
+    DELAYED_ENDINGS,
+    EXPECTED,
+    REVIEW_REJECT,
+    RULE_OFF_CAUSE,
+    SILENT_PATHS,
+    SUPERVISION_LOST,
+    PlannedOrder,
+    path_of,
+)
 from .worker import WorkerConfig
 
 TERMINAL = ("Completed", "Canceled")
@@ -385,15 +396,61 @@ async def check_dlqs(store: SagaStore, dead_lettered: Sequence[tuple[str, str]]
     return found
 
 
+@dataclass(frozen=True)
+class SupervisionFaults:
+    """What the supervision faults of a run touched."""
+
+    rule_off: Sequence[tuple[float, float]] = ()
+    """When the supervision rules were disabled (wall-clock start, end)."""
+    aborted: set[str] = field(default_factory=set)
+    """Orders one of whose supervisor executions the run stopped."""
+    slack: float = 2.0
+    """Seconds the saga's clock may be off the harness's (a worker's skewed clock)."""
+
+    def explains(self, order_id: str, records: Sequence[HandoffRecord]) -> str | None:
+        """Why `order_id` may have ended ``supervision_lost``, or None: its lost hand-off
+        was given up ``not_started`` and a publish of it fell while the rules were off
+        (first published before they were back, given up after they went off), or it
+        was lost ``execution_aborted`` and the run stopped one of its executions."""
+        for record in records:
+            if record.lost == ABORTED_CAUSE and order_id in self.aborted:
+                return "its execution was stopped"
+            if record.lost == RULE_OFF_CAUSE and record.lost_at is not None:
+                first, given_up = record.requested_at.timestamp(), record.lost_at.timestamp()
+                if any(first <= end + self.slack and given_up >= start - self.slack
+                       for start, end in self.rule_off):
+                    return "its hand-off was published while the rules were off"
+        return None
+
+
+async def handoff_counts(store: SagaStore, orders: Sequence[PlannedOrder]) -> Counter[str]:
+    """How the run's hand-offs went, for the report: re-published, lost (by cause)."""
+    found: Counter[str] = Counter()
+    for order in orders:
+        saga = await store.get_instance("OrderSaga", order.order_id)
+        for record in handoffs_of(saga.data if saga is not None else {}):
+            if record.publishes > 1:
+                found["hand-off re-published"] += 1
+            if record.lost:
+                found[f"hand-off lost: {record.lost}"] += 1
+    return found
+
+
 async def check_planned_endings(store: SagaStore, orders: Sequence[PlannedOrder],
                                 ended: dict[str, Ending], submitted_at: dict[str, float],
                                 windows: Sequence[tuple[float, float]],
-                                contradicted: set[str]) -> list[Violation]:
+                                contradicted: set[str],
+                                supervision: SupervisionFaults | None = None
+                                ) -> list[Violation]:
     """Every ended order ended as planned (:data:`.plan.EXPECTED`), or on a deadline
     while a fault delayed it (:data:`.plan.DELAYED_ENDINGS`; `windows`: when a fault
     delayed every order under way), or — a ``review-reject`` order — Completed because a
-    contradicting click decided first (`contradicted`). Anything else is how a lost
-    message shows: the saga waited for it until a deadline, or went another way."""
+    contradicting click decided first (`contradicted`), or ``supervision_lost`` with the
+    cause a supervision fault that touched it brings about (`supervision`: the rules
+    off while its hand-off was published, its execution stopped). Anything else is how
+    a lost message shows: the saga waited for it until a deadline, or went another
+    way."""
+    supervision = supervision or SupervisionFaults()
     found: list[Violation] = []
     for order in orders:
         end = ended[order.order_id]
@@ -409,6 +466,15 @@ async def check_planned_endings(store: SagaStore, orders: Sequence[PlannedOrder]
             finished = saga.updated_at.timestamp() if saga is not None else float("inf")
             if any(start <= finished and begun <= until for start, until in windows):
                 continue
+        if label == SUPERVISION_LOST:
+            saga = await store.get_instance("OrderSaga", order.order_id)
+            records = handoffs_of(saga.data if saga is not None else {})
+            if supervision.explains(order.order_id, records):
+                continue
+            causes = ", ".join(f"{r.workflow} {r.lost}" for r in records if r.lost) or "none"
+            found.append((order.order_id, f"ended {label} (lost: {causes}), and no "
+                                          "supervision fault touched it that way"))
+            continue
         found.append((order.order_id, f"ended {label}, planned "
                                       f"{' or '.join(sorted(EXPECTED[order.path]))}, and no "
                                       "fault explains it (a lost message?)"))

@@ -81,6 +81,16 @@ what a lost message looks like, and a violation. The one other legitimate case: 
 ``review-reject`` order Completed because the contradicting second click decided first
 (the harness notes it)."""
 
+SUPERVISION_LOST = "Canceled:supervision_lost"
+"""The ending of an order whose hand-off will not come back. Legitimate only for the
+orders the two supervision faults touched, and only for the cause each brings about:"""
+RULE_OFF_CAUSE = "not_started"
+"""The supervision rules were disabled while every publish of the order's hand-off went
+on the bus (each re-publish, after the started deadline, was swallowed too)."""
+ABORTED_CAUSE = "execution_aborted"
+"""The harness stopped the order's supervisor execution (StopExecution): Step Functions'
+ABORTED status event reached the saga before the workflow's outcome."""
+
 
 def path_of(order_id: str) -> str:
     """The path written into an order id (``rel-00042-carrier-long`` → carrier-long)."""
@@ -170,13 +180,25 @@ class FaultRates:
     clock_skew_seconds: float = 15.0
     """How far ahead one worker's clock runs, the whole run (PostgreSQL: on SQLite the
     host's clock is the clock)."""
+    rule_off_seconds: float = 20.0
+    """The supervision rules (``supervision-ManualReview``, ``supervision-SlowShipping``)
+    disabled this long, once, from when a tenth of the orders are in: hand-offs put on
+    the bus meanwhile reach no workflow. With the run's started deadline
+    (:attr:`Timings.supervision_started_deadline`) and the shipped 3 re-publishes, a
+    hand-off first published more than four deadlines before the rules are back ends
+    ``supervision_lost``; a later one is re-published after they are back."""
+    abort_every: float = 5.0
+    """Mean seconds between StopExecution calls on a running ManualReview or
+    SlowShipping execution (one picked at random among those of even-numbered orders:
+    the odd ones keep their planned supervision paths)."""
 
 
 NO_FAULTS = FaultRates(gateway_transient=0, duplicate=0, delay=0, kill_every=0,
                       db_cut_every=0, put_events_fail_every=0, malformed_every=0,
                       callback_twice=0, callback_invalid=0, refund_lost_answer=False,
                       concurrent_copies=0, db_outage_seconds=0, aws_outage_seconds=0,
-                      freeze_seconds=0, clock_skew_seconds=0)
+                      freeze_seconds=0, clock_skew_seconds=0, rule_off_seconds=0,
+                      abort_every=0)
 """A fault-free baseline (the orders' own paths still decline, run short and so on)."""
 
 
@@ -196,6 +218,13 @@ class Timings:
         attempt_timeout_seconds=5, delivery_timeout_seconds=5, delivery_max_attempts=3))
     visibility_seconds: int = 4
     """The queues' visibility timeout: how soon a killed worker's messages come back."""
+    supervision_started_deadline: timedelta = timedelta(seconds=5)
+    """How long each publish of a hand-off waits for ``SupervisionStarted`` (the shipped
+    ``HandOffConfig.started_deadline`` is 5 minutes): a speed setting of a short run, so
+    that a hand-off swallowed by a disabled rule is re-published, or given up, in
+    seconds. The re-publishes stay the shipped 3. Long enough that no other fault of a
+    run (a killed worker, an outage) keeps ``SupervisionStarted`` away for four of
+    them."""
 
 
 TIMINGS = Timings()

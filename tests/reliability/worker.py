@@ -131,7 +131,10 @@ async def run(config: WorkerConfig) -> None:
         shipping_retry_initial=timings.shipping_retry_initial,
         shipping_retry_max=timings.shipping_retry_max,
         shipping_retry_budget=timings.shipping_retry_budget,
-        supervision=HandOffConfig(bus=config.bus, reply_to=reply_to))
+        # The started deadline short (a speed setting of a short run: Timings); the
+        # re-publishes the shipped default.
+        supervision=HandOffConfig(bus=config.bus, reply_to=reply_to,
+                                  started_deadline=timings.supervision_started_deadline))
     aws = settings.aws()
     clients = AwsClients(aws)
     heartbeats = TaskHeartbeats(await clients.client("stepfunctions"))
