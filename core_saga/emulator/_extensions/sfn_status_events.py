@@ -42,26 +42,31 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def status_detail(execution: Any) -> dict[str, Any]:
-    """The event's ``detail`` for `execution` (a parser-backend Execution) now."""
-    status = execution.exec_status.value if execution.exec_status is not None else "RUNNING"
+def status_detail(execution: Any, *, starting: bool = False) -> dict[str, Any]:
+    """The event's ``detail`` for `execution` (a parser-backend Execution) now; with
+    `starting`, its RUNNING event (a short execution may have ended on its worker thread
+    before the start returns: its start is still reported as a start)."""
+    if starting:
+        status = "RUNNING"
+    else:
+        status = execution.exec_status.value if execution.exec_status is not None else "RUNNING"
     return {
         "executionArn": execution.exec_arn,
         "stateMachineArn": execution.state_machine_arn,
         "name": execution.name,
         "status": status,
         "startDate": _millis(execution.start_date),
-        "stopDate": _millis(execution.stop_date),
+        "stopDate": None if starting else _millis(execution.stop_date),
         "input": _text(execution.execution_input),
         "output": _text(execution.output) if status == "SUCCEEDED" else None,
         "inputDetails": {"included": True},
         "outputDetails": {"included": True} if status == "SUCCEEDED" else None,
-        "error": execution.error or None,
-        "cause": execution.cause or None,
+        "error": None if starting else (execution.error or None),
+        "cause": None if starting else (execution.cause or None),
     }
 
 
-def emit(execution: Any) -> None:
+def emit(execution: Any, *, starting: bool = False) -> None:
     """Put the status event of `execution` on its account's default bus (a failure is
     logged: the execution itself is not affected, as on AWS). Standard executions only,
     as on AWS."""
@@ -71,7 +76,7 @@ def emit(execution: Any) -> None:
         events = importlib.import_module("moto.events.models")
         backend = events.events_backends[execution.account_id][execution.region_name]
         backend.put_events([{"Source": SOURCE, "DetailType": DETAIL_TYPE,
-                             "Detail": json.dumps(status_detail(execution)),
+                             "Detail": json.dumps(status_detail(execution, starting=starting)),
                              "Resources": [execution.exec_arn]}])
     except Exception:
         LOG.exception("could not put the status event of %s",
@@ -87,7 +92,7 @@ def apply() -> None:
     @functools.wraps(original_start)
     def start(self: Any) -> None:
         original_start(self)
-        emit(self)
+        emit(self, starting=True)
 
     execution_class.start = start
     communication = module.BaseExecutionWorkerCommunication
