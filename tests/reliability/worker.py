@@ -15,7 +15,7 @@ import os
 import random
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,12 +117,6 @@ def open_store(config: WorkerConfig, application_name: str = APPLICATION_NAME) -
 async def run(config: WorkerConfig) -> None:
     timings = TIMINGS
     settings = worker_settings(config, timings)
-    # A SIGTERM during start-up (the harness stops a worker it just restarted) ends the
-    # process cleanly, as one after start-up does.
-    loop = asyncio.get_running_loop()
-    starting_stopped = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, starting_stopped.set)
     skew_clock(config.clock_skew_seconds)
     rng = random.Random(config.seed * 1000 + config.index * 17 + os.getpid())
     store = open_store(config)
@@ -131,14 +125,7 @@ async def run(config: WorkerConfig) -> None:
     inner = await SqsTransport.connect(settings.sqs())
     transport = ChaosTransport(inner, rng, duplicate=config.duplicate, delay=config.delay,
                                concurrent_copies=config.concurrent_copies)
-    reply_to = await _while_aws_unreachable(
-        lambda: inner.queue_url(ORDER_SAGA_QUEUE), starting_stopped)
-    if reply_to is None:  # stopped while AWS was unreachable: nothing started yet
-        await transport.close()
-        await reviews.close()
-        await fakes.dispose()
-        await store.close()
-        return
+    reply_to = await inner.queue_url(ORDER_SAGA_QUEUE)
     saga_settings = OrderSagaSettings(
         review_threshold=None, shipping_deadline=timings.shipping_deadline,
         shipping_retry_initial=timings.shipping_retry_initial,
@@ -159,10 +146,9 @@ async def run(config: WorkerConfig) -> None:
                           carrier=DurableCarrier(fakes), heartbeats=heartbeats)
     worker.add_consumer(ReviewTaskConsumer(reviews), queue=REVIEW_QUEUE)
     sinks = await attach_bridge(worker, aws)
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.request_stop)
-    if starting_stopped.is_set():
-        worker.request_stop()
     print(f"worker {config.index} ready (pid {os.getpid()})", flush=True)
     orphan_watch = asyncio.create_task(_stop_when_orphaned(worker.request_stop))
     try:
@@ -175,22 +161,6 @@ async def run(config: WorkerConfig) -> None:
         await reviews.close()
         await fakes.dispose()
         await store.close()
-
-
-async def _while_aws_unreachable(call: Callable[[], Awaitable[str]],
-                                 stopped: asyncio.Event, limit: float = 120.0) -> str | None:
-    """`call` again while AWS does not answer (a worker restarted during the run's AWS
-    outage), up to `limit` seconds; None when the worker is told to stop meanwhile."""
-    deadline = asyncio.get_running_loop().time() + limit
-    while True:
-        try:
-            return await call()
-        except Exception:
-            if stopped.is_set():
-                return None
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(1.0)
 
 
 ORPHAN_GRACE_SECONDS = 5.0
