@@ -160,16 +160,22 @@ def _order_url(order_id: str) -> str:
     return f"/orders/{quote(order_id, safe='')}"
 
 
-@pages.post("/orders/{order_id:path}/resume")
-async def resume_page(request: Request, order_id: str, acting: Operating) -> Response:
-    """The order page's resume form: back to the order with what came of it."""
-    from ._pages import redirect
-
+def _form_reason(order_id: str, acting: FormAction) -> str:
+    """The order id checked and the form's reason (required), for every action form."""
     if not order_id or len(order_id) > ID_MAX:
         raise PageProblem(400, "an order id has 1 to 200 characters", who=acting.who)
     reason = str(acting.form.get("reason") or "").strip()[:2000]
     if not reason:
         raise PageProblem(400, "say why (a reason is required)", who=acting.who)
+    return reason
+
+
+@pages.post("/orders/{order_id:path}/resume")
+async def resume_page(request: Request, order_id: str, acting: Operating) -> Response:
+    """The order page's resume form: back to the order with what came of it."""
+    from ._pages import redirect
+
+    reason = _form_reason(order_id, acting)
     result = await resume(console_of(request), order_id, acting.who.name, reason,
                           acting.form.get("fireTimers") == "yes")
     if result.outcome == "not_found":
@@ -182,11 +188,7 @@ async def cancel_page(request: Request, order_id: str, acting: Operating) -> Res
     """The order page's cancel form: back to the order with what came of it."""
     from ._pages import redirect
 
-    if not order_id or len(order_id) > ID_MAX:
-        raise PageProblem(400, "an order id has 1 to 200 characters", who=acting.who)
-    reason = str(acting.form.get("reason") or "").strip()[:2000]
-    if not reason:
-        raise PageProblem(400, "say why (a reason is required)", who=acting.who)
+    reason = _form_reason(order_id, acting)
     result = await cancel(console_of(request), order_id, acting.who.name, reason)
     if result.outcome in ("not_found", "failed"):
         raise PageProblem(STATUS[result.outcome], result.message, who=acting.who)
@@ -198,11 +200,7 @@ async def abort_page(request: Request, order_id: str, acting: Operating) -> Resp
     """The order page's abort form: back to the order with what came of it."""
     from ._pages import redirect
 
-    if not order_id or len(order_id) > ID_MAX:
-        raise PageProblem(400, "an order id has 1 to 200 characters", who=acting.who)
-    reason = str(acting.form.get("reason") or "").strip()[:2000]
-    if not reason:
-        raise PageProblem(400, "say why (a reason is required)", who=acting.who)
+    reason = _form_reason(order_id, acting)
     result = await abort(console_of(request), order_id, acting.who.name, reason)
     if result.outcome in ("not_found", "failed"):
         raise PageProblem(STATUS[result.outcome], result.message, who=acting.who)
@@ -214,11 +212,7 @@ async def retry_page(request: Request, order_id: str, acting: Operating) -> Resp
     """The order page's retry form: back to the order with what came of it."""
     from ._pages import redirect
 
-    if not order_id or len(order_id) > ID_MAX:
-        raise PageProblem(400, "an order id has 1 to 200 characters", who=acting.who)
-    reason = str(acting.form.get("reason") or "").strip()[:2000]
-    if not reason:
-        raise PageProblem(400, "say why (a reason is required)", who=acting.who)
+    reason = _form_reason(order_id, acting)
     result = await retry(console_of(request), order_id, acting.who.name, reason)
     if result.outcome == "not_found":
         raise PageProblem(404, result.message, who=acting.who)
