@@ -50,6 +50,12 @@ metadata = MetaData()
 # BigInteger ids autoincrement on PostgreSQL; SQLite needs INTEGER for rowid aliasing.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
+# Only the primary key: a transition rewrites `state`, `version`, `data` and
+# `updated_at`, and on PostgreSQL an update that changes no indexed column is a HOT
+# update (no index entries, dead versions pruned within the page). An index holding
+# `state` made every transition a full update with two new index entries, and cost 30 %
+# of the per-message throughput at 8 connections (docs/performance.md). The operator's
+# queries by state scan the live instances instead.
 saga_instances = Table(
     "saga_instances",
     metadata,
@@ -60,7 +66,6 @@ saga_instances = Table(
     Column("data", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    Index("ix_saga_instances_state", "saga_type", "state", "updated_at"),
 )
 
 saga_index = Table(
