@@ -105,6 +105,53 @@ class TransportSink:
 
 
 @dataclass(slots=True)
+class _MarkBatch:
+    """Delivered row ids waiting to be marked dispatched by one statement."""
+
+    ids: list[int] = field(default_factory=list)
+    done: bool = False
+    error: BaseException | None = None
+
+
+class _DispatchMarks:
+    """Marks delivered rows dispatched, one statement for the rows of every delivery
+    that finished while the previous statement ran (a group commit): at load, many
+    deliveries share a round trip and a write; alone, a delivery is marked at once. A
+    caller returns once its own rows are marked (or with the statement's error)."""
+
+    def __init__(self, store: SagaStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+        self._lock = asyncio.Lock()
+        self._open = _MarkBatch()
+
+    async def mark(self, ids: Sequence[int]) -> None:
+        batch = self._open
+        batch.ids.extend(ids)
+        async with self._lock:
+            if not batch.done:
+                # The first of this batch to get the turn marks it for all of them;
+                # rows delivered from now on go to the next batch.
+                if self._open is batch:
+                    self._open = _MarkBatch()
+                try:
+                    await self.store.mark_dispatched(batch.ids, self.clock.now())
+                except Exception as exc:
+                    batch.error = exc
+                    raise
+                finally:
+                    # A cancelled mark leaves the batch to the next of its callers.
+                    batch.done = batch.error is not None or not _cancelling()
+        if batch.error is not None:
+            raise batch.error
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+@dataclass(slots=True)
 class _Pending:
     """Committed rows for one destination, waiting to fill a batch."""
 
@@ -145,6 +192,7 @@ class OutboxDispatcher:
         """Called when a dispatch pass fails (the worker reports an outage with it)."""
         self.linger = 0.01
         """The longest :meth:`deliver_soon` holds a partial batch (seconds)."""
+        self._marks = _DispatchMarks(store, clock)
 
     def add_sink(self, kind: str, sink: OutboxSink) -> None:
         """Register the sink for rows of `kind`."""
@@ -265,7 +313,7 @@ class OutboxDispatcher:
                     else:
                         await self._failed(row, result)
         if done:
-            await self.store.mark_dispatched(done, self.clock.now())
+            await self._marks.mark(done)
             self.sent += len(done)
             sent_now = self.clock.now()
             delivered = set(done)

@@ -116,7 +116,8 @@ def _writes_statement(instance: str | None, history: int, outbox: int,
     `history` and `outbox` rows _NONE, _ONE or _MANY (arrays through ``unnest``).
     `claim` ``plain``/``locked`` appends the next message's inbox claim and instance
     read (its five parameters last): a batch sends one message's writes with the next
-    one's claim-and-load, one round trip a message."""
+    one's claim-and-load, one round trip a message. `claim` ``inbox`` appends the next
+    message's inbox claim alone (three parameters; a consumer's message)."""
     ctes: list[str] = []
     n = 1
     if instance == "insert":
@@ -154,6 +155,8 @@ def _writes_statement(instance: str | None, history: int, outbox: int,
     # so the caller folds them in only when they are not to the instance it reads.
     ctes.append(f"c AS (INSERT INTO inbox (consumer, message_id, processed_at) "
                 f"VALUES (${n}, ${n + 1}, ${n + 2}) ON CONFLICT DO NOTHING RETURNING 1)")
+    if claim == "inbox":
+        return f"WITH {', '.join(ctes)} SELECT {written}, {ids}, (SELECT count(*) FROM c)::int"
     lock = " FOR UPDATE" if claim == "locked" else ""
     return (f"WITH {', '.join(ctes)} SELECT {written}, {ids}, "
             "(SELECT count(*) FROM c)::int, s.state, s.version, s.data, s.created_at, "
@@ -380,7 +383,9 @@ class AsyncpgTransaction(StoreTransaction):
 
     async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
         if self._holding:
-            await self.flush()
+            # The previous message's writes ride with this message's claim.
+            r = await self._write((consumer, message_id, _utc(now)), "inbox")
+            return bool(r[2])
         # A concurrent claim of the same id waits for the first to commit, then does nothing.
         status = await self.conn.execute(_INBOX_CLAIM, consumer, message_id, _utc(now))
         return bool(_count(status))

@@ -142,6 +142,23 @@ async def test_a_batch_commits_each_message_once_with_its_own_outbox_rows(
     assert len(await store.pending_outbox()) == 4
 
 
+async def test_a_batch_of_consumer_messages_claims_each_once(store: SagaStore) -> None:
+    """A consumer's claim rides with the previous message's writes (asyncpg): a copy
+    later in the same batch, or in a later one, is still a duplicate."""
+    jobs = Jobs()
+    consumer = Endpoint("jobs", [ConsumerHandler(jobs)], store=store, clock=SystemClock(),
+                        routes=Topology().routes)
+    first, second = Envelope(Job(n=1)), Envelope(Job(n=2))
+    results = await consumer.process_batch([first, second, first, Envelope(Job(n=3))])
+    assert [r.duplicate for r in results] == [False, False, True, False]
+    assert [len(r.rows) for r in results] == [1, 1, 0, 1]
+    assert sorted(r.message_type for r in await store.pending_outbox()) == \
+        [Done.message_urn] * 3
+    again = await consumer.process_batch([second, first])
+    assert [r.duplicate for r in again] == [True, True]
+    assert len(await store.pending_outbox()) == 3
+
+
 async def test_a_failing_message_rolls_the_whole_batch_back(store: SagaStore) -> None:
     orders = endpoint(store)
     good = Envelope(OrderSubmitted(order_id="o-good", amount=Decimal(1)))
