@@ -71,8 +71,10 @@ class WorkerSettings(BaseSettings):
     """The longest a queue's next receive waits after one that took fewer than 10
     messages, so that it finds a fuller batch. The wait follows the queue's rate: none
     when fewer than one more message is expected in this time (a quiet queue is
-    received from at once), else until ten are expected. It saves receives at load,
-    at the price of at most this much latency per hop."""
+    received from at once), else until ten are expected. Also the longest a queue
+    waits for room for a whole batch when its own messages in hand leave room for only
+    part of one (its `endpoint_concurrency`). It saves receives at load, at the price
+    of at most this much latency per hop."""
     delete_linger_seconds: float = Field(0.5, ge=0, le=5)
     """The longest handled messages wait to be deleted in a batch of up to 10: until
     the batch is full or this time has passed, and not at all when the queue is so quiet

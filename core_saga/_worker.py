@@ -419,6 +419,9 @@ class Worker:
         self._receiving[queue] = True
         failures = 0
         arrivals = ArrivalRate()
+        full = min(10, limit)
+        short_since: float | None = None
+        loop = asyncio.get_running_loop()
         while not self._stop.is_set():
             if not self.store_health.up:
                 # Nothing new while the database is down: what is in hand is kept.
@@ -429,6 +432,17 @@ class Worker:
             if free <= 0:
                 await asyncio.sleep(0.005)
                 continue
+            if free < full and self._in_flight_at[queue]:
+                # Room for part of a batch only because this queue's own messages are
+                # still in hand: wait for a whole batch's room (at most the receive
+                # window), rather than split the queue into small receives and commits.
+                now = loop.time()
+                if short_since is None:
+                    short_since = now
+                if now - short_since < self.settings.receive_linger_seconds:
+                    await asyncio.sleep(0.005)
+                    continue
+            short_since = None
             try:
                 asked_ns = time.time_ns()
                 messages = await self.transport.receive(

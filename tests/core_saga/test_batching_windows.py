@@ -7,10 +7,19 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from core_saga import SystemClock
+from core_saga import (
+    ConsumeContext,
+    Consumer,
+    Envelope,
+    Message,
+    SystemClock,
+    Worker,
+    WorkerSettings,
+)
 from core_saga._batching import ArrivalRate, batch_wait
 from core_saga.extension import DeliveryResult, OutboxDispatcher
 from core_saga.persistence import MemoryStore, OutboxRow
+from core_saga.transports import InMemoryTransport, ReceivedMessage, TransportMessage
 
 
 def test_the_rate_follows_recent_arrivals() -> None:
@@ -73,3 +82,66 @@ async def test_a_quiet_destination_is_sent_to_at_once() -> None:
     for _ in range(5):  # let the send task run; no time passes
         await asyncio.sleep(0)
     assert sink.calls == [("a", 1)]
+
+
+class _AskingTransport(InMemoryTransport):
+    """Records how many messages each receive asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[int] = []
+
+    async def receive(self, queue: str, *, max_messages: int = 10,
+                      wait_seconds: float = 20.0) -> list[ReceivedMessage]:
+        taken = await super().receive(queue, max_messages=max_messages,
+                                      wait_seconds=wait_seconds)
+        if taken:
+            self.asked.append(max_messages)
+        return taken
+
+
+class Slow(Message):
+    message_namespace = "t.windows"
+    n: int
+
+
+class SlowJobs(Consumer[Slow]):
+    def __init__(self) -> None:
+        self.done: set[int] = set()
+
+    async def consume(self, ctx: ConsumeContext[Slow]) -> None:
+        await asyncio.sleep(0.02)
+        self.done.add(ctx.message.n)
+
+
+async def _receives(linger: float) -> list[int]:
+    transport = _AskingTransport()
+    jobs = SlowJobs()
+    worker = Worker(WorkerSettings(database_url="memory://", wait_time_seconds=0,
+                                   concurrency=16, receive_linger_seconds=linger),
+                    store=MemoryStore(), transport=transport)
+    worker.add_consumer(jobs, queue="slow")
+    for start in range(0, 60, 10):
+        await transport.send_batch("slow", [
+            TransportMessage(Envelope(Slow(n=n)).encode(), f"s-{n}", Slow.message_urn)
+            for n in range(start, start + 10)])
+    task = asyncio.create_task(worker.run(install_signal_handlers=False))
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(jobs.done) < 60:
+            assert asyncio.get_running_loop().time() < deadline, "not all handled"
+            await asyncio.sleep(0.01)
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(task, 30)
+    return transport.asked
+
+
+async def test_a_busy_queue_waits_for_room_for_a_whole_batch() -> None:
+    # 16 in hand at most: after a receive of 10, room for 6 only. The queue waits (up to
+    # the receive window) for room for 10 rather than take the 6 and split its batches.
+    assert set(await _receives(linger=2.0)) == {10}
+
+
+async def test_without_a_window_the_queue_takes_what_room_it_has() -> None:
+    assert min(await _receives(linger=0.0)) < 10
