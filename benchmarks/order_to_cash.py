@@ -29,7 +29,7 @@ OrderCanceled consumer); the rate is orders over the span from the first submiss
 the last outcome. A happy order is 8 messages handled (submitted, charge, charged,
 reserve, reserved, ship, shipped, completed); a refunded one 8, a declined one 4.
 
-    .venv/bin/python benchmarks/order_to_cash.py [--orders 200] [--sqs-orders 100] \
+    .venv/bin/python benchmarks/order_to_cash.py [--orders 1000] [--sqs-orders 100] \
         [--window 32] [--repeats 3] \
         [--variants memory+sqlite,memory+postgres,memory+postgres-per-message,sqs-1proc,sqs-2proc]
 """
@@ -397,8 +397,8 @@ def _variants(text: str) -> list[str]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--orders", type=int, default=200,
-                        help="orders per in-memory-transport run (default 200)")
+    parser.add_argument("--orders", type=int, default=1000,
+                        help="orders per in-memory-transport run (default 1000)")
     parser.add_argument("--sqs-orders", type=int, default=100,
                         help="orders per emulator run (default 100)")
     parser.add_argument("--window", type=int, default=32,

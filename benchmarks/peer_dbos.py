@@ -34,7 +34,7 @@ the order requests before its clock starts. Each run is a fresh process with fre
 schemas (DBOS: system, datasource and app schemas; stepsaga: one), dropped afterwards;
 the two sides alternate.
 
-    .venv/bin/python benchmarks/peer_dbos.py [--orders 200] [--window 32] [--repeats 3]
+    .venv/bin/python benchmarks/peer_dbos.py [--orders 1000] [--window 32] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ LABELS = {"stepsaga": "stepsaga (in-memory transport, asyncpg store, batched com
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--orders", type=int, default=200, help="orders per run (default 200)")
+    parser.add_argument("--orders", type=int, default=1000, help="orders per run (default 1000)")
     parser.add_argument("--window", type=int, default=32,
                         help="orders open at once on each side (default 32)")
     parser.add_argument("--repeats", type=int, default=3)

@@ -30,7 +30,7 @@ written here), and PostgreSQL is reached through its unix socket (``--pg-socket`
 run is a fresh process (and a fresh server, a fresh base directory), fresh schemas
 dropped afterwards; the sides alternate.
 
-    .venv/bin/python benchmarks/peer_restate.py [--orders 200] [--window 32] [--repeats 3]
+    .venv/bin/python benchmarks/peer_restate.py [--orders 1000] [--window 32] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -287,7 +287,7 @@ def check_namespaces() -> None:
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--orders", type=int, default=200, help="orders per run (default 200)")
+    parser.add_argument("--orders", type=int, default=1000, help="orders per run (default 1000)")
     parser.add_argument("--window", type=int, default=32,
                         help="orders open at once on each side (default 32)")
     parser.add_argument("--repeats", type=int, default=3)
