@@ -429,14 +429,22 @@ class Endpoint:
             # another batch (or deadlock with it, found only after PostgreSQL's
             # deadlock_timeout), it gives up soon and its messages go one by one.
             await tx.limit_lock_wait(self.batch_lock_wait)
-            for envelope, work in zip(envelopes, works, strict=True):
+            prepared = [await self._prepare(envelope) for envelope in envelopes]
+            # Claim every message and read every instance they name in one go; the
+            # messages then run without a round trip each and write together.
+            known = [p for p in prepared if p is not None]
+            await tx.prefetch(self.name, [e.message_id for e in envelopes],
+                              self.clock.now(),
+                              list(dict.fromkeys((h.name, cid) for h, _, cid in known)),
+                              lock=any(h.locks for h, _, _ in known))
+            for envelope, work, ready in zip(envelopes, works, prepared, strict=True):
                 attempts = RetryAttempts()
                 attempts.begin_run()
                 token = track_attempts(attempts)
                 try:
                     with (consume_span(self.name, envelope) if each is None
                           else each(envelope)):
-                        rows.append(await self._run(tx, envelope, work))
+                        rows.append(await self._run(tx, envelope, work, ready, asked=True))
                 finally:
                     untrack_attempts(token)
         processed = []
@@ -456,18 +464,29 @@ class Endpoint:
             self.on_committed(envelope, work)
         return Processed(False, rows, work)
 
-    async def _run(self, tx: StoreTransaction, envelope: Envelope, work: Work
-                   ) -> list[OutboxRow] | None:
+    async def _prepare(self, envelope: Envelope
+                       ) -> tuple[SagaHandler, Event[Any], str] | None:
+        """For a message one saga handles and whose instance the message names: the
+        saga's handler, the event and the correlation id; else None."""
+        handlers = self._by_type.get(envelope.message_type, ())
+        single = handlers[0] if len(handlers) == 1 else None
+        if not isinstance(single, SagaHandler):
+            return None
+        prepared = await single.prepare(envelope)
+        return None if prepared is None else (single, *prepared)
+
+    async def _run(self, tx: StoreTransaction, envelope: Envelope, work: Work,
+                   ready: tuple[SagaHandler, Event[Any], str] | None = None,
+                   asked: bool = False) -> list[OutboxRow] | None:
         """Handle `envelope` inside `tx`: claim it in the inbox, run its handlers, write
-        instances, history and outbox. The outbox rows, or None for a duplicate."""
+        instances, history and outbox. The outbox rows, or None for a duplicate.
+        `ready` is what :meth:`_prepare` said of it when `asked` already."""
         handlers = self._by_type.get(envelope.message_type, ())
         now = self.clock.now()
-        single = handlers[0] if len(handlers) == 1 else None
-        prepared = await single.prepare(envelope) if isinstance(single, SagaHandler) else None
+        prepared = ready if asked else await self._prepare(envelope)
         if prepared is not None:
             # One saga, its instance known from the message: claim and load together.
-            assert isinstance(single, SagaHandler)
-            event, correlation_id = prepared
+            single, event, correlation_id = prepared
             claimed, record = await tx.claim_and_load(
                 self.name, envelope.message_id, now, single.name, correlation_id,
                 lock=single.locks)

@@ -350,7 +350,13 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*receivers, return_exceptions=True)
             if self._tasks:
-                await asyncio.wait(self._tasks, timeout=self.settings.shutdown_grace_seconds)
+                _, pending = await asyncio.wait(
+                    self._tasks, timeout=self.settings.shutdown_grace_seconds)
+                if pending:
+                    log.warning("worker stopping: %d messages still in hand after %.0f s "
+                                "(shutdown_grace_seconds); they come back when their "
+                                "visibility timeout ends", len(pending),
+                                self.settings.shutdown_grace_seconds)
             for deleter in deleters.values():
                 await deleter.drain()
             for task in background:

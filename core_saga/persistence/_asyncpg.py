@@ -95,10 +95,27 @@ _INSTANCE_COLUMNS = "saga_type, correlation_id, state, version, data, created_at
 
 # The engine's writes at the end of a message — the instance (insert or versioned
 # update), its history, its outbox rows — go as one statement of data-modifying CTEs:
-# one round trip. The instance write's row count comes back with the outbox ids; a
-# count of 0 is the version conflict (ConcurrencyError, and the transaction is rolled
-# back, so the other CTEs' rows go with it).
+# one round trip; in a batch, the writes of several messages (and instances) together.
+# The instance writes' row count comes back with the outbox ids; a count short of the
+# instances written is a version conflict (ConcurrencyError, and the transaction is
+# rolled back, so the other CTEs' rows go with it).
 _NONE, _ONE, _MANY = 0, 1, 2
+_INSTANCE_TYPES = ("text", "text", "text", "int", "text", "timestamptz", "timestamptz")
+_UPDATE_TYPES = ("text", "int", "text", "timestamptz", "text", "text", "int")
+
+# A batch's reads ahead of its messages: every message claimed, every instance they
+# name read (one row each, or one row of NULLs when there is none), in one statement.
+_PREFETCH = ("WITH c AS (INSERT INTO inbox (consumer, message_id, processed_at) "
+             "SELECT DISTINCT $1::text, m, $3::timestamptz FROM unnest($2::text[]) AS m "
+             "ON CONFLICT DO NOTHING RETURNING message_id) "
+             "SELECT ARRAY(SELECT message_id FROM c), s.saga_type, s.correlation_id, "
+             "s.state, s.version, s.data, s.created_at, s.updated_at "
+             "FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT saga_type, correlation_id, "
+             "state, version, data, created_at, updated_at FROM saga_instances "
+             "WHERE (saga_type, correlation_id) IN "
+             "(SELECT * FROM unnest($4::text[], $5::text[])){lock}) AS s ON true")
+_PREFETCH_PLAIN = _PREFETCH.format(lock="")
+_PREFETCH_LOCKED = _PREFETCH.format(lock=" FOR UPDATE")
 
 
 def _values(first: int, count: int) -> str:
@@ -110,24 +127,41 @@ def _unnest(first: int, types: Sequence[str]) -> str:
 
 
 @functools.cache
-def _writes_statement(instance: str | None, history: int, outbox: int,
+def _writes_statement(inserts: int, updates: int, history: int, outbox: int,
                       claim: str | None = None) -> str:
-    """The statement for one combination: `instance` ``insert``/``update``/None, and
-    `history` and `outbox` rows _NONE, _ONE or _MANY (arrays through ``unnest``).
-    `claim` ``plain``/``locked`` appends the next message's inbox claim and instance
-    read (its five parameters last): a batch sends one message's writes with the next
-    one's claim-and-load, one round trip a message. `claim` ``inbox`` appends the next
-    message's inbox claim alone (three parameters; a consumer's message)."""
+    """The statement for one combination of `inserts` and `updates` of instances and
+    `history` and `outbox` rows, each _NONE, _ONE or _MANY (arrays through
+    ``unnest``). `claim` ``plain``/``locked`` appends the next message's inbox claim
+    and instance read (its five parameters last): a batch sends one message's writes
+    with the next one's claim-and-load, one round trip a message. `claim` ``inbox``
+    appends the next message's inbox claim alone (three parameters; a consumer's
+    message)."""
     ctes: list[str] = []
+    counts: list[str] = []
     n = 1
-    if instance == "insert":
-        ctes.append(f"w AS (INSERT INTO saga_instances ({_INSTANCE_COLUMNS}) "
+    if inserts == _ONE:
+        ctes.append(f"wi AS (INSERT INTO saga_instances ({_INSTANCE_COLUMNS}) "
                     f"VALUES ({_values(n, 7)}) ON CONFLICT DO NOTHING RETURNING 1)")
+    elif inserts == _MANY:
+        ctes.append(f"wi AS (INSERT INTO saga_instances ({_INSTANCE_COLUMNS}) "
+                    f"SELECT * FROM unnest({_unnest(n, _INSTANCE_TYPES)}) "
+                    "ON CONFLICT DO NOTHING RETURNING 1)")
+    if inserts:
+        counts.append("(SELECT count(*) FROM wi)")
         n += 7
-    elif instance == "update":
-        ctes.append(f"w AS (UPDATE saga_instances SET state = ${n}, version = ${n + 1}, "
+    if updates == _ONE:
+        ctes.append(f"wu AS (UPDATE saga_instances SET state = ${n}, version = ${n + 1}, "
                     f"data = ${n + 2}, updated_at = ${n + 3} WHERE saga_type = ${n + 4} "
                     f"AND correlation_id = ${n + 5} AND version = ${n + 6} RETURNING 1)")
+    elif updates == _MANY:
+        ctes.append("wu AS (UPDATE saga_instances AS i SET state = u.state, "
+                    "version = u.version, data = u.data, updated_at = u.updated_at "
+                    f"FROM unnest({_unnest(n, _UPDATE_TYPES)}) AS u(state, version, data, "
+                    "updated_at, saga_type, correlation_id, expected) "
+                    "WHERE i.saga_type = u.saga_type AND i.correlation_id = u.correlation_id "
+                    "AND i.version = u.expected RETURNING 1)")
+    if updates:
+        counts.append("(SELECT count(*) FROM wu)")
         n += 7
     if history == _ONE:
         ctes.append(f"h AS (INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
@@ -147,7 +181,7 @@ def _writes_statement(instance: str | None, history: int, outbox: int,
         ctes.append(f"o AS (INSERT INTO outbox ({_OUTBOX_COLUMNS}) "
                     f"SELECT * FROM unnest({_unnest(n, _OUTBOX_TYPES)}) RETURNING id)")
         n += 10
-    written = "(SELECT count(*) FROM w)::int" if instance else "NULL::int"
+    written = f"({' + '.join(counts)})::int" if counts else "NULL::int"
     ids = "ARRAY(SELECT id FROM o ORDER BY id)" if outbox else "NULL::bigint[]"
     if claim is None:
         return f"WITH {', '.join(ctes)} SELECT {written}, {ids}"
@@ -297,6 +331,49 @@ def _utc_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else _utc(value)
 
 
+def _shape(items: Sequence[Any]) -> int:
+    return _NONE if not items else _ONE if len(items) == 1 else _MANY
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> tuple[list[Any], ...]:
+    """Rows of values as one list per column (the arrays ``unnest`` takes)."""
+    if not rows:
+        return tuple([] for _ in range(width))
+    return tuple(list(column) for column in zip(*rows, strict=True))
+
+
+def _insert_args(r: InstanceRecord) -> tuple[Any, ...]:
+    return (r.saga_type, r.correlation_id, r.state, r.version, _dumps(r.data),
+            _utc(r.created_at), _utc(r.updated_at))
+
+
+def _update_args(r: InstanceRecord, expected: int) -> tuple[Any, ...]:
+    return (r.state, r.version, _dumps(r.data), _utc(r.updated_at), r.saga_type,
+            r.correlation_id, expected)
+
+
+def _conflict(inserts: Sequence[InstanceRecord],
+              updates: Sequence[tuple[InstanceRecord, int]]) -> ConcurrencyError:
+    if len(inserts) + len(updates) > 1:
+        return ConcurrencyError(f"{len(inserts) + len(updates)} instances written together: "
+                                "one of them was created or changed meanwhile")
+    if inserts:
+        r = inserts[0]
+        return ConcurrencyError(f"{r.saga_type} {r.correlation_id} was created concurrently")
+    r, expected = updates[0]
+    return ConcurrencyError(f"{r.saga_type} {r.correlation_id} changed since version "
+                            f"{expected}")
+
+
+def _copy(record: InstanceRecord | None) -> InstanceRecord | None:
+    """A record as if read again: its data a fresh copy."""
+    if record is None:
+        return None
+    return InstanceRecord(record.saga_type, record.correlation_id, record.state,
+                          record.version, orjson.loads(_dumps(record.data)),
+                          record.created_at, record.updated_at)
+
+
 def _count(status: str) -> int:
     """The row count of a command tag such as ``INSERT 0 1`` or ``UPDATE 3``."""
     return int(status.rpartition(" ")[2])
@@ -341,21 +418,30 @@ class AsyncpgTransaction(StoreTransaction):
 
     The engine's writes at the end of a message — the instance (:meth:`save`), its
     history and its outbox rows — are held back and sent as one statement: with the
-    next message's claim-and-load in a batch, else just before COMMIT. They are not
-    visible to statements in the same transaction until then; any other statement of
-    this transaction sends them first, and :meth:`flush` does it on demand (to read
-    them back through `conn`). The outbox rows :meth:`add_outbox` returns get their
-    ids when they are written, by the commit at the latest.
+    next message's claim-and-load in a batch, else just before COMMIT. In a batch whose
+    reads were made ahead (:meth:`prefetch`), the messages' writes, of every instance,
+    are held together and go as one statement. They are not visible to statements in
+    the same transaction until then; any other statement of this transaction sends
+    them first, and :meth:`flush` does it on demand (to read them back through
+    `conn`). The outbox rows :meth:`add_outbox` returns get their ids when they are
+    written, by the commit at the latest.
     """
 
-    __slots__ = ("_history", "_instance", "_outbox", "_statements", "conn")
+    __slots__ = ("_claims", "_claims_for", "_history", "_inserts", "_known", "_outbox",
+                 "_statements", "_updates", "conn")
 
     def __init__(self, conn: Any, statements: StatementCache) -> None:
         self.conn: Any = conn
         self._history: list[HistoryRecord] = []
-        self._instance: tuple[str, InstanceRecord, int | None] | None = None
-        self._outbox: tuple[int, tuple[Any, ...], list[OutboxRow]] | None = None
+        self._inserts: dict[tuple[str, str], InstanceRecord] = {}
+        self._updates: dict[tuple[str, str], tuple[InstanceRecord, int]] = {}
+        self._outbox: list[tuple[tuple[Any, ...], OutboxRow]] = []
         self._statements = statements
+        # From prefetch: whether each message id was claimed now, and the instances
+        # read (None: there is none), kept current by this transaction's writes.
+        self._claims: dict[str, bool] = {}
+        self._claims_for = ""
+        self._known: dict[tuple[str, str], InstanceRecord | None] = {}
 
     @property
     def dialect(self) -> str:
@@ -363,7 +449,7 @@ class AsyncpgTransaction(StoreTransaction):
 
     @property
     def _holding(self) -> bool:
-        return self._instance is not None or self._outbox is not None or bool(self._history)
+        return bool(self._inserts or self._updates or self._history or self._outbox)
 
     async def execute(self, statement: Executable, parameters: Parameters = None) -> Result:
         if self._holding:
@@ -381,7 +467,33 @@ class AsyncpgTransaction(StoreTransaction):
     async def limit_lock_wait(self, seconds: float) -> None:
         await self.conn.execute(f"SET LOCAL lock_timeout = {max(1, int(seconds * 1000))}")
 
+    async def prefetch(self, consumer: str, message_ids: Sequence[str], now: datetime,
+                       instances: Sequence[tuple[str, str]], *, lock: bool) -> None:
+        if self._holding:
+            await self.flush()
+        r = await self.conn.fetch(
+            _PREFETCH_LOCKED if lock else _PREFETCH_PLAIN, consumer, list(message_ids),
+            _utc(now), [t for t, _ in instances], [c for _, c in instances])
+        claimed = set(r[0][0])
+        self._claims = {m: m in claimed for m in message_ids}
+        self._claims_for = consumer
+        self._known = dict.fromkeys(instances)
+        for row in r:
+            if row[1] is not None:
+                self._known[(row[1], row[2])] = InstanceRecord(
+                    row[1], row[2], row[3], row[4], orjson.loads(row[5]), row[6], row[7])
+
+    def _prefetched_claim(self, consumer: str, message_id: str) -> bool | None:
+        """The claim made ahead for this message (once: a second copy in the batch
+        asks the database), or None."""
+        if consumer != self._claims_for:
+            return None
+        return self._claims.pop(message_id, None)
+
     async def inbox_claim(self, consumer: str, message_id: str, now: datetime) -> bool:
+        claimed = self._prefetched_claim(consumer, message_id)
+        if claimed is not None:
+            return claimed
         if self._holding:
             # The previous message's writes ride with this message's claim.
             r = await self._write((consumer, message_id, _utc(now)), "inbox")
@@ -393,11 +505,17 @@ class AsyncpgTransaction(StoreTransaction):
     async def claim_and_load(self, consumer: str, message_id: str, now: datetime,
                              saga_type: str, correlation_id: str, *, lock: bool
                              ) -> tuple[bool, InstanceRecord | None]:
-        claim = (consumer, message_id, _utc(now), saga_type, correlation_id)
-        held = self._instance
-        if held is not None and (held[1].saga_type, held[1].correlation_id) == (
-                saga_type, correlation_id):
+        key = (saga_type, correlation_id)
+        claimed = self._prefetched_claim(consumer, message_id)
+        if claimed is not None:
+            if not claimed:
+                return False, None
+            if key in self._known:
+                return True, _copy(self._known[key])
+            return True, await self.load(saga_type, correlation_id, lock=lock)
+        if key in self._inserts or key in self._updates:
             await self.flush()  # the read must see the held write: it goes first
+        claim = (consumer, message_id, _utc(now), saga_type, correlation_id)
         if self._holding:
             # The previous message's writes ride with this message's claim and read.
             r = await self._write(claim, "locked" if lock else "plain")
@@ -439,6 +557,7 @@ class AsyncpgTransaction(StoreTransaction):
         if _count(status) != 1:
             raise ConcurrencyError(
                 f"{record.saga_type} {record.correlation_id} was created concurrently")
+        self._remember(record)
 
     async def update(self, record: InstanceRecord, expected_version: int) -> None:
         if self._holding:
@@ -450,14 +569,36 @@ class AsyncpgTransaction(StoreTransaction):
             raise ConcurrencyError(
                 f"{record.saga_type} {record.correlation_id} changed since version "
                 f"{expected_version}")
+        self._remember(record)
+
+    def _remember(self, record: InstanceRecord | None, key: tuple[str, str] | None = None
+                  ) -> None:
+        """Keep a prefetched instance current: `record` as written (None: removed)."""
+        if key is None and record is not None:
+            key = (record.saga_type, record.correlation_id)
+        if key is not None and key in self._known:
+            self._known[key] = record
 
     async def save(self, record: InstanceRecord, expected_version: int | None) -> None:
-        # Held back: written with the next message's claim-and-load, or before the next
-        # other statement, or just before COMMIT (see flush).
-        if self._instance is not None or self._outbox is not None:
-            await self.flush()
-        self._instance = ("insert" if expected_version is None else "update", record,
-                          expected_version)
+        # Held back: written with the next message's claim-and-load, or with the rest
+        # of a prefetched batch, or before the next other statement, or just before
+        # COMMIT (see flush). A second write of one instance replaces the first, from
+        # the version the first one expected.
+        key = (record.saga_type, record.correlation_id)
+        held = self._inserts.get(key) or (self._updates[key][0] if key in self._updates
+                                          else None)
+        if held is not None and expected_version != held.version:
+            await self.flush()  # not the held version's successor: write it first
+            held = None
+        if held is not None and key in self._inserts:
+            self._inserts[key] = record
+        elif held is not None:
+            self._updates[key] = (record, self._updates[key][1])
+        elif expected_version is None:
+            self._inserts[key] = record
+        else:
+            self._updates[key] = (record, expected_version)
+        self._remember(record)
 
     async def delete(self, saga_type: str, correlation_id: str, expected_version: int) -> None:
         if self._holding:
@@ -465,6 +606,7 @@ class AsyncpgTransaction(StoreTransaction):
         if await self.conn.fetchval(_DELETE, saga_type, correlation_id,
                                     expected_version) != 1:
             raise ConcurrencyError(f"{saga_type} {correlation_id} changed before removal")
+        self._remember(None, (saga_type, correlation_id))
 
     async def set_index(self, saga_type: str, correlation_id: str,
                         values: dict[str, str]) -> None:
@@ -472,16 +614,14 @@ class AsyncpgTransaction(StoreTransaction):
                                 list(values.values()))
 
     async def add_history(self, records: Sequence[HistoryRecord]) -> None:
-        # Held back and written with the outbox rows (one round trip for both).
-        if self._outbox is not None:
-            await self.flush()
+        # Held back and written with the instances and outbox rows (one round trip).
         self._history.extend(records)
 
     async def flush(self) -> None:
-        """Write what is held back — the instance of :meth:`save`, the history of
+        """Write what is held back — the instances of :meth:`save`, the history of
         :meth:`add_history`, the rows of :meth:`add_outbox` — now (the store calls
         this before COMMIT; call it yourself to read them back through `conn`).
-        ConcurrencyError when the instance changed (or was created) meanwhile."""
+        ConcurrencyError when an instance changed (or was created) meanwhile."""
         if self._holding:
             await self._write()
 
@@ -489,71 +629,55 @@ class AsyncpgTransaction(StoreTransaction):
                          lease_until: datetime | None) -> list[OutboxRow]:
         if not items:
             return []
-        if self._outbox is not None:
-            await self.flush()
         now = _utc(now)
         lease = _utc_or_none(lease_until)
-        deliver_times = [now if o.deliver_at is None else _utc(o.deliver_at) for o in items]
-        if len(items) == 1:
-            o, at = items[0], deliver_times[0]
-            args: tuple[Any, ...] = (
-                o.message_id, o.kind, o.destination, o.message_type, o.correlation_id,
-                o.body.decode(), now, at, lease if at <= now else None, o.schedule_token)
-        else:
-            args = ([o.message_id for o in items], [o.kind for o in items],
-                    [o.destination for o in items], [o.message_type for o in items],
-                    [o.correlation_id for o in items], [o.body.decode() for o in items],
-                    [now] * len(items), deliver_times,
-                    [lease if at <= now else None for at in deliver_times],
-                    [o.schedule_token for o in items])
-        rows = [
-            OutboxRow(id=0, message_id=o.message_id, kind=o.kind, destination=o.destination,
-                      message_type=o.message_type, correlation_id=o.correlation_id,
-                      body=o.body, deliver_at=at, created_at=now)
-            for o, at in zip(items, deliver_times, strict=True)
-        ]
-        self._outbox = (_ONE if len(items) == 1 else _MANY, args, rows)
+        rows = []
+        for o in items:
+            at = now if o.deliver_at is None else _utc(o.deliver_at)
+            row = OutboxRow(id=0, message_id=o.message_id, kind=o.kind,
+                            destination=o.destination, message_type=o.message_type,
+                            correlation_id=o.correlation_id, body=o.body, deliver_at=at,
+                            created_at=now)
+            self._outbox.append(((o.message_id, o.kind, o.destination, o.message_type,
+                                  o.correlation_id, o.body.decode(), now, at,
+                                  lease if at <= now else None, o.schedule_token), row))
+            rows.append(row)
         return rows
 
     async def _write(self, claim: tuple[Any, ...] = (), claim_kind: str | None = None
                      ) -> Any:
-        """Send the held instance write, history and outbox rows as one statement (with
-        the next message's inbox claim and instance read when `claim_kind` is given);
-        the statement's row."""
-        held, self._instance = self._instance, None
+        """Send the held instance writes, history and outbox rows as one statement
+        (with the next message's inbox claim and instance read when `claim_kind` is
+        given); the statement's row."""
+        inserts, self._inserts = list(self._inserts.values()), {}
+        updates, self._updates = list(self._updates.values()), {}
         history, self._history = self._history, []
-        outbox, self._outbox = self._outbox, None
+        outbox, self._outbox = self._outbox, []
         args: list[Any] = []
-        kind: str | None = None
-        if held is not None:
-            kind, r, expected = held
-            if expected is None:
-                args += (r.saga_type, r.correlation_id, r.state, r.version, _dumps(r.data),
-                         _utc(r.created_at), _utc(r.updated_at))
-            else:
-                args += (r.state, r.version, _dumps(r.data), _utc(r.updated_at),
-                         r.saga_type, r.correlation_id, expected)
+        if len(inserts) == 1:
+            args += _insert_args(inserts[0])
+        elif inserts:
+            args += _columns([_insert_args(r) for r in inserts], 7)
+        if len(updates) == 1:
+            args += _update_args(*updates[0])
+        elif updates:
+            args += _columns([_update_args(r, e) for r, e in updates], 7)
         if len(history) == 1:
             args += _history_args(history[0])
         elif history:
             args += _history_arrays(history)
-        if outbox is not None:
-            args += outbox[1]
+        if len(outbox) == 1:
+            args += outbox[0][0]
+        elif outbox:
+            args += _columns([values for values, _ in outbox], 10)
         args += claim
-        shape = _NONE if not history else _ONE if len(history) == 1 else _MANY
-        statement = _writes_statement(kind, shape, _NONE if outbox is None else outbox[0],
-                                      claim_kind)
+        statement = _writes_statement(_shape(inserts), _shape(updates), _shape(history),
+                                      _shape(outbox), claim_kind)
         row = await self.conn.fetchrow(statement, *args)
-        if held is not None and row[0] != 1:
-            r = held[1]
-            if held[2] is None:
-                raise ConcurrencyError(f"{r.saga_type} {r.correlation_id} was created "
-                                       "concurrently")
-            raise ConcurrencyError(f"{r.saga_type} {r.correlation_id} changed since version "
-                                   f"{held[2]}")
-        if outbox is not None:
-            for written, row_id in zip(outbox[2], row[1], strict=True):
-                written.id = row_id
+        if (inserts or updates) and row[0] != len(inserts) + len(updates):
+            raise _conflict(inserts, updates)
+        for (_, written), row_id in zip(outbox, row[1] or (), strict=True):
+            written.id = row_id
         return row
 
     async def cancel_timers(self, tokens: Sequence[str]) -> int:

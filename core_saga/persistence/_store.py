@@ -285,6 +285,16 @@ class StoreTransaction(abc.ABC):
             return False, None
         return True, await self.load(saga_type, correlation_id, lock=lock)
 
+    async def prefetch(self, consumer: str, message_ids: Sequence[str], now: datetime,
+                       instances: Sequence[tuple[str, str]], *, lock: bool) -> None:
+        """A batch's reads ahead of its messages: claim `message_ids` for `consumer`
+        and read `instances` (saga type, correlation id; with row locks if `lock`), so
+        that the batch's :meth:`inbox_claim` and :meth:`claim_and_load` calls for them
+        answer without a round trip each, and their writes go together at the end. A
+        hint: a store may do nothing (only AsyncpgStore acts on it); the answers are
+        the same either way."""
+        return None
+
     @abc.abstractmethod
     async def find(self, saga_type: str, name: str, value: str) -> list[str]:
         """Correlation ids of the instances whose indexed property `name` is `value`."""

@@ -198,11 +198,14 @@ class Workers:
         line = f"worker {index} ready (pid {process.pid})"
         return log.exists() and line in log.read_text(errors="replace")
 
-    def stop_all(self, timeout: float = 30.0, ready_timeout: float = 120.0
+    def stop_all(self, timeout: float = 60.0, ready_timeout: float = 120.0
                  ) -> list[int | None]:
         """SIGTERM every worker once it is ready (one restarted just before the end may
         still be importing: on a loaded machine that can take tens of seconds) and
-        collect the exit codes; None: it had to be killed."""
+        collect the exit codes; None: it had to be killed. A clean stop may take the
+        worker's shutdown grace (30 s by default: a message in a retry's backoff is
+        still in flight) and then its last sends and deletes: `timeout` leaves room
+        for both."""
         deadline = time.monotonic() + ready_timeout
         self.unready_at_stop = []
         for index, process in self.processes.items():
