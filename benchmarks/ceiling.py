@@ -10,8 +10,9 @@ by asyncpg's cache). One transition of the engine is the ``ToggleSaga`` of
 command — inbox entry, instance update, history row and outbox row in one transaction:
 BEGIN, claim-and-load, one statement for the writes, COMMIT (four round trips too).
 Batched: ten such messages (ten instances) in one transaction, as the worker commits one
-receive of up to ten messages (``batch_commits``): BEGIN, two round trips a message,
-COMMIT. Each connection (or engine task) works on its own instances, so no row is
+receive of up to ten messages (``batch_commits``): BEGIN, the lock wait limit, one
+statement claiming the ten messages and reading the ten instances, one statement for
+all their writes, COMMIT (five round trips for ten transitions). Each connection (or engine task) works on its own instances, so no row is
 contended.
 
 Every run gets a fresh PostgreSQL schema, dropped afterwards. The variants interleave
