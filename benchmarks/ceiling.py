@@ -12,8 +12,8 @@ BEGIN, claim-and-load, one statement for the writes, COMMIT (four round trips to
 Batched: ten such messages (ten instances) in one transaction, as the worker commits one
 receive of up to ten messages (``batch_commits``): BEGIN, the lock wait limit, one
 statement claiming the ten messages and reading the ten instances, one statement for
-all their writes, COMMIT (five round trips for ten transitions). Each connection (or engine task) works on its own instances, so no row is
-contended.
+all their writes, COMMIT (five round trips for ten transitions). Each connection (or
+engine task) works on its own instances, so no row is contended.
 
 Every run gets a fresh PostgreSQL schema, dropped afterwards. The variants interleave
 within each repeat, so load drifts on a shared machine hit all of them.

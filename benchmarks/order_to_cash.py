@@ -29,8 +29,13 @@ OrderCanceled consumer); the rate is orders over the span from the first submiss
 the last outcome. A happy order is 8 messages handled (submitted, charge, charged,
 reserve, reserved, ship, shipped, completed); a refunded one 8, a declined one 4.
 
+``--baseline REV`` adds a variant: git revision REV's own script and code (a detached
+worktree, run in this interpreter) doing its ``memory+postgres`` run, interleaved with
+the others, and prints ``memory+postgres`` over it — today's code against an earlier
+one in the same run.
+
     .venv/bin/python benchmarks/order_to_cash.py [--orders 1000] [--sqs-orders 100] \
-        [--window 32] [--repeats 3] \
+        [--window 32] [--repeats 3] [--baseline REV] \
         [--variants memory+sqlite,memory+postgres,memory+postgres-per-message,sqs-1proc,sqs-2proc]
 """
 
@@ -40,14 +45,16 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -395,6 +402,41 @@ def _variants(text: str) -> list[str]:
     return chosen
 
 
+BASELINE = "baseline"
+_FIGURES = re.compile(r"^figures: memory\+postgres orders/s ([\d.]+) p50 (\d+) ms "
+                      r"p99 (\d+) ms$", re.MULTILINE)
+
+
+@contextlib.contextmanager
+def _checkout(revision: str, tmp: Path) -> Iterator[Path]:
+    """A detached worktree of `revision` (removed afterwards)."""
+    where = tmp / "baseline"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q",
+                    str(where), revision], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                        str(where)], check=False)
+
+
+async def run_baseline(checkout: Path, orders: int, window: int, timeout: float
+                       ) -> RunResult:
+    """One memory+postgres run of the revision in `checkout`, by its own script (in this
+    interpreter: the dependencies are this checkout's)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(checkout / "benchmarks" / "order_to_cash.py"), "--orders",
+        str(orders), "--window", str(window), "--repeats", "1", "--variants",
+        "memory+postgres", cwd=checkout, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(process.communicate(), timeout)
+    found = _FIGURES.search(out.decode(errors="replace"))
+    if process.returncode != 0 or found is None:
+        raise RuntimeError(f"the baseline's run failed (exit {process.returncode}):\n"
+                           f"{out.decode(errors='replace')[-2000:]}")
+    return RunResult(float(found[1]), float(found[2]), float(found[3]), Counter())
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--orders", type=int, default=1000,
@@ -408,6 +450,9 @@ async def main() -> None:
                         help=f"comma-separated, from {','.join(VARIANTS)} (default: all)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds a run may take before it fails (default 300)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also run this git revision's own script (memory+postgres), "
+                             "interleaved, and print our memory+postgres over it")
     parser.add_argument("--child-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
@@ -451,16 +496,25 @@ async def main() -> None:
             "sqs-1proc": lambda: sqs_run(1),
             "sqs-2proc": lambda: sqs_run(2),
         }
-        for _ in range(args.repeats):  # interleaved, so load drifts hit every variant
-            for variant in args.variants:
-                results[variant].append(await runs[variant]())
+        baseline = contextlib.nullcontext() if args.baseline is None else \
+            _checkout(args.baseline, Path(tmp))
+        with baseline as checkout:
+            if checkout is not None:
+                runs[BASELINE] = lambda: run_baseline(checkout, args.orders, args.window,
+                                                      args.timeout)
+                results[BASELINE] = []
+            for _ in range(args.repeats):  # interleaved, so load drifts hit every variant
+                for variant in results:
+                    results[variant].append(await runs[variant]())
 
     labels = {"memory+sqlite": "in-memory transport, SQLite",
               "memory+postgres": "in-memory transport, PostgreSQL (asyncpg)",
               "memory+postgres-per-message": "in-memory transport, PostgreSQL (asyncpg), "
                                              "one transaction per message",
               "sqs-1proc": "SQS emulator, 1 worker process",
-              "sqs-2proc": "SQS emulator, 2 worker processes"}
+              "sqs-2proc": "SQS emulator, 2 worker processes",
+              BASELINE: f"in-memory transport, PostgreSQL, at {args.baseline} (its own "
+                        "script and code)"}
     print("orders per second; latency submit → terminal (ms)")
     for variant, runs_ in results.items():
         print(f"  {labels[variant]}")
@@ -469,7 +523,8 @@ async def main() -> None:
         print(f"    p99 latency  {summary([r.p99_ms for r in runs_])}")
         outcomes = runs_[0].statuses
         line = f"    outcomes     {outcomes['Completed']} completed, " \
-               f"{outcomes['Canceled']} canceled per run"
+               f"{outcomes['Canceled']} canceled per run" if outcomes else \
+            "    outcomes     as that revision's script counts them"
         if runs_[0].sqs_calls is not None:
             calls = [(r.sqs_calls or 0) / sum(r.statuses.values()) for r in runs_]
             line += f"; SQS calls per order median {statistics.median(calls):.1f}"
@@ -480,6 +535,10 @@ async def main() -> None:
               f"{statistics.median(r.orders_per_second for r in runs_):.1f} "
               f"p50 {statistics.median(r.p50_ms for r in runs_):.0f} ms "
               f"p99 {statistics.median(r.p99_ms for r in runs_):.0f} ms")
+    if BASELINE in results and "memory+postgres" in results:
+        ratio = statistics.median(r.orders_per_second for r in results["memory+postgres"]) \
+            / statistics.median(r.orders_per_second for r in results[BASELINE])
+        print(f"figures: memory+postgres / {args.baseline} orders per second = {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,13 @@ def test_order_to_cash_in_memory_prints_rates_and_latencies() -> None:
     assert "18 completed, 2 canceled per run" in out
 
 
+def test_order_to_cash_against_an_earlier_revision_in_the_same_run() -> None:
+    out = run_script("order_to_cash.py", "--orders", "20", "--repeats", "1",
+                     "--variants", "memory+postgres", "--baseline", "HEAD")
+    assert "figures: baseline orders/s " in out
+    assert "figures: memory+postgres / HEAD orders per second = " in out
+
+
 @pytest.mark.emulator
 def test_order_to_cash_over_the_emulator_with_one_and_two_processes() -> None:
     out = run_script("order_to_cash.py", "--sqs-orders", "20", "--window", "10",
