@@ -19,7 +19,8 @@ Every run gets a fresh PostgreSQL schema, dropped afterwards. The variants inter
 within each repeat, so load drifts on a shared machine hit all of them.
 
     .venv/bin/python benchmarks/ceiling.py [--sagas 320] [--events 10] \
-        [--concurrency 1,8,32] [--repeats 3] [--modes per-message,batched] [--no-engine]
+        [--concurrency 1,8,32] [--repeats 3] [--modes per-message,batched] [--no-engine] \
+        [--cpu]
     .venv/bin/python benchmarks/ceiling.py --profile 8 --sagas 80   # where the time goes
 """
 
@@ -31,8 +32,10 @@ import functools
 import os
 import statistics
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -88,6 +91,52 @@ async def profile(sagas: int, events: int, concurrency: int) -> None:
     pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(14)
 
 
+def postgres_cpu_seconds() -> float | None:
+    """CPU seconds used so far by the PostgreSQL server on this machine: its live
+    processes plus what its postmaster collected from the ended ones (connections that
+    closed); None when /proc shows none (a server elsewhere, or not readable)."""
+    total, found = 0, False
+    proc = Path("/proc")
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        if not name.startswith("postgres"):
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        if fields[1] == "1":  # the postmaster (its parent is init): its reaped children
+            total += int(fields[13]) + int(fields[14])
+        found = True
+    return total / os.sysconf("SC_CLK_TCK") if found else None
+
+
+@dataclass
+class Measured:
+    """One run: transitions per second, and CPU per transition (µs) of this process
+    and of the PostgreSQL server (None when it cannot be read), set-up included."""
+
+    rate: float
+    client_us: float
+    server_us: float | None
+
+
+def measured(run: Callable[[], Awaitable[float]], transitions: int
+             ) -> Callable[[], Awaitable[Measured]]:
+    async def go() -> Measured:
+        server, client = postgres_cpu_seconds(), time.process_time()
+        rate = await run()
+        server_after, client_after = postgres_cpu_seconds(), time.process_time()
+        server_us = None if server is None or server_after is None else \
+            1e6 * (server_after - server) / transitions
+        return Measured(rate, 1e6 * (client_after - client) / transitions, server_us)
+    return go
+
+
 MODES = ("per-message", "batched")
 
 
@@ -114,6 +163,10 @@ async def main() -> None:
                         help="engine modes: per-message, batched (default both)")
     parser.add_argument("--no-engine", action="store_true",
                         help="measure the ceiling only, not the engine beside it")
+    parser.add_argument("--cpu", action="store_true",
+                        help="also print the CPU each transition cost this process and "
+                             "the PostgreSQL server (read from /proc: a server on this "
+                             "machine)")
     parser.add_argument("--profile", type=int, metavar="CONNECTIONS",
                         help="instead: profile (cProfile) one per-message engine run at "
                              "this many connections and print its top lines")
@@ -130,14 +183,17 @@ async def main() -> None:
           f"engine modes {','.join(modes) or 'none'} (AsyncpgStore; batched: 10 messages "
           f"a transaction); PostgreSQL {PG.rpartition('@')[2]}\n")
 
-    runs: dict[tuple[str, int], Callable[[], Awaitable[float]]] = {}
+    transitions = args.sagas * args.events
+    runs: dict[tuple[str, int], Callable[[], Awaitable[Measured]]] = {}
     for level in args.concurrency:
-        runs[("ceiling", level)] = functools.partial(
-            run_ceiling, args.sagas, args.events, level)
+        runs[("ceiling", level)] = measured(functools.partial(
+            run_ceiling, args.sagas, args.events, level), transitions)
         for mode in modes:
-            runs[(mode, level)] = functools.partial(
-                run_asyncpg_engine, args.sagas, args.events, level, mode == "batched")
-    results = await interleave(runs, args.repeats)
+            runs[(mode, level)] = measured(functools.partial(
+                run_asyncpg_engine, args.sagas, args.events, level, mode == "batched"),
+                transitions)
+    measurements = await interleave(runs, args.repeats)
+    results = {key: [m.rate for m in found] for key, found in measurements.items()}
 
     labels = {"ceiling": "asyncpg loop (ceiling)", "per-message": "engine, per message",
               "batched": "engine, batched commits"}
@@ -146,6 +202,16 @@ async def main() -> None:
         for key in ("ceiling", *modes):
             print(f"  {labels[key]:24s} {level:3d} connections   "
                   f"{summary(results[(key, level)])}")
+    if args.cpu:
+        print("\nCPU per transition (µs, median; the run's set-up included): this process "
+              "/ the PostgreSQL server")
+        for level in args.concurrency:
+            for key in ("ceiling", *modes):
+                found = measurements[(key, level)]
+                servers = [m.server_us for m in found if m.server_us is not None]
+                server = f"{statistics.median(servers):7.0f}" if servers else "    n/a"
+                print(f"  {labels[key]:24s} {level:3d} connections   "
+                      f"{statistics.median(m.client_us for m in found):7.0f} / {server}")
     if not modes:
         return
     print()

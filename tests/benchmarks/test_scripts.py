@@ -29,11 +29,16 @@ def run_script(name: str, *args: str, timeout: float = 120) -> str:
 
 def test_ceiling_prints_the_ratio_per_concurrency() -> None:
     out = run_script("ceiling.py", "--sagas", "8", "--events", "2", "--concurrency", "1,8",
-                     "--repeats", "1")
+                     "--repeats", "1", "--cpu")
     assert "asyncpg loop (ceiling)     8 connections" in out
     for mode in ("per-message", "batched"):
         assert f"engine ({mode}) / ceiling at   1 connections = " in out
         assert f"engine ({mode}) / ceiling at   8 connections = " in out
+    # the CPU split, the server's read from /proc (PostgreSQL runs on this machine)
+    cpu = out.split("CPU per transition", 1)[1]
+    line = next(x for x in cpu.splitlines() if "engine, batched commits    8" in x)
+    client, server = (int(part) for part in line.split("connections")[1].split("/"))
+    assert client > 0 and server > 0
 
 
 def test_order_to_cash_in_memory_prints_rates_and_latencies() -> None:
