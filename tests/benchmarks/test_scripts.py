@@ -29,7 +29,8 @@ def run_script(name: str, *args: str, timeout: float = 120) -> str:
 
 def test_ceiling_prints_the_ratio_per_concurrency() -> None:
     out = run_script("ceiling.py", "--sagas", "8", "--events", "2", "--concurrency", "1,8",
-                     "--repeats", "1", "--cpu")
+                     "--repeats", "1", "--cpu", "--modes", "per-message,batched,state-index")
+    assert "engine (state-index) / ceiling at   8 connections = " in out
     assert "asyncpg loop (ceiling)     8 connections" in out
     for mode in ("per-message", "batched"):
         assert f"engine ({mode}) / ceiling at   1 connections = " in out
