@@ -19,8 +19,8 @@ Every run gets a fresh PostgreSQL schema, dropped afterwards. The variants inter
 within each repeat, so load drifts on a shared machine hit all of them.
 
     .venv/bin/python benchmarks/ceiling.py [--sagas 320] [--events 10] \
-        [--concurrency 1,8,32] [--repeats 3] [--modes per-message,batched] [--no-engine] \
-        [--cpu] [--modes per-message,batched,state-index]
+        [--concurrency 1,8,32] [--repeats 3] [--no-engine] [--cpu] \
+        [--modes per-message,batched,state-index]
     .venv/bin/python benchmarks/ceiling.py --profile 8 --sagas 80   # where the time goes
 """
 
