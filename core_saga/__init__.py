@@ -26,6 +26,7 @@ from ._errors import (
     ConcurrencyError,
     InvalidMessageError,
     MalformedMessageError,
+    MessageClaimedError,
     MessageError,
     MessageTooLargeError,
     NotRespondableError,
@@ -129,5 +130,6 @@ __all__ = [  # noqa: RUF022
     "UnhandledEventError",
     "NotRespondableError",
     "ConcurrencyError",
+    "MessageClaimedError",
     "ReceiptExpiredError",
 ]

@@ -18,7 +18,12 @@ from ._clock import Clock
 from ._consumer import Consumer
 from ._context import BehaviorContext, ConsumeContext, Outgoing, PublishRoutes
 from ._envelope import SCHEDULE_TOKEN, Envelope
-from ._errors import ConcurrencyError, SagaNotFoundError, UnhandledEventError
+from ._errors import (
+    ConcurrencyError,
+    MessageClaimedError,
+    SagaNotFoundError,
+    UnhandledEventError,
+)
 from ._events import CompositeEvent, Event, EventKind, MissingInstance
 from ._log_context import enter_saga, exit_saga
 from ._model import BehaviorModel, Concurrency, SagaModel, Unhandled
@@ -456,8 +461,12 @@ class Endpoint:
 
     async def _process_once(self, envelope: Envelope) -> Processed:
         work = Work()
-        async with self.store.transaction() as tx:
-            rows = await self._run(tx, envelope, work)
+        try:
+            async with self.store.message_transaction() as tx:
+                rows = await self._run(tx, envelope, work)
+        except MessageClaimedError:
+            # Another delivery of it claimed it between our read and our write.
+            return Processed(True, [], Work())
         if rows is None:
             return Processed(True, [], work)
         if self.on_committed is not None:

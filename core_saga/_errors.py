@@ -96,6 +96,13 @@ class ConcurrencyError(StepsagaError):
     """Another writer changed the instance first (optimistic concurrency)."""
 
 
+class MessageClaimedError(StepsagaError):
+    """A message's inbox claim, made with its writes at the end (the asyncpg store's
+    one-statement path, see :meth:`~core_saga.persistence.SagaStore.message_transaction`),
+    found the message claimed by another delivery of it: nothing of this delivery was
+    written. The endpoint reports the message as a duplicate."""
+
+
 class ReceiptExpiredError(StepsagaError):
     """The transport no longer accepts a received message's receipt (its visibility
     timeout ended, or it was received again). Nothing is lost: the message is delivered

@@ -23,7 +23,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.sql.base import Executable
 
 from .._context import Outgoing
-from .._errors import ConcurrencyError
+from .._errors import ConcurrencyError, MessageClaimedError, StepsagaError
 from .._transaction import Parameters, Result, check_statement
 from ._factory import redact_url
 from ._pg_statements import StatementCache, prepare_connection
@@ -84,6 +84,12 @@ _CLAIM_AND_LOAD = ("WITH c AS (INSERT INTO inbox (consumer, message_id, processe
                    "(SELECT state, version, data, created_at, updated_at FROM saga_instances "
                    "WHERE saga_type = $4 AND correlation_id = $5{lock}) AS s ON true")
 _CLAIM_AND_LOAD_PLAIN = _CLAIM_AND_LOAD.format(lock="")
+# A deferred transaction's first read (no transaction yet): whether the message is in
+# the inbox already, and its instance; the claim goes later, with the writes.
+_SEEN_AND_LOAD = ("SELECT EXISTS (SELECT 1 FROM inbox WHERE consumer = $1 AND message_id = $2), "
+                  "s.state, s.version, s.data, s.created_at, s.updated_at FROM (SELECT 1) AS one "
+                  "LEFT JOIN LATERAL (SELECT state, version, data, created_at, updated_at "
+                  "FROM saga_instances WHERE saga_type = $3 AND correlation_id = $4) AS s ON true")
 _CLAIM_AND_LOAD_LOCKED = _CLAIM_AND_LOAD.format(lock=" FOR UPDATE")
 _HISTORY_COLUMNS = ("saga_type, correlation_id, event, from_state, to_state, message_id, "
                     "message_type, at, detail")
@@ -126,16 +132,29 @@ def _unnest(first: int, types: Sequence[str]) -> str:
     return ", ".join(f"${first + n}::{t}[]" for n, t in enumerate(types))
 
 
+def _cast(first: int, types: Sequence[str]) -> str:
+    return ", ".join(f"${first + n}::{t}" for n, t in enumerate(types))
+
+
 @functools.cache
 def _writes_statement(inserts: int, updates: int, history: int, outbox: int,
-                      claim: str | None = None) -> str:
+                      claim: str | None = None, gated: bool = False) -> str:
     """The statement for one combination of `inserts` and `updates` of instances and
     `history` and `outbox` rows, each _NONE, _ONE or _MANY (arrays through
     ``unnest``). `claim` ``plain``/``locked`` appends the next message's inbox claim
     and instance read (its five parameters last): a batch sends one message's writes
     with the next one's claim-and-load, one round trip a message. `claim` ``inbox``
     appends the next message's inbox claim alone (three parameters; a consumer's
-    message)."""
+    message).
+
+    `gated` puts the message's own inbox claim in the statement (three parameters after
+    the instances', then the number of instances written): a plain INSERT, so a message
+    claimed meanwhile fails the whole statement with a unique violation, made only
+    when every instance write matched, and the history and outbox rows only when the
+    claim was made. The statement then holds the message's whole effect, all or
+    nothing, and can run outside a transaction (see :meth:`AsyncpgTransaction.
+    claim_and_load`)."""
+    assert not (gated and claim), "a gated claim is the statement's only claim"
     ctes: list[str] = []
     counts: list[str] = []
     n = 1
@@ -163,23 +182,34 @@ def _writes_statement(inserts: int, updates: int, history: int, outbox: int,
     if updates:
         counts.append("(SELECT count(*) FROM wu)")
         n += 7
+    gate = ""
+    if gated:
+        where = ""
+        if counts:
+            where = f" WHERE {' + '.join(counts)} = ${n + 3}::int"
+        ctes.append(f"c AS (INSERT INTO inbox (consumer, message_id, processed_at) "
+                    f"SELECT ${n}::text, ${n + 1}::text, ${n + 2}::timestamptz{where} "
+                    "RETURNING 1)")
+        n += 4 if counts else 3
+        gate = " WHERE EXISTS (SELECT 1 FROM c)"
     if history == _ONE:
         ctes.append(f"h AS (INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
-                    f"VALUES ({_values(n, 9)}))")
+                    f"SELECT {_cast(n, _HISTORY_TYPES)}{gate})")
         n += 9
     elif history == _MANY:
         ctes.append(f"h AS (INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
-                    f"SELECT * FROM unnest({_unnest(n, _HISTORY_TYPES)}))")
+                    f"SELECT * FROM unnest({_unnest(n, _HISTORY_TYPES)}){gate})")
         n += 9
     if outbox == _ONE:
         ctes.append(f"o AS (INSERT INTO outbox ({_OUTBOX_COLUMNS}) "
-                    f"VALUES ({_values(n, 10)}) RETURNING id)")
+                    f"SELECT {_cast(n, _OUTBOX_TYPES)}{gate} RETURNING id)")
         n += 10
     elif outbox == _MANY:
         # unnest yields the rows in array order and the sequence numbers them in that
         # order, so the ids sorted ascending line up with the items.
         ctes.append(f"o AS (INSERT INTO outbox ({_OUTBOX_COLUMNS}) "
-                    f"SELECT * FROM unnest({_unnest(n, _OUTBOX_TYPES)}) RETURNING id)")
+                    f"SELECT * FROM unnest({_unnest(n, _OUTBOX_TYPES)}){gate} "
+                    "RETURNING id)")
         n += 10
     written = f"({' + '.join(counts)})::int" if counts else "NULL::int"
     ids = "ARRAY(SELECT id FROM o ORDER BY id)" if outbox else "NULL::bigint[]"
@@ -425,13 +455,24 @@ class AsyncpgTransaction(StoreTransaction):
     them first, and :meth:`flush` does it on demand (to read them back through
     `conn`). The outbox rows :meth:`add_outbox` returns get their ids when they are
     written, by the commit at the latest.
+
+    Deferred (:meth:`AsyncpgStore.message_transaction`), ``BEGIN`` waits for the first
+    statement that needs it: :meth:`claim_and_load` of a saga without a lock only
+    reads, and holds the message's inbox claim back to go with its writes as one
+    statement (see ``_writes_statement``'s `gated`); every other method begins the
+    transaction first. `conn` is then not inside a transaction until something began it.
     """
 
-    __slots__ = ("_claims", "_claims_for", "_history", "_inserts", "_known", "_outbox",
-                 "_statements", "_updates", "conn")
+    __slots__ = ("_claims", "_claims_for", "_deferred", "_history", "_inserts", "_known",
+                 "_outbox", "_pending", "_statements", "_updates", "_xact", "conn")
 
-    def __init__(self, conn: Any, statements: StatementCache) -> None:
+    def __init__(self, conn: Any, statements: StatementCache, xact: Any = None) -> None:
         self.conn: Any = conn
+        # A deferred transaction: asyncpg's transaction, not started yet.
+        self._xact = xact
+        self._deferred = xact is not None
+        # The message's inbox claim held back: (consumer, message id, time).
+        self._pending: tuple[str, str, datetime] | None = None
         self._history: list[HistoryRecord] = []
         self._inserts: dict[tuple[str, str], InstanceRecord] = {}
         self._updates: dict[tuple[str, str], tuple[InstanceRecord, int]] = {}
@@ -449,9 +490,17 @@ class AsyncpgTransaction(StoreTransaction):
 
     @property
     def _holding(self) -> bool:
+        # Not the held inbox claim alone: it goes with the writes, or at the end.
         return bool(self._inserts or self._updates or self._history or self._outbox)
 
+    async def _begin(self) -> None:
+        """Send the deferred ``BEGIN`` (once; nothing if the transaction began)."""
+        if self._deferred:
+            self._deferred = False
+            await self._xact.start()
+
     async def execute(self, statement: Executable, parameters: Parameters = None) -> Result:
+        await self._begin()
         if self._holding:
             await self.flush()
         return await run_statement(self.conn, self._statements, check_statement(statement),
@@ -459,16 +508,19 @@ class AsyncpgTransaction(StoreTransaction):
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
+        await self._begin()
         if self._holding:
             await self.flush()
         async with self.conn.transaction():
             yield
 
     async def limit_lock_wait(self, seconds: float) -> None:
+        await self._begin()
         await self.conn.execute(f"SET LOCAL lock_timeout = {max(1, int(seconds * 1000))}")
 
     async def prefetch(self, consumer: str, message_ids: Sequence[str], now: datetime,
                        instances: Sequence[tuple[str, str]], *, lock: bool) -> None:
+        await self._begin()
         if self._holding:
             await self.flush()
         r = await self.conn.fetch(
@@ -494,6 +546,9 @@ class AsyncpgTransaction(StoreTransaction):
         claimed = self._prefetched_claim(consumer, message_id)
         if claimed is not None:
             return claimed
+        await self._begin()
+        if self._pending is not None:
+            await self._write()  # the held claim first: a second claim goes on its own
         if self._holding:
             # The previous message's writes ride with this message's claim.
             r = await self._write((consumer, message_id, _utc(now)), "inbox")
@@ -513,6 +568,21 @@ class AsyncpgTransaction(StoreTransaction):
             if key in self._known:
                 return True, _copy(self._known[key])
             return True, await self.load(saga_type, correlation_id, lock=lock)
+        if self._deferred and not lock and not self._holding and self._pending is None:
+            # Read only; the claim goes with the writes, in one statement that needs
+            # no transaction around it (the version check and the claim gate it).
+            r = await self.conn.fetchrow(_SEEN_AND_LOAD, consumer, message_id, saga_type,
+                                         correlation_id)
+            if r[0]:
+                return False, None
+            self._pending = (consumer, message_id, _utc(now))
+            if r[1] is None:
+                return True, None
+            return True, InstanceRecord(saga_type, correlation_id, r[1], r[2],
+                                        orjson.loads(r[3]), r[4], r[5])
+        await self._begin()
+        if self._pending is not None:
+            await self._write()  # the held claim first: a second claim goes on its own
         if key in self._inserts or key in self._updates:
             await self.flush()  # the read must see the held write: it goes first
         claim = (consumer, message_id, _utc(now), saga_type, correlation_id)
@@ -532,6 +602,7 @@ class AsyncpgTransaction(StoreTransaction):
 
     async def load(self, saga_type: str, correlation_id: str, *, lock: bool
                    ) -> InstanceRecord | None:
+        await self._begin()
         if self._holding:
             await self.flush()
         r = await self.conn.fetchrow(_LOAD_LOCKED if lock else _LOAD, saga_type,
@@ -542,11 +613,13 @@ class AsyncpgTransaction(StoreTransaction):
                               r[3], r[4])
 
     async def find(self, saga_type: str, name: str, value: str) -> list[str]:
+        await self._begin()
         if self._holding:
             await self.flush()
         return [r[0] for r in await self.conn.fetch(_FIND, saga_type, name, value)]
 
     async def insert(self, record: InstanceRecord) -> None:
+        await self._begin()
         if self._holding:
             await self.flush()
         # ON CONFLICT DO NOTHING rather than catching the unique violation: an error would
@@ -560,6 +633,7 @@ class AsyncpgTransaction(StoreTransaction):
         self._remember(record)
 
     async def update(self, record: InstanceRecord, expected_version: int) -> None:
+        await self._begin()
         if self._holding:
             await self.flush()
         status = await self.conn.execute(
@@ -601,6 +675,7 @@ class AsyncpgTransaction(StoreTransaction):
         self._remember(record)
 
     async def delete(self, saga_type: str, correlation_id: str, expected_version: int) -> None:
+        await self._begin()
         if self._holding:
             await self.flush()
         if await self.conn.fetchval(_DELETE, saga_type, correlation_id,
@@ -610,6 +685,7 @@ class AsyncpgTransaction(StoreTransaction):
 
     async def set_index(self, saga_type: str, correlation_id: str,
                         values: dict[str, str]) -> None:
+        await self._begin()
         await self.conn.execute(_SET_INDEX, saga_type, correlation_id, list(values),
                                 list(values.values()))
 
@@ -621,8 +697,17 @@ class AsyncpgTransaction(StoreTransaction):
         """Write what is held back — the instances of :meth:`save`, the history of
         :meth:`add_history`, the rows of :meth:`add_outbox` — now (the store calls
         this before COMMIT; call it yourself to read them back through `conn`).
-        ConcurrencyError when an instance changed (or was created) meanwhile."""
+        ConcurrencyError when an instance changed (or was created) meanwhile. A
+        deferred transaction begins first: what is written is still the transaction's."""
+        await self._begin()
         if self._holding:
+            await self._write()
+
+    async def _write_out(self) -> None:
+        """At the end: what is held, the inbox claim included, as one statement, in the
+        transaction if one began, else on its own (the deferred path, atomic by
+        itself)."""
+        if self._holding or self._pending is not None:
             await self._write()
 
     async def add_outbox(self, items: Sequence[Outgoing], now: datetime,
@@ -653,6 +738,7 @@ class AsyncpgTransaction(StoreTransaction):
         updates, self._updates = list(self._updates.values()), {}
         history, self._history = self._history, []
         outbox, self._outbox = self._outbox, []
+        gate, self._pending = self._pending, None
         args: list[Any] = []
         if len(inserts) == 1:
             args += _insert_args(inserts[0])
@@ -662,6 +748,10 @@ class AsyncpgTransaction(StoreTransaction):
             args += _update_args(*updates[0])
         elif updates:
             args += _columns([_update_args(r, e) for r, e in updates], 7)
+        if gate is not None:
+            args += gate
+            if inserts or updates:
+                args.append(len(inserts) + len(updates))
         if len(history) == 1:
             args += _history_args(history[0])
         elif history:
@@ -672,8 +762,15 @@ class AsyncpgTransaction(StoreTransaction):
             args += _columns([values for values, _ in outbox], 10)
         args += claim
         statement = _writes_statement(_shape(inserts), _shape(updates), _shape(history),
-                                      _shape(outbox), claim_kind)
-        row = await self.conn.fetchrow(statement, *args)
+                                      _shape(outbox), claim_kind, gate is not None)
+        try:
+            row = await self.conn.fetchrow(statement, *args)
+        except asyncpg.UniqueViolationError as error:
+            if gate is not None and error.table_name == "inbox":
+                raise MessageClaimedError(
+                    f"message {gate[1]} was claimed by {gate[0]} meanwhile (another "
+                    "delivery of it): nothing of this one was written") from error
+            raise
         if (inserts or updates) and row[0] != len(inserts) + len(updates):
             raise _conflict(inserts, updates)
         for (_, written), row_id in zip(outbox, row[1] or (), strict=True):
@@ -683,11 +780,13 @@ class AsyncpgTransaction(StoreTransaction):
     async def cancel_timers(self, tokens: Sequence[str]) -> int:
         if not tokens:
             return 0
+        await self._begin()
         if self._holding:
             await self.flush()  # a held row may be one of the timers
         return _count(await self.conn.execute(_CANCEL_TIMERS, list(tokens)))
 
     async def add_error(self, record: ErrorRecord) -> None:
+        await self._begin()
         await self.conn.execute(
             _ADD_ERROR, record.endpoint, record.message_id, record.message_type,
             record.correlation_id, record.error_type, record.reason, record.body,
@@ -792,11 +891,13 @@ class _Transaction:
     (ROLLBACK on error), the connection back to the pool. A plain class rather than
     ``@asynccontextmanager``: this runs once per message."""
 
-    __slots__ = ("_pool", "_readonly", "_store", "_tx", "_xact")
+    __slots__ = ("_deferred", "_pool", "_readonly", "_store", "_tx", "_xact")
 
-    def __init__(self, store: AsyncpgStore, readonly: bool = False) -> None:
+    def __init__(self, store: AsyncpgStore, readonly: bool = False,
+                 deferred: bool = False) -> None:
         self._store = store
         self._readonly = readonly
+        self._deferred = deferred
         self._pool: _Pool
         self._xact: Any = None
         self._tx: AsyncpgTransaction
@@ -804,6 +905,11 @@ class _Transaction:
     async def __aenter__(self) -> AsyncpgTransaction:
         pool = self._pool = self._store._pool or self._store._open()
         conn = await pool.acquire()
+        if self._deferred:
+            # BEGIN waits for the first statement that needs it (AsyncpgTransaction).
+            self._xact = conn.transaction()
+            tx = self._tx = AsyncpgTransaction(conn, self._store.statements, self._xact)
+            return tx
         try:
             self._xact = conn.transaction(readonly=True) if self._readonly \
                 else conn.transaction()
@@ -816,11 +922,14 @@ class _Transaction:
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._tx._deferred:
+            await self._end_unbegun(exc_type)
+            return
         ended = False
         try:
             if exc_type is None:
                 try:
-                    await self._tx.flush()
+                    await self._tx._write_out()
                 except BaseException:
                     ended = await _rollback(self._xact)
                     raise
@@ -830,6 +939,35 @@ class _Transaction:
                 ended = await _rollback(self._xact)
         finally:
             await self._pool.release(self._tx.conn, reusable=ended)
+
+
+    async def _end_unbegun(self, exc_type: type[BaseException] | None) -> None:
+        """The end of a deferred transaction that never began: its writes, if any, go
+        as one statement of their own; the connection goes back to the pool if it is
+        idle (after an error the server reported, or one of ours, it is)."""
+        conn = self._tx.conn
+        reusable = False
+        try:
+            if exc_type is None:
+                await self._tx._write_out()
+                reusable = True
+            else:
+                reusable = issubclass(exc_type, asyncpg.PostgresError | StepsagaError) \
+                    or await _idle(conn)
+        except (asyncpg.PostgresError, StepsagaError):
+            reusable = True
+            raise
+        finally:
+            await self._pool.release(conn, reusable=reusable)
+
+
+async def _idle(conn: Any) -> bool:
+    """Whether `conn` answers a statement: not broken, not in the middle of one."""
+    try:
+        await conn.execute("SELECT 1")
+    except Exception:
+        return False
+    return True
 
 
 async def _rollback(xact: Any) -> bool:
@@ -912,6 +1050,9 @@ class AsyncpgStore(SagaStore):
 
     def transaction(self, *, readonly: bool = False) -> _Transaction:
         return _Transaction(self, readonly)
+
+    def message_transaction(self) -> _Transaction:
+        return _Transaction(self, deferred=True)
 
     def _connection(self) -> _Connection:
         return _Connection(self)

@@ -361,6 +361,19 @@ class SagaStore(abc.ABC):
         `readonly` promises that it only reads: on SQLite it then takes no write lock
         (a deferred ``BEGIN``), on PostgreSQL it is ``READ ONLY``."""
 
+    def message_transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
+        """The transaction an endpoint handles one message in: :meth:`transaction` here.
+
+        :class:`~core_saga.persistence.AsyncpgStore` defers its ``BEGIN``: a saga message
+        whose instance is read without a lock is read outside any transaction, and its
+        inbox claim, instance write (with the version check), history and outbox rows
+        go as one statement — atomic on its own, two round trips for the message. The
+        transaction begins only if the handler runs any other statement (your own
+        writes, a lookup, timers to cancel), and then holds all of it as usual. A
+        delivery whose claim finds the message claimed meanwhile raises
+        :class:`~core_saga.MessageClaimedError` from the block, with nothing written."""
+        return self.transaction()
+
     @abc.abstractmethod
     async def create_schema(self) -> None:
         """Create the tables if missing (embedded use and tests; production runs Alembic)."""
