@@ -5,12 +5,16 @@ comma-separated number options."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import platform
 import statistics
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from core_saga import run_async
+from core_saga._event_loop import loop_name
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -28,10 +32,20 @@ def describe(packages: Sequence[str] = ("sqlalchemy", "asyncpg", "aiosqlite", "p
             versions.append(f"{name} {version(name)}")
         except PackageNotFoundError:
             versions.append(f"{name} (absent)")
+    try:
+        loop = f", event loop {loop_name(asyncio.get_running_loop())}"
+    except RuntimeError:  # not called from a running loop
+        loop = ""
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     return (f"machine: {platform.machine()}, {os.cpu_count()} cores, "
             f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
-            f"load {load[0]:.2f}\nversions: {', '.join(versions)}")
+            f"load {load[0]:.2f}{loop}\nversions: {', '.join(versions)}")
+
+
+def run_main(main: Coroutine[Any, Any, T]) -> T:
+    """Run a benchmark's `main` on the event loop a worker would run on
+    (``STEPSAGA_EVENT_LOOP``, as ``WorkerSettings.event_loop``: uvloop when installed)."""
+    return run_async(main, event_loop=os.environ.get("STEPSAGA_EVENT_LOOP", "auto"))
 
 
 def summary(values: Sequence[float]) -> str:

@@ -8,7 +8,9 @@ a state row, one INSERT of an outbox row, COMMIT (four round trips, statements p
 by asyncpg's cache). One transition of the engine is the ``ToggleSaga`` of
 ``benchmarks/engine.py``: one event moves an instance between two states and sends one
 command — inbox entry, instance update, history row and outbox row in one transaction:
-BEGIN, claim-and-load, one statement for the writes, COMMIT (four round trips too).
+one read (is the message in the inbox, and the instance), then one statement for the
+writes, committed on its own (two round trips; ``AsyncpgStore.message_transaction``
+sends no BEGIN unless a handler needs one).
 Batched: ten such messages (ten instances) in one transaction, as the worker commits one
 receive of up to ten messages (``batch_commits``): BEGIN, the lock wait limit, one
 statement claiming the ten messages and reading the ten instances, one statement for
@@ -41,7 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _machine import PG, describe, int_list, interleave, summary
+from _machine import PG, describe, int_list, interleave, run_main, summary
 from engine import run_ceiling, run_engine, run_engine_batched
 
 from core_saga.persistence import AsyncpgStore
@@ -241,4 +243,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_main(main())

@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import describe
+from _machine import describe, run_main
 
 from bridge import HandOffConfig, attach_bridge
 from bridge.contracts import ReviewTask
@@ -250,4 +250,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_main(main())

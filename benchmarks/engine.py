@@ -24,7 +24,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _machine import PG, describe, interleave, summary
+from _machine import PG, describe, interleave, run_main, summary
 
 from core_saga import (
     BehaviorContext,
@@ -257,4 +257,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_main(main())

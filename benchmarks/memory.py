@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import PG, describe, int_list, summary
+from _machine import PG, describe, int_list, run_main, summary
 from order_to_cash import (
     BenchGateway,
     OrderWatch,
@@ -218,4 +218,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_main(main())

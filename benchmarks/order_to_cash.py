@@ -13,6 +13,10 @@ Variants, interleaved within each repeat:
   windows are 0: an in-memory queue has no per-call cost to batch away.
 - ``memory+postgres-per-message``: as ``memory+postgres`` with ``batch_commits`` off
   (one transaction per message), for the batching's gain in the same run.
+- ``memory+postgres-asyncio``: as ``memory+postgres`` on asyncio's own event loop
+  instead of uvloop (which the worker takes when installed, ``STEPSAGA_EVENT_LOOP``),
+  in a process of its own (this script re-run with ``STEPSAGA_EVENT_LOOP=asyncio``),
+  for uvloop's gain in the same run.
 - ``sqs-1proc`` / ``sqs-2proc``: the same app over SQS on the local emulator (moto,
   started here), hosted by 1 or 2 worker *processes* (this script re-run with
   ``--child-worker``), each hosting every service, on PostgreSQL (asyncpg store); the
@@ -36,7 +40,8 @@ one in the same run.
 
     .venv/bin/python benchmarks/order_to_cash.py [--orders 1000] [--sqs-orders 100] \
         [--window 32] [--repeats 3] [--baseline REV] \
-        [--variants memory+sqlite,memory+postgres,memory+postgres-per-message,sqs-1proc,sqs-2proc]
+        [--variants memory+sqlite,memory+postgres,memory+postgres-per-message,\
+                    memory+postgres-asyncio,sqs-1proc,sqs-2proc]
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import PG, describe, summary
+from _machine import PG, describe, run_main, summary
 from sqlalchemy import func, select
 
 from core_saga import Outbox, SystemClock, Worker, WorkerSettings
@@ -94,8 +99,8 @@ GONE = "GONE-1"
 """An article with no stock: its orders are charged, then refunded and canceled."""
 DECLINED_AMOUNT = Decimal("66.60")
 """The gateway declines charges of exactly this amount."""
-VARIANTS = ("memory+sqlite", "memory+postgres", "memory+postgres-per-message", "sqs-1proc",
-            "sqs-2proc")
+VARIANTS = ("memory+sqlite", "memory+postgres", "memory+postgres-per-message",
+            "memory+postgres-asyncio", "sqs-1proc", "sqs-2proc")
 SQS_WAIT_SECONDS = 20
 
 
@@ -420,19 +425,20 @@ def _checkout(revision: str, tmp: Path) -> Iterator[Path]:
                         str(where)], check=False)
 
 
-async def run_baseline(checkout: Path, orders: int, window: int, timeout: float
-                       ) -> RunResult:
+async def run_baseline(checkout: Path, orders: int, window: int, timeout: float,
+                       env: dict[str, str] | None = None) -> RunResult:
     """One memory+postgres run of the revision in `checkout`, by its own script (in this
-    interpreter: the dependencies are this checkout's)."""
+    interpreter: the dependencies are this checkout's), in a process of its own with
+    `env` added to its environment."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(checkout / "benchmarks" / "order_to_cash.py"), "--orders",
         str(orders), "--window", str(window), "--repeats", "1", "--variants",
         "memory+postgres", cwd=checkout, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
+        stderr=asyncio.subprocess.STDOUT, env={**os.environ, **(env or {})})
     out, _ = await asyncio.wait_for(process.communicate(), timeout)
     found = _FIGURES.search(out.decode(errors="replace"))
     if process.returncode != 0 or found is None:
-        raise RuntimeError(f"the baseline's run failed (exit {process.returncode}):\n"
+        raise RuntimeError(f"the run of {checkout} failed (exit {process.returncode}):\n"
                            f"{out.decode(errors='replace')[-2000:]}")
     return RunResult(float(found[1]), float(found[2]), float(found[3]), Counter())
 
@@ -493,6 +499,9 @@ async def main() -> None:
                                                        args.timeout),
             "memory+postgres-per-message": lambda: memory_postgres(
                 args.orders, args.window, args.timeout, batch_commits=False),
+            "memory+postgres-asyncio": lambda: run_baseline(
+                ROOT, args.orders, args.window, args.timeout,
+                env={"STEPSAGA_EVENT_LOOP": "asyncio"}),
             "sqs-1proc": lambda: sqs_run(1),
             "sqs-2proc": lambda: sqs_run(2),
         }
@@ -511,6 +520,8 @@ async def main() -> None:
               "memory+postgres": "in-memory transport, PostgreSQL (asyncpg)",
               "memory+postgres-per-message": "in-memory transport, PostgreSQL (asyncpg), "
                                              "one transaction per message",
+              "memory+postgres-asyncio": "in-memory transport, PostgreSQL (asyncpg), "
+                                         "asyncio's event loop (a process of its own)",
               "sqs-1proc": "SQS emulator, 1 worker process",
               "sqs-2proc": "SQS emulator, 2 worker processes",
               BASELINE: f"in-memory transport, PostgreSQL, at {args.baseline} (its own "
@@ -524,7 +535,7 @@ async def main() -> None:
         outcomes = runs_[0].statuses
         line = f"    outcomes     {outcomes['Completed']} completed, " \
                f"{outcomes['Canceled']} canceled per run" if outcomes else \
-            "    outcomes     as that revision's script counts them"
+            "    outcomes     checked by that process's own script"
         if runs_[0].sqs_calls is not None:
             calls = [(r.sqs_calls or 0) / sum(r.statuses.values()) for r in runs_]
             line += f"; SQS calls per order median {statistics.median(calls):.1f}"
@@ -539,7 +550,13 @@ async def main() -> None:
         ratio = statistics.median(r.orders_per_second for r in results["memory+postgres"]) \
             / statistics.median(r.orders_per_second for r in results[BASELINE])
         print(f"figures: memory+postgres / {args.baseline} orders per second = {ratio:.2f}")
+    if "memory+postgres-asyncio" in results and "memory+postgres" in results:
+        ratio = statistics.median(r.orders_per_second for r in results["memory+postgres"]) \
+            / statistics.median(r.orders_per_second
+                                for r in results["memory+postgres-asyncio"])
+        print(f"figures: memory+postgres / memory+postgres-asyncio orders per second = "
+              f"{ratio:.2f}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_main(main())

@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import PG, describe, summary
+from _machine import PG, describe, run_main, summary
 from _saga_steps import OrderSteps
 from order_to_cash import (
     memory_postgres,
@@ -297,4 +297,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_main(main())

@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import PG, describe, summary
+from _machine import PG, describe, run_main, summary
 from _saga_steps import CANCELED, COMPLETED, OrderSteps
 from order_to_cash import memory_postgres, order_kind, stock_for
 
@@ -360,4 +360,4 @@ def version_of_npm_package() -> str:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(arguments()))
+    run_main(main(arguments()))

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import describe, summary
+from _machine import describe, run_main, summary
 
 from core_saga import Envelope, Worker, WorkerSettings
 from core_saga.emulator import Emulator, start_emulator
@@ -163,4 +163,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_main(main())

@@ -26,7 +26,6 @@ share), the StartExecution, state-transition and SendTask* quotas.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import os
 import statistics
@@ -40,7 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _machine import PG, describe, summary
+from _machine import PG, describe, run_main, summary
 from engine import run_ceiling
 from order_to_cash import run_in_memory
 
@@ -172,4 +171,4 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(main_args()))
+    run_main(main(main_args()))

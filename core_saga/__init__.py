@@ -39,6 +39,7 @@ from ._errors import (
     UnhandledEventError,
     UnknownMessageTypeError,
 )
+from ._event_loop import run_async
 from ._events import CompositeEvent, Event, MissingInstance, Query, Request, Schedule
 from ._graph import to_dot, to_mermaid
 from ._messages import Fault, Message, MessageRegistry, RequestTimeoutExpired, registry
@@ -104,6 +105,7 @@ __all__ = [  # noqa: RUF022
     # Running
     "Worker",
     "WorkerSettings",
+    "run_async",
     "AwsConfig",
     "Topology",
     "Clock",

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ._aws import AwsConfig
+from ._event_loop import EventLoopChoice
 from .persistence._factory import redact_url
 from .transports import DEFAULT_MAX_MESSAGE_BYTES, SqsConfig
 
@@ -117,6 +118,10 @@ class WorkerSettings(BaseSettings):
     refreshed, when metrics are on."""
     shutdown_grace_seconds: float = Field(30.0, gt=0)
     """How long SIGTERM waits for in-flight messages."""
+    event_loop: EventLoopChoice = "auto"
+    """The event loop ``stepsaga worker`` runs on: ``auto`` (the default) takes uvloop
+    when it is installed (the ``cli`` extra installs it on Linux and macOS) and asyncio's
+    own loop otherwise; ``uvloop`` insists on it; ``asyncio`` turns it off."""
     otlp_endpoint: str | None = None
     """Export OpenTelemetry spans over OTLP/HTTP to this URL (e.g.
     ``http://127.0.0.1:4318``); None: ``OTEL_EXPORTER_OTLP_ENDPOINT`` if set, else off."""

@@ -23,6 +23,7 @@ from ._consumer import Consumer
 from ._context import SEND
 from ._engine import ConsumerHandler, Endpoint, Handler, SagaHandler
 from ._errors import ReceiptExpiredError, StepsagaError
+from ._event_loop import loop_name
 from ._failures import FailureKind, classify_failure, looks_like_network_failure
 from ._health import HealthServer
 from ._outbox import OutboxDispatcher, OutboxSink, TransportSink
@@ -341,7 +342,8 @@ class Worker:
             receivers.append(asyncio.create_task(self._purge_loop()))
             receivers.append(asyncio.create_task(self._gauge_loop()))
             self._started.set()
-            log.info("worker started on %s", ", ".join(self._pipelines))
+            log.info("worker started on %s (event loop %s)", ", ".join(self._pipelines),
+                     loop_name(asyncio.get_running_loop()))
             await self._stop.wait()
         finally:
             log.info("worker stopping: finishing %d in-flight messages", self._in_flight)

@@ -4,7 +4,6 @@ each entry point names a function that takes the Typer app and registers command
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from importlib.metadata import entry_points
 from typing import Annotated, Any
@@ -104,7 +103,9 @@ def worker(
         finally:
             telemetry.flush()
 
-    asyncio.run(run())
+    from ._event_loop import run_async
+
+    run_async(run(), event_loop=settings.event_loop)
 
 
 def _load_plugins() -> None:

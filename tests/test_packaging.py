@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("fastapi", "starlette", "jinja2", "uvicorn", "typer", "alembic", "moto", "boto3")
+HEAVY = ("fastapi", "starlette", "jinja2", "uvicorn", "typer", "alembic", "moto", "boto3",
+         "uvloop")
 
 
 @pytest.mark.parametrize("module", ["core_saga", "bridge.contracts", "supervisor_workflows",
@@ -33,6 +34,7 @@ def test_the_engine_depends_only_on_what_it_needs() -> None:
     extras = project["optional-dependencies"]
     assert any(dep.startswith("fastapi") for dep in extras["console"])
     assert any(dep.startswith("typer") for dep in extras["cli"])
+    assert any(dep.startswith("uvloop") for dep in extras["cli"])  # the worker's loop
     assert "stepsaga[cli,console,otel]" in extras["ops"]
     assert any("stepsaga[ops" in dep for dep in extras["dev"])
 

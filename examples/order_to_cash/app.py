@@ -66,6 +66,7 @@ from core_saga import (
     Topology,
     Worker,
     WorkerSettings,
+    run_async,
 )
 from core_saga.extension import ConsumerHandler, SagaHandler
 from core_saga.logs import configure_logging
@@ -520,6 +521,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValueError as exc:  # before anything starts
         raise SystemExit(f"python -m examples.order_to_cash: {exc}") from None
     try:
-        asyncio.run(run(options))
+        run_async(run(options), event_loop=settings.event_loop)  # uvloop when installed
     finally:
         telemetry.flush()

@@ -4,13 +4,14 @@ the command runs."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from core_saga import run_async
 
 _HELP = (
     "Run the Order-to-Cash demo on SQLite and the local AWS emulator.\n\n"
@@ -64,7 +65,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         try:
-            result = asyncio.run(run_demo(options, handle_signals=True))
+            result = run_async(run_demo(options, handle_signals=True))  # uvloop if installed
         except DemoError as exc:
             errors.print(f"[red]error:[/red] {exc}", highlight=False)
             raise typer.Exit(2) from None

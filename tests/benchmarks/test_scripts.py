@@ -50,6 +50,14 @@ def test_order_to_cash_in_memory_prints_rates_and_latencies() -> None:
     assert "18 completed, 2 canceled per run" in out
 
 
+def test_order_to_cash_on_uvloop_and_on_asyncio_in_the_same_run() -> None:
+    out = run_script("order_to_cash.py", "--orders", "20", "--repeats", "1",
+                     "--variants", "memory+postgres,memory+postgres-asyncio")
+    assert ", event loop uvloop\n" in out  # the loop a worker takes by default
+    assert "figures: memory+postgres-asyncio orders/s " in out
+    assert "figures: memory+postgres / memory+postgres-asyncio orders per second = " in out
+
+
 def test_order_to_cash_against_an_earlier_revision_in_the_same_run() -> None:
     out = run_script("order_to_cash.py", "--orders", "20", "--repeats", "1",
                      "--variants", "memory+postgres", "--baseline", "HEAD")

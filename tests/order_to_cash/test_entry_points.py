@@ -218,10 +218,13 @@ async def test_stepsaga_worker_runs_the_whole_app_from_the_documented_factory(
             while "worker started on" not in log.read_text():
                 assert time.monotonic() < deadline, log.read_text()
                 await asyncio.sleep(0.3)
-            started = re.search(r"worker started on (.*)", log.read_text())
+            started = re.search(r"worker started on (.*) \(event loop (\w+)\)",
+                                log.read_text())
             assert started is not None
             assert set(started.group(1).split(", ")) == {
                 "order-saga", "orders", "payment", "inventory", "shipping", "review"}
+            # the cli extra installs uvloop, and the worker runs on it by default
+            assert started.group(2) == "uvloop"
             placed = await orders.submit(order_request(("LAMP-1", 1, "1500.00")))
 
             async def status() -> object:
