@@ -12,9 +12,9 @@ one read (is the message in the inbox, and the instance), then one statement for
 writes, committed on its own (two round trips; ``AsyncpgStore.message_transaction``
 sends no BEGIN unless a handler needs one).
 Batched: ten such messages (ten instances) in one transaction, as the worker commits one
-receive of up to ten messages (``batch_commits``): BEGIN, the lock wait limit, one
-statement claiming the ten messages and reading the ten instances, one statement for
-all their writes, COMMIT (five round trips for ten transitions). Each connection (or
+receive of up to ten messages (``batch_commits``): BEGIN, one statement setting the
+lock wait limit, claiming the ten messages and reading the ten instances, one statement
+for all their writes, COMMIT (four round trips for ten transitions). Each connection (or
 engine task) works on its own instances, so no row is contended.
 
 Every run gets a fresh PostgreSQL schema, dropped afterwards. The variants interleave

@@ -155,7 +155,7 @@ class MemoryTransaction(StoreTransaction):
             rows.append(row)
         return rows
 
-    async def cancel_timers(self, tokens: Sequence[str]) -> int:
+    async def cancel_timers(self, tokens: Sequence[str]) -> None:
         wanted = set(tokens)
         gone = [i for i, extra in self.t.outbox_extra.items()
                 if extra["token"] in wanted and self.t.outbox[i].dispatched_at is None]
@@ -164,7 +164,6 @@ class MemoryTransaction(StoreTransaction):
             self._remember(self.t.outbox_extra, i)
             del self.t.outbox[i]
             del self.t.outbox_extra[i]
-        return len(gone)
 
     async def touch_probe(self, name: str, now: datetime) -> None:
         return None

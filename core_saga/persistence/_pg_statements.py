@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import collections
 import json
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -29,8 +30,14 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import Compiled
 
 from .._transaction import Result, StatementError
+from ._schema import metadata
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
+
+_ENGINE_TABLES = re.compile(
+    r"\b(?:" + "|".join(sorted(t.name for t in metadata.tables.values())) + r")\b")
+"""A name of one of the engine's tables in SQL text (a user table of the same name
+matches too, which only costs a round trip)."""
 
 Processor = Callable[[Any], Any]
 
@@ -57,12 +64,14 @@ def _row_type(names: Sequence[str]) -> type[tuple[Any, ...]]:
 class _Plan:
     """What one compiled statement shape needs at run time."""
 
-    __slots__ = ("compiled", "expanding", "names", "processors", "result", "returns_rows",
-                 "row_type", "sql")
+    __slots__ = ("compiled", "engine_tables", "expanding", "names", "processors", "result",
+                 "returns_rows", "row_type", "sql")
 
     def __init__(self, compiled: Compiled) -> None:
         self.compiled = compiled
         self.sql: str = compiled.string
+        # Whether it names an engine table: writes held back must go before it.
+        self.engine_tables = _ENGINE_TABLES.search(self.sql) is not None
         self.names: tuple[str, ...] = tuple(getattr(compiled, "positiontup", None) or ())
         binds: Mapping[str, Any] = getattr(compiled, "binds", {})
         processors: dict[str, Processor] = {}
@@ -204,8 +213,10 @@ def translate(error: BaseException, sql: str, args: Sequence[Any] | None
 
 
 async def run(conn: Any, cache: StatementCache, statement: Executable,
-              parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None) -> Result:
-    """Run a SQLAlchemy statement on the asyncpg connection `conn`."""
+              parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+              before: Callable[[], Awaitable[None]] | None = None) -> Result:
+    """Run a SQLAlchemy statement on the asyncpg connection `conn`; `before` first when
+    the statement names one of the engine's tables."""
     many = isinstance(parameters, Sequence) and not isinstance(parameters, Mapping)
     if many:
         param_sets: list[Mapping[str, Any]] = list(parameters or ())  # type: ignore[arg-type]
@@ -216,6 +227,8 @@ async def run(conn: Any, cache: StatementCache, statement: Executable,
         param_sets = [parameters or {}]  # type: ignore[list-item]
         keys = tuple(param_sets[0])
     plan, extracted = cache.plan(statement, keys, many)
+    if before is not None and plan.engine_tables:
+        await before()
     compiled = plan.compiled
     sql = plan.sql
     args: list[Any] | None = None

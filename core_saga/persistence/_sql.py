@@ -359,12 +359,11 @@ class SqlTransaction(StoreTransaction):
             for i, o, at in zip(ids, items, deliver_times, strict=True)
         ]
 
-    async def cancel_timers(self, tokens: Sequence[str]) -> int:
+    async def cancel_timers(self, tokens: Sequence[str]) -> None:
         if not tokens:
-            return 0
+            return
         await self._write()
-        result = await self.conn.execute(_CANCEL_TIMERS, {"tokens": list(tokens)})
-        return int(result.rowcount or 0)
+        await self.conn.execute(_CANCEL_TIMERS, {"tokens": list(tokens)})
 
     async def add_error(self, record: ErrorRecord) -> None:
         await self._write()

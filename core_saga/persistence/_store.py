@@ -338,8 +338,11 @@ class StoreTransaction(abc.ABC):
         process that committed them can send them at once without a poller racing it."""
 
     @abc.abstractmethod
-    async def cancel_timers(self, tokens: Sequence[str]) -> int:
-        """Delete undispatched scheduled messages with these tokens; how many went."""
+    async def cancel_timers(self, tokens: Sequence[str]) -> None:
+        """Delete the undispatched scheduled messages with these tokens, by the commit
+        at the latest (a store may send the delete with the transaction's other
+        writes); an outbox row added after this call with one of the tokens (a timer
+        scheduled again) stays."""
 
     @abc.abstractmethod
     async def add_error(self, record: ErrorRecord) -> None:

@@ -178,8 +178,8 @@ async def test_timers_cancel_by_token_until_dispatched(store: SagaStore) -> None
     async with store.transaction() as tx:
         await tx.add_outbox([timer], T0, None)
     async with store.transaction() as tx:
-        assert await tx.cancel_timers([]) == 0
-        assert await tx.cancel_timers(["other", "tok"]) == 1
+        await tx.cancel_timers([])
+        await tx.cancel_timers(["other", "tok"])
     assert await store.pending_outbox() == []
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -24,6 +24,7 @@ from core_saga import (
     Message,
     Saga,
     SagaState,
+    Schedule,
     State,
     SystemClock,
     Topology,
@@ -291,3 +292,80 @@ async def test_a_saga_that_locks_its_instance_begins_first(
     assert _is(round_trips[0], "BEGIN"), round_trips
     assert "FOR UPDATE" in round_trips[1]
     assert await effects(apg, cid, "LockedCounterSaga") == (2, [0], 2, 1)
+
+
+
+class Tick(Message):
+    message_namespace = "t.deferred"
+    id: str
+
+
+class Stop(Message):
+    message_namespace = "t.deferred"
+    id: str
+
+
+class Timed(SagaState):
+    tick_token: str | None = None
+
+
+async def _hooks(ctx: BehaviorContext[Timed, Stop]) -> None:
+    for hook in list(HOOK):
+        await hook(ctx.saga.correlation_id, 0)
+
+
+class TimerSaga(Saga[Timed]):
+    """Open schedules a tick; each Step schedules it again (the old timer goes); Stop
+    cancels it."""
+
+    waiting = State()
+    done = State(terminal=True)
+    open = Event(Open, correlate_by=lambda m: m.id)
+    step = Event(Step, correlate_by=lambda m: m.id)
+    stop = Event(Stop, correlate_by=lambda m: m.id)
+    tick = Schedule(Tick, token_field="tick_token", delay=timedelta(hours=1))
+
+    def define(self) -> None:
+        self.initially(self.when(self.open).schedule(self.tick, lambda c: Tick(id="t"))
+                       .transition_to(self.waiting))
+        self.during(self.waiting,
+                    self.when(self.step).schedule(self.tick, lambda c: Tick(id="t")),
+                    self.when(self.stop).then(_hooks).unschedule(self.tick)
+                    .transition_to(self.done),
+                    self.when(self.tick.received).transition_to(self.done))
+
+
+async def timers(store: AsyncpgStore, cid: str) -> list[str]:
+    """The message ids of the instance's timers still to fire."""
+    return [r.message_id for r in await store.pending_outbox() if r.correlation_id == cid]
+
+
+async def test_cancelling_a_timer_goes_with_the_messages_writes(
+        apg: AsyncpgStore, round_trips: list[str]) -> None:
+    timed = Endpoint("timed", [SagaHandler(TimerSaga())], store=apg, clock=SystemClock(),
+                     routes=Topology().routes)
+    cid = uuid.uuid4().hex
+    await timed.process(Envelope(Open(id=cid)))
+    [first] = await timers(apg, cid)
+    round_trips.clear()
+    # rescheduled: the old timer is deleted and the new one written, in one statement
+    assert not (await timed.process(Envelope(Step(id=cid, n=1)))).duplicate
+    assert len(round_trips) == 2, round_trips
+    [second] = await timers(apg, cid)
+    assert second != first
+    # a delivery claimed by another meanwhile: its delete is not made either
+    stop = Envelope(Stop(id=cid))
+
+    async def claim_it(correlation_id: str, n: int) -> None:
+        HOOK.clear()
+        async with apg.transaction() as tx:
+            assert await tx.inbox_claim("timed", stop.message_id, datetime.now(UTC))
+
+    HOOK.append(claim_it)
+    assert (await timed.process(stop)).duplicate
+    assert await timers(apg, cid) == [second]
+    # cancelled for real: two round trips, the timer gone
+    round_trips.clear()
+    assert not (await timed.process(Envelope(Stop(id=cid)))).duplicate
+    assert len(round_trips) == 2, round_trips
+    assert await timers(apg, cid) == []
