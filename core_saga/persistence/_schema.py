@@ -123,7 +123,10 @@ outbox = Table(
     Column("schedule_token", String(100), nullable=True),
     Index("ix_outbox_pending", "deliver_at", postgresql_where=text("dispatched_at IS NULL"),
           sqlite_where=text("dispatched_at IS NULL")),
-    Index("ix_outbox_token", "schedule_token"),
+    # Timers only: cancelling by token is the one query it serves (migration 0004).
+    Index("ix_outbox_token", "schedule_token",
+          postgresql_where=text("schedule_token IS NOT NULL"),
+          sqlite_where=text("schedule_token IS NOT NULL")),
     Index("ix_outbox_correlation", "correlation_id"),
 )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData, inspect
+from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bridge.audit import audit_log
@@ -121,3 +121,26 @@ async def test_an_unknown_package_is_named(database: tuple[str, str | None]) -> 
     url, schema = database
     with pytest.raises(ValueError, match="no migrations registered for nope"):
         await upgrade(url, schema=schema, packages=["nope"])
+
+
+async def test_the_timer_token_index_holds_timers_only(database: tuple[str, str | None]
+                                                       ) -> None:
+    """Migration 0004: a message that is not a timer writes no entry in the token index
+    (its condition), on both databases, as the tables the stores create have it."""
+    url, schema = database
+    await upgrade(url, schema=schema, packages=["core_saga"])
+    args = {"server_settings": {"search_path": schema}} if schema else {}
+    engine = create_async_engine(url, connect_args=args)
+    try:
+        async with engine.connect() as conn:
+            if schema:
+                found = (await conn.execute(text(
+                    "SELECT indexdef FROM pg_indexes WHERE schemaname = :schema "
+                    "AND indexname = 'ix_outbox_token'"), {"schema": schema})).scalar_one()
+            else:
+                found = (await conn.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE name = 'ix_outbox_token'"
+                )).scalar_one()
+    finally:
+        await engine.dispose()
+    assert "schedule_token IS NOT NULL" in found.replace("(", "").replace(")", "")
