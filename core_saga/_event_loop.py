@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 T = TypeVar("T")
 
@@ -13,7 +13,7 @@ EventLoopChoice = Literal["auto", "asyncio", "uvloop"]
 """``auto``: uvloop if it can be imported, else asyncio; ``uvloop``: uvloop or an error
 at start; ``asyncio``: the standard library's loop."""
 
-EVENT_LOOPS: tuple[EventLoopChoice, ...] = ("auto", "asyncio", "uvloop")
+EVENT_LOOPS: tuple[EventLoopChoice, ...] = get_args(EventLoopChoice)
 
 
 def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -109,36 +109,36 @@ _NONE, _ONE, _MANY = 0, 1, 2
 _INSTANCE_TYPES = ("text", "text", "text", "int", "text", "timestamptz", "timestamptz")
 _UPDATE_TYPES = ("text", "int", "text", "timestamptz", "text", "text", "int")
 
-# A batch's reads ahead of its messages: every message claimed, every instance they
-# name read (one row each, or one row of NULLs when there is none), in one statement.
-_PREFETCH = ("WITH c AS (INSERT INTO inbox (consumer, message_id, processed_at) "
-             "SELECT DISTINCT $1::text, m, $3::timestamptz FROM unnest($2::text[]) AS m "
-             "ON CONFLICT DO NOTHING RETURNING message_id) "
-             "SELECT ARRAY(SELECT message_id FROM c), s.saga_type, s.correlation_id, "
-             "s.state, s.version, s.data, s.created_at, s.updated_at "
-             "FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT saga_type, correlation_id, "
-             "state, version, data, created_at, updated_at FROM saga_instances "
-             "WHERE (saga_type, correlation_id) IN "
-             "(SELECT * FROM unnest($4::text[], $5::text[])){lock}) AS s ON true")
-_PREFETCH_PLAIN = _PREFETCH.format(lock="")
-_PREFETCH_LOCKED = _PREFETCH.format(lock=" FOR UPDATE")
-# The same with the batch's lock wait limit set first (SET LOCAL lock_timeout as a
-# function, $6 in milliseconds): one round trip fewer a batch. The order is the plan's,
-# not luck: the inbox rows are drawn from `l` (the claim's wait, if any, comes after)
-# and the instance read is LATERAL to `l` and names it (its row locks likewise).
-_PREFETCH_LIMITED = (
-    "WITH l AS MATERIALIZED (SELECT set_config('lock_timeout', $6::text, true) AS v), "
-    "c AS (INSERT INTO inbox (consumer, message_id, processed_at) "
-    "SELECT DISTINCT $1::text, m, $3::timestamptz FROM l, unnest($2::text[]) AS m "
-    "ON CONFLICT DO NOTHING RETURNING message_id) "
-    "SELECT ARRAY(SELECT message_id FROM c), s.saga_type, s.correlation_id, "
-    "s.state, s.version, s.data, s.created_at, s.updated_at "
-    "FROM l LEFT JOIN LATERAL (SELECT saga_type, correlation_id, "
-    "state, version, data, created_at, updated_at FROM saga_instances "
-    "WHERE l.v IS NOT NULL AND (saga_type, correlation_id) IN "
-    "(SELECT * FROM unnest($4::text[], $5::text[])){lock}) AS s ON true")
-_PREFETCH_LIMITED_PLAIN = _PREFETCH_LIMITED.format(lock="")
-_PREFETCH_LIMITED_LOCKED = _PREFETCH_LIMITED.format(lock=" FOR UPDATE")
+def _prefetch(lock: bool, limited: bool) -> str:
+    """A batch's reads ahead of its messages: every message claimed, every instance they
+    name read (one row each, or one row of NULLs when there is none), in one statement;
+    `lock` reads them FOR UPDATE.
+
+    `limited` sets the batch's lock wait limit first (``SET LOCAL lock_timeout`` as a
+    function, $6 in milliseconds): one round trip fewer a batch. The order is the plan's,
+    not luck: the inbox rows are drawn from `l` (the claim's wait, if any, comes after)
+    and the instance read is LATERAL to `l` and names it (its row locks likewise)."""
+    with_limit = source = condition = ""
+    outer = "(SELECT 1) AS one"
+    if limited:
+        with_limit = ("l AS MATERIALIZED (SELECT set_config('lock_timeout', $6::text, true) "
+                      "AS v), ")
+        source, outer, condition = "l, ", "l", "l.v IS NOT NULL AND "
+    for_update = " FOR UPDATE" if lock else ""
+    return (f"WITH {with_limit}c AS (INSERT INTO inbox (consumer, message_id, processed_at) "
+            f"SELECT DISTINCT $1::text, m, $3::timestamptz FROM {source}unnest($2::text[]) "
+            "AS m ON CONFLICT DO NOTHING RETURNING message_id) "
+            "SELECT ARRAY(SELECT message_id FROM c), s.saga_type, s.correlation_id, "
+            "s.state, s.version, s.data, s.created_at, s.updated_at "
+            f"FROM {outer} LEFT JOIN LATERAL (SELECT saga_type, correlation_id, "
+            "state, version, data, created_at, updated_at FROM saga_instances "
+            f"WHERE {condition}(saga_type, correlation_id) IN "
+            f"(SELECT * FROM unnest($4::text[], $5::text[])){for_update}) AS s ON true")
+
+
+# By (lock, limited).
+_PREFETCH = {(lock, limited): _prefetch(lock, limited)
+             for lock in (False, True) for limited in (False, True)}
 
 
 def _values(first: int, count: int) -> str:
@@ -205,7 +205,7 @@ def _writes_statement(inserts: int, updates: int, history: int, outbox: int,
     if updates:
         counts.append("(SELECT count(*) FROM wu)")
         n += 7
-    gate = ""
+    gate = claimed = ""
     if gated:
         where = ""
         if counts:
@@ -214,6 +214,7 @@ def _writes_statement(inserts: int, updates: int, history: int, outbox: int,
                     f"SELECT ${n}::text, ${n + 1}::text, ${n + 2}::timestamptz{where} "
                     "RETURNING 1)")
         n += 4 if counts else 3
+        claimed = " AND EXISTS (SELECT 1 FROM c)"
         gate = " WHERE EXISTS (SELECT 1 FROM c)"
     if history == _ONE:
         ctes.append(f"h AS (INSERT INTO saga_history ({_HISTORY_COLUMNS}) "
@@ -236,7 +237,7 @@ def _writes_statement(inserts: int, updates: int, history: int, outbox: int,
         n += 10
     if cancel:
         ctes.append(f"x AS (DELETE FROM outbox WHERE schedule_token = ANY(${n}::text[]) "
-                    f"AND dispatched_at IS NULL{gate.replace(' WHERE', ' AND')})")
+                    f"AND dispatched_at IS NULL{claimed})")
         n += 1
     written = f"({' + '.join(counts)})::int" if counts else "NULL::int"
     ids = "ARRAY(SELECT id FROM o ORDER BY id)" if outbox else "NULL::bigint[]"
@@ -544,11 +545,7 @@ class AsyncpgTransaction(StoreTransaction):
         # The held writes go first only if the statement names one of the engine's
         # tables (it could read them); the user's own tables don't need them yet.
         return await run_statement(self.conn, self._statements, check_statement(statement),
-                                   parameters, before=self._flush_held)
-
-    async def _flush_held(self) -> None:
-        if self._holding:
-            await self._write()
+                                   parameters, before=self.flush)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -569,13 +566,10 @@ class AsyncpgTransaction(StoreTransaction):
         await self._begin()
         if self._holding:
             await self.flush()
-        args = [consumer, list(message_ids), _utc(now), [t for t, _ in instances],
-                [c for _, c in instances]]
-        if limit is None:
-            r = await self.conn.fetch(_PREFETCH_LOCKED if lock else _PREFETCH_PLAIN, *args)
-        else:
-            r = await self.conn.fetch(
-                _PREFETCH_LIMITED_LOCKED if lock else _PREFETCH_LIMITED_PLAIN, *args, limit)
+        r = await self.conn.fetch(
+            _PREFETCH[lock, limit is not None], consumer, list(message_ids), _utc(now),
+            [t for t, _ in instances], [c for _, c in instances],
+            *(() if limit is None else (limit,)))
         claimed = set(r[0][0])
         self._claims = {m: m in claimed for m in message_ids}
         self._claims_for = consumer
