@@ -54,13 +54,16 @@ class RedeliveryPolicy:
     """How a failing message comes back before it is dead-lettered."""
 
     max_deliveries: int = 5
-    """Deliveries before the message is dead-lettered (the first one included)."""
+    """Deliveries before the message is dead-lettered (the first one included): its
+    handler's failures, counted in the store — a receive that ended in a crash, an
+    outage or contention is not one."""
     base_delay: timedelta = timedelta(seconds=1)
     """Visibility delay after the first failure; it doubles each time."""
     max_delay: timedelta = timedelta(minutes=5)
 
-    def delay(self, receive_count: int) -> int:
-        seconds = self.base_delay.total_seconds() * 2 ** max(0, receive_count - 1)
+    def delay(self, failures: int) -> int:
+        """Seconds before the message comes back after its `failures`-th failure."""
+        seconds = self.base_delay.total_seconds() * 2 ** max(0, failures - 1)
         return int(min(seconds, self.max_delay.total_seconds()))
 
 
@@ -86,6 +89,11 @@ class ReceivePipeline:
         self.store = endpoint.store
         self.physical_name = endpoint.name
         """The queue's name at the broker (the worker sets it: the SQS prefix added)."""
+        self.receive_limit: int | None = None
+        """The receives after which the broker moves a message to its dead-letter queue
+        itself, without a reason (SQS ``maxReceiveCount``; the worker sets it). A
+        message that fails on its last receive is dead-lettered here, with its reason,
+        however few of its deliveries its failures have spent. None: no such limit."""
 
     async def handle(self, received: ReceivedMessage) -> tuple[ReceiveOutcome, str | None]:
         """Process one message; the outcome and, when not ACK, the reason."""
@@ -214,16 +222,38 @@ class ReceivePipeline:
             held = await self._not_the_messages_fault(exc)
             if held is not None:
                 return held, reason
-            if received.receive_count < self.redelivery.max_deliveries:
-                log.warning("%s: message %s failed (delivery %d), will retry: %s",
-                            self.endpoint.name, envelope.message_id, received.receive_count,
-                            reason)
+            try:
+                received.failures = await self._count_failure(envelope, reason)
+            except Exception as failure:
+                held = await self._not_the_messages_fault(failure)
+                if held is None:
+                    raise
+                log.warning("%s: cannot count the failure of %s now (%s: %s); keeping the "
+                            "message", self.endpoint.name, envelope.message_id,
+                            type(failure).__name__, failure)
+                return held, reason
+            last_receive = (self.receive_limit is not None
+                            and received.receive_count >= self.receive_limit)
+            if received.failures < self.redelivery.max_deliveries and not last_receive:
+                log.warning("%s: message %s failed (failure %d of %d), will retry: %s",
+                            self.endpoint.name, envelope.message_id, received.failures,
+                            self.redelivery.max_deliveries, reason)
                 return ReceiveOutcome.RETRY, reason
-            log.error("%s: message %s failed %d times, dead-lettered: %s",
-                      self.endpoint.name, envelope.message_id, received.receive_count, reason)
+            log.error("%s: message %s failed %d times (receive %d), dead-lettered: %s",
+                      self.endpoint.name, envelope.message_id, received.failures,
+                      received.receive_count, reason)
             return await self._dead(received.body, exc, envelope, reason)
         await self._dispatch(processed.rows)
         return ReceiveOutcome.ACK, None
+
+    async def _count_failure(self, envelope: Envelope, reason: str) -> int:
+        """Count the handler's failure of `envelope` in the store; how many so far.
+        Counted in the store, not read off the broker's receive count: a worker killed
+        while holding the message spends a receive, not one of its deliveries."""
+        if self.redelivery.max_deliveries <= 1:
+            return 1  # its first failure is its last: nothing to keep
+        return await self.store.count_failure(self.endpoint.name, envelope.message_id,
+                                              reason, self.clock.now())
 
     async def _not_the_messages_fault(self, exc: BaseException) -> ReceiveOutcome | None:
         """OUTAGE or CONFLICT when `exc` is not the message's own failure, else None."""
@@ -265,6 +295,8 @@ class ReceivePipeline:
         )
         async with self.store.transaction() as tx:
             await tx.add_error(record)
+            if envelope is not None and self.redelivery.max_deliveries > 1:
+                await tx.forget_failures(self.endpoint.name, envelope.message_id)
             rows = []
             if envelope is not None and envelope.fault_address:
                 ctx: ConsumeContext[Fault] = ConsumeContext(

@@ -45,13 +45,15 @@ class WorkerSettings(BaseSettings):
     """Seconds a received message stays hidden; extended while a slow handler runs."""
     max_deliveries: int = Field(5, ge=1)
     """Deliveries of a failing message before it is dead-lettered (the worker moves it to
-    the DLQ, with its reason in the error store). Only the message's own failures count:
-    an outage of the database or of AWS never spends a delivery."""
+    the DLQ, with its reason in the error store). Only the message's own failures count,
+    and they are counted in the database: an outage of the database or of AWS, or a
+    worker killed while holding the message, never spends a delivery."""
     dead_letter_margin: int = Field(5, ge=1)
     """How many receives above `max_deliveries` the queue's ``maxReceiveCount`` must
     allow (crashes and lost receipts also count receives), so that SQS never moves a
     message to the DLQ before the worker's own dead-letter path has run (checked at
-    start: the worker refuses to run otherwise)."""
+    start: the worker refuses to run otherwise). A message that fails on the last
+    receive the queue allows is dead-lettered by the worker then, with its reason."""
     redelivery_base_seconds: float = Field(1.0, ge=0)
     """First redelivery delay; it doubles on each failure."""
     outbox_poll_seconds: float = Field(1.0, gt=0)

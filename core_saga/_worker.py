@@ -273,14 +273,20 @@ class Worker:
         own path keeps the reason (error store) and needs ``max_deliveries`` receives,
         plus a margin for crashes and lost receipts."""
         wanted = self.settings.max_deliveries + self.settings.dead_letter_margin
+        for pipeline in self._pipelines.values():
+            pipeline.receive_limit = wanted  # unless the queue says otherwise, below
         problems = []
         probe: Callable[[str], Awaitable[int | None]] | None = getattr(
             self.transport, "redrive_limit", None)
         if probe is None:
             return
-        for queue in self._pipelines:
+        for queue, pipeline in self._pipelines.items():
             count = await self._with_outage_retry(functools.partial(probe, queue),
                                                   f"reading the redrive policy of {queue}")
+            if count is not None:
+                # A message failing on the last receive SQS allows is dead-lettered by
+                # the worker, with its reason, before SQS would move it without one.
+                pipeline.receive_limit = count
             if count is not None and count < wanted:
                 problems.append(f"{queue!r} has maxReceiveCount {count}")
         if problems:
@@ -566,7 +572,7 @@ class Worker:
             elif outcome is ReceiveOutcome.RETRY:
                 self.failed += 1
                 await self.transport.change_visibility(
-                    queue, message, self.redelivery.delay(message.receive_count))
+                    queue, message, self.redelivery.delay(message.failures))
             else:
                 self.failed += 1
                 await self.transport.dead_letter(queue, message, reason or "unknown")

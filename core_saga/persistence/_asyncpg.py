@@ -287,6 +287,7 @@ _LIST_ERRORS_AT = (f"SELECT {_ERROR_ROW} FROM message_errors WHERE endpoint = $2
 _OUTBOX_STATS = ("SELECT count(*), min(deliver_at), count(schedule_token) FROM outbox "
                  "WHERE dispatched_at IS NULL AND NOT failed AND deliver_at <= $1")
 _PURGE_INBOX = "DELETE FROM inbox WHERE processed_at < $1"
+_PURGE_FAILURES = "DELETE FROM delivery_failures WHERE last_at < $1"
 # The operator's reads (console, timeline).
 _INSTANCES_OF = (f"SELECT {_INSTANCE_ROW} FROM saga_instances WHERE correlation_id = $1 "
                  "ORDER BY saga_type")
@@ -1234,6 +1235,7 @@ class AsyncpgStore(SagaStore):
         async with self.transaction() as tx:
             a = await tx.conn.execute(_PURGE_INBOX, _utc(inbox_before))
             b = await tx.conn.execute(_PURGE_OUTBOX, _utc(outbox_before))
+            await tx.conn.execute(_PURGE_FAILURES, _utc(inbox_before))
         return _count(a), _count(b)
 
     # -- the operator's reads (console, timeline) ------------------------------------

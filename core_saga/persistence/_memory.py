@@ -39,6 +39,8 @@ class _Tables:
         self.outbox_extra: dict[int, dict[str, Any]] = {}
         self.history: list[HistoryRecord] = []
         self.errors: list[ErrorRecord] = []
+        self.failures: dict[tuple[str, str], tuple[int, datetime]] = {}
+        """(endpoint, message id): the handler's failures and when it last failed."""
         self.next_id = 1
 
 
@@ -168,6 +170,30 @@ class MemoryTransaction(StoreTransaction):
     async def touch_probe(self, name: str, now: datetime) -> None:
         return None
 
+    async def count_failure(self, endpoint: str, message_id: str, reason: str,
+                            now: datetime) -> int:
+        key = (endpoint, message_id)
+        self._keep_failures(key)
+        failures = self.t.failures.get(key, (0, now))[0] + 1
+        self.t.failures[key] = (failures, now)
+        return failures
+
+    async def forget_failures(self, endpoint: str, message_id: str) -> None:
+        key = (endpoint, message_id)
+        self._keep_failures(key)
+        self.t.failures.pop(key, None)
+
+    def _keep_failures(self, key: tuple[str, str]) -> None:
+        """Undo: put the count of `key` back as it is now."""
+        before = self.t.failures.get(key)
+
+        def restore() -> None:
+            if before is None:
+                self.t.failures.pop(key, None)
+            else:
+                self.t.failures[key] = before
+        self.undo.append(restore)
+
     async def add_error(self, record: ErrorRecord) -> None:
         mark = len(self.t.errors)
         self.undo.append(lambda: self.t.errors.__delitem__(slice(mark, None)))
@@ -292,6 +318,8 @@ class MemoryStore(SagaStore):
             for i in old_out:
                 del t.outbox[i]
                 del t.outbox_extra[i]
+            for key in [k for k, (_, at) in t.failures.items() if at < inbox_before]:
+                del t.failures[key]
             return len(old_inbox), len(old_out)
 
     # -- the operator's reads (console, timeline) ------------------------------------

@@ -145,3 +145,19 @@ errors = Table(
     Column("at", UTCDateTime, nullable=False),
     Index("ix_message_errors_at", "at"),
 )
+
+# A message's handler failures at one endpoint, counted in the store rather than read
+# off the broker's receive count: a worker killed while holding a message spends a
+# receive, not a failure (migration 0005). A row is written only when a handler fails;
+# dead-lettering the message removes it, the retention purge removes the others.
+delivery_failures = Table(
+    "delivery_failures",
+    metadata,
+    Column("endpoint", String(200), primary_key=True),
+    Column("message_id", String(100), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    Index("ix_delivery_failures_last_at", "last_at"),
+)

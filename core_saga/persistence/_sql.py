@@ -37,6 +37,7 @@ from ._asyncpg import postgres_timeouts
 from ._factory import redact_url
 from ._schema import (
     UTCDateTime,
+    delivery_failures,
     errors,
     inbox,
     metadata,
@@ -594,6 +595,8 @@ class SqlStore(SagaStore):
             a = await conn.execute(delete(inbox).where(inbox.c.processed_at < inbox_before))
             b = await conn.execute(delete(outbox).where(
                 outbox.c.dispatched_at.is_not(None), outbox.c.dispatched_at < outbox_before))
+            await conn.execute(delete(delivery_failures).where(
+                delivery_failures.c.last_at < inbox_before))
             return int(a.rowcount or 0), int(b.rowcount or 0)
 
     # -- the operator's reads (console, timeline) ------------------------------------

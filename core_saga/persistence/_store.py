@@ -25,6 +25,18 @@ _PROBE_UPSERT = text(
     "ON CONFLICT (consumer, message_id) DO UPDATE SET processed_at = excluded.processed_at"
 ).bindparams(bindparam("processed_at", type_=UTCDateTime()))
 
+# Both databases take this form (SQLite from 3.35 on): one statement, no race between
+# two workers counting failures of the same message.
+_COUNT_FAILURE = text(
+    "INSERT INTO delivery_failures (endpoint, message_id, failures, reason, first_at, "
+    "last_at) VALUES (:endpoint, :message_id, 1, :reason, :now, :now) "
+    "ON CONFLICT (endpoint, message_id) DO UPDATE SET "
+    "failures = delivery_failures.failures + 1, reason = excluded.reason, "
+    "last_at = excluded.last_at RETURNING failures"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+_FORGET_FAILURES = text(
+    "DELETE FROM delivery_failures WHERE endpoint = :endpoint AND message_id = :message_id")
+
 
 @dataclass(slots=True)
 class InstanceRecord:
@@ -353,6 +365,19 @@ class StoreTransaction(abc.ABC):
         await self.execute(_PROBE_UPSERT, {"consumer": PROBE_CONSUMER, "message_id": name,
                                            "processed_at": now})
 
+    async def count_failure(self, endpoint: str, message_id: str, reason: str,
+                            now: datetime) -> int:
+        """Count one more failure of the handler of `message_id` at `endpoint`; the
+        failures counted so far, this one included."""
+        result = await self.execute(_COUNT_FAILURE, {
+            "endpoint": endpoint, "message_id": message_id, "reason": reason, "now": now})
+        return int(result.scalar())
+
+    async def forget_failures(self, endpoint: str, message_id: str) -> None:
+        """Drop the message's failure count at `endpoint` (it is dead-lettered: sent
+        back from the dead-letter queue, it starts again with all its deliveries)."""
+        await self.execute(_FORGET_FAILURES, {"endpoint": endpoint, "message_id": message_id})
+
 
 class SagaStore(abc.ABC):
     """A database that keeps saga instances, inbox, outbox, history and errors."""
@@ -462,7 +487,17 @@ class SagaStore(abc.ABC):
 
     @abc.abstractmethod
     async def purge(self, *, inbox_before: datetime, outbox_before: datetime) -> tuple[int, int]:
-        """Drop inbox entries and dispatched outbox rows older than the given times."""
+        """Drop inbox entries and dispatched outbox rows older than the given times (and
+        failure counts last written before `inbox_before`): how many of each of the
+        first two."""
+
+    async def count_failure(self, endpoint: str, message_id: str, reason: str,
+                            now: datetime) -> int:
+        """:meth:`StoreTransaction.count_failure` in a transaction of its own. The
+        worker dead-letters a failing message on this count, not on the broker's
+        receive count, which a worker killed while holding the message also raises."""
+        async with self.transaction() as tx:
+            return await tx.count_failure(endpoint, message_id, reason, now)
 
     # -- the operator's reads (console, timeline) ------------------------------------
     @abc.abstractmethod

@@ -41,6 +41,8 @@ class ReceivedMessage:
     """How many messages that receive call brought."""
     trace_context: Any = None
     """The context of its ``process`` span, for the ``settle`` span of its deletion."""
+    failures: int = 0
+    """Its handler's failures counted so far at this endpoint (set when one fails)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,8 @@ from ..conftest import PG_URL, requires_postgres
 PACKAGE_METADATA = MetaData()
 for _table in (*metadata.tables.values(), review_tasks, audit_log, console_sessions):
     _table.to_metadata(PACKAGE_METADATA)
-CORE_TABLES = ["alembic_version", "inbox", "message_errors", "outbox", "saga_history",
-               "saga_index", "saga_instances"]
+CORE_TABLES = ["alembic_version", "delivery_failures", "inbox", "message_errors", "outbox",
+               "saga_history", "saga_index", "saga_instances"]
 
 
 async def _diff(url: str, schema: str | None) -> tuple[list[object], list[str]]:
@@ -55,7 +55,8 @@ async def test_migrations_match_the_models_and_downgrade_cleanly(
     await upgrade(url, schema=schema)
     diff, tables = await _diff(url, schema)
     assert diff == []
-    assert tables == ["alembic_version", "audit_log", "console_sessions", "inbox",
+    assert tables == ["alembic_version", "audit_log", "console_sessions", "delivery_failures",
+                      "inbox",
                       "message_errors", "outbox", "review_tasks", "saga_history",
                       "saga_index", "saga_instances"]
     await asyncio.to_thread(downgrade_sync, url, schema=schema)
