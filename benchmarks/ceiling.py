@@ -21,7 +21,7 @@ Every run gets a fresh PostgreSQL schema, dropped afterwards. The variants inter
 within each repeat, so load drifts on a shared machine hit all of them.
 
     .venv/bin/python benchmarks/ceiling.py [--sagas 320] [--events 10] \
-        [--concurrency 1,8,32] [--repeats 3] [--no-engine] [--cpu] \
+        [--concurrency 1,8,32] [--repeats 3] [--no-engine] [--cpu] [--waits] \
         [--modes per-message,batched,state-index]
     .venv/bin/python benchmarks/ceiling.py --profile 8 --sagas 80   # where the time goes
 """
@@ -43,6 +43,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import contextlib
+
+import asyncpg
 from _machine import PG, describe, int_list, interleave, run_main, summary
 from engine import run_ceiling, run_engine, run_engine_batched
 
@@ -126,25 +129,74 @@ def postgres_cpu_seconds() -> float | None:
     return total / os.sysconf("SC_CLK_TCK") if found else None
 
 
+WAIT_SAMPLE = ("SELECT CASE WHEN state = 'idle' THEN 'client (between transactions)' "
+               "WHEN state LIKE 'idle in transaction%' THEN 'client (in a transaction)' "
+               "WHEN wait_event IS NULL THEN 'running' "
+               "ELSE 'waiting: ' || wait_event_type || '/' || wait_event END "
+               "FROM pg_stat_activity WHERE backend_type = 'client backend' "
+               "AND datname = current_database() AND pid <> pg_backend_pid()")
+"""Where each other connection to the database is, as pg_stat_activity says: waiting
+for the client's next statement (between transactions — where the engine's
+one-statement transactions wait — or inside one), running, or waiting on a lock, the
+WAL or I/O."""
+
+
+class WaitSampler:
+    """Samples :data:`WAIT_SAMPLE` every `period` seconds on a connection of its own
+    while a run goes on: the mean number of connections in each place."""
+
+    def __init__(self, period: float = 0.05) -> None:
+        self.period = period
+        self.counts: dict[str, int] = {}
+        self.samples = 0
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        conn = await asyncpg.connect(PG)
+        try:
+            while not self._stop.is_set():
+                for (where,) in await conn.fetch(WAIT_SAMPLE):
+                    self.counts[where] = self.counts.get(where, 0) + 1
+                self.samples += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.period)
+        finally:
+            await conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def means(self) -> dict[str, float]:
+        return {where: n / max(1, self.samples) for where, n in self.counts.items()}
+
+
 @dataclass
 class Measured:
     """One run: transitions per second, and CPU per transition (µs) of this process
-    and of the PostgreSQL server (None when it cannot be read), set-up included."""
+    and of the PostgreSQL server (None when it cannot be read), set-up included; with
+    `waits`, where the connections were on average (:class:`WaitSampler`)."""
 
     rate: float
     client_us: float
     server_us: float | None
+    waits: dict[str, float] | None = None
 
 
-def measured(run: Callable[[], Awaitable[float]], transitions: int
+def measured(run: Callable[[], Awaitable[float]], transitions: int, waits: bool = False
              ) -> Callable[[], Awaitable[Measured]]:
     async def go() -> Measured:
+        sampler = WaitSampler() if waits else None
+        sampling = asyncio.create_task(sampler.run()) if sampler else None
         server, client = postgres_cpu_seconds(), time.process_time()
         rate = await run()
         server_after, client_after = postgres_cpu_seconds(), time.process_time()
+        if sampler is not None and sampling is not None:
+            sampler.stop()
+            await sampling
         server_us = None if server is None or server_after is None else \
             1e6 * (server_after - server) / transitions
-        return Measured(rate, 1e6 * (client_after - client) / transitions, server_us)
+        return Measured(rate, 1e6 * (client_after - client) / transitions, server_us,
+                        sampler.means() if sampler else None)
     return go
 
 
@@ -181,6 +233,11 @@ async def main() -> None:
                         help="also print the CPU each transition cost this process and "
                              "the PostgreSQL server (read from /proc: a server on this "
                              "machine)")
+    parser.add_argument("--waits", action="store_true",
+                        help="also sample pg_stat_activity every 50 ms during each run "
+                             "(on a connection of its own, in this process) and print "
+                             "where the connections were on average: waiting for this "
+                             "client, running, or waiting on a lock, the WAL or I/O")
     parser.add_argument("--profile", type=int, metavar="CONNECTIONS",
                         help="instead: profile (cProfile) one per-message engine run at "
                              "this many connections and print its top lines")
@@ -201,11 +258,11 @@ async def main() -> None:
     runs: dict[tuple[str, int], Callable[[], Awaitable[Measured]]] = {}
     for level in args.concurrency:
         runs[("ceiling", level)] = measured(functools.partial(
-            run_ceiling, args.sagas, args.events, level), transitions)
+            run_ceiling, args.sagas, args.events, level), transitions, args.waits)
         for mode in modes:
             runs[(mode, level)] = measured(functools.partial(
                 run_asyncpg_engine, args.sagas, args.events, level, mode == "batched",
-                mode == "state-index"), transitions)
+                mode == "state-index"), transitions, args.waits)
     measurements = await interleave(runs, args.repeats)
     results = {key: [m.rate for m in found] for key, found in measurements.items()}
 
@@ -227,6 +284,17 @@ async def main() -> None:
                 server = f"{statistics.median(servers):7.0f}" if servers else "    n/a"
                 print(f"  {labels[key]:24s} {level:3d} connections   "
                       f"{statistics.median(m.client_us for m in found):7.0f} / {server}")
+    if args.waits:
+        print("\nwhere the connections were (mean count over the run's samples, median of "
+              "the repeats; set-up included)")
+        for level in args.concurrency:
+            for key in ("ceiling", *modes):
+                waits = [m.waits or {} for m in measurements[(key, level)]]
+                places = sorted({p for w in waits for p in w},
+                                key=lambda p: -statistics.median(w.get(p, 0) for w in waits))
+                text = ", ".join(f"{p} {statistics.median(w.get(p, 0) for w in waits):.1f}"
+                                 for p in places[:4])
+                print(f"  {labels[key]:24s} {level:3d} connections   {text}")
     if not modes:
         return
     print()

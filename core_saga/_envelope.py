@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,8 +18,15 @@ SCHEDULE_TOKEN = "scheduleToken"
 
 
 def new_id() -> str:
-    """A new message or instance id (a random UUID as text)."""
-    return str(uuid.uuid4())
+    """A new message or instance id: a random (version 4) UUID as text, from 16 bytes
+    of ``os.urandom`` as :func:`uuid.uuid4` makes it, formatted without the UUID object
+    (a message takes several ids: this is a third of ``str(uuid.uuid4())``'s cost)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+_VARIANT = "89ab"
+"""The RFC 4122 variant (binary 10) with the nibble's two random bits."""
 
 
 @dataclass(slots=True)

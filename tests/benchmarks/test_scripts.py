@@ -4,6 +4,7 @@ subprocess, exits 0 and prints its figures line. Speed is never asserted here.""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,7 +30,8 @@ def run_script(name: str, *args: str, timeout: float = 120) -> str:
 
 def test_ceiling_prints_the_ratio_per_concurrency() -> None:
     out = run_script("ceiling.py", "--sagas", "8", "--events", "2", "--concurrency", "1,8",
-                     "--repeats", "1", "--cpu", "--modes", "per-message,batched,state-index")
+                     "--repeats", "1", "--cpu", "--waits",
+                     "--modes", "per-message,batched,state-index")
     assert "engine (state-index) / ceiling at   8 connections = " in out
     assert "asyncpg loop (ceiling)     8 connections" in out
     for mode in ("per-message", "batched"):
@@ -40,6 +42,10 @@ def test_ceiling_prints_the_ratio_per_concurrency() -> None:
     line = next(x for x in cpu.splitlines() if "engine, batched commits    8" in x)
     client, server = (int(part) for part in line.split("connections")[1].split("/"))
     assert client > 0 and server > 0
+    # where the connections were: each line names at least one place, with a count
+    waits = out.split("where the connections were", 1)[1]
+    line = next(x for x in waits.splitlines() if "engine, per message        8" in x)
+    assert re.search(r"(client \(|running|waiting: )[^,]* \d+\.\d", line), line
 
 
 def test_order_to_cash_in_memory_prints_rates_and_latencies() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import orjson
 import pytest
 
@@ -13,7 +15,7 @@ from core_saga import (
     UnknownMessageTypeError,
     registry,
 )
-from core_saga.extension import decode_envelope
+from core_saga.extension import decode_envelope, new_id
 
 
 class Shipped(Message):
@@ -57,3 +59,15 @@ def test_a_second_class_with_the_same_urn_is_refused() -> None:
         type("Clash", (Message,), {"__annotations__": {"x": int},
                                    "message_urn": "urn:message:t.msg:Shipped:v1",
                                    "__module__": "elsewhere"})
+
+
+def test_ids_are_canonical_random_uuids() -> None:
+    """Message ids, schedule tokens and request ids: version 4 UUIDs in their canonical
+    text form (what MassTransit peers and the console expect), all different."""
+    ids = [new_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+    # the variant nibble takes all four of its values (its two random bits are kept)
+    assert {text[19] for text in ids} == set("89ab")
