@@ -17,11 +17,14 @@ lock wait limit, claiming the ten messages and reading the ten instances, one st
 for all their writes, COMMIT (four round trips for ten transitions). Each connection (or
 engine task) works on its own instances, so no row is contended.
 
-Every run gets a fresh PostgreSQL schema, dropped afterwards. The variants interleave
-within each repeat, so load drifts on a shared machine hit all of them.
+Every run gets a fresh PostgreSQL schema, dropped afterwards, and new connections; before
+the clock starts, each connection makes a few transitions (``--warmup``, on both sides),
+so that what is timed is the steady state of a long-running worker, not PostgreSQL
+planning the statements afresh on each new connection. The variants interleave within
+each repeat, so load drifts on a shared machine hit all of them.
 
     .venv/bin/python benchmarks/ceiling.py [--sagas 320] [--events 10] \
-        [--concurrency 1,8,32] [--repeats 3] [--no-engine] [--cpu] [--waits] \
+        [--concurrency 1,8,32] [--repeats 3] [--warmup 8] [--no-engine] [--cpu] [--waits] \
         [--modes per-message,batched,state-index]
     .venv/bin/python benchmarks/ceiling.py --profile 8 --sagas 80   # where the time goes
 """
@@ -47,7 +50,7 @@ import contextlib
 
 import asyncpg
 from _machine import PG, describe, int_list, interleave, run_main, summary
-from engine import run_ceiling, run_engine, run_engine_batched
+from engine import WARMUP, Timing, run_ceiling, run_engine, run_engine_batched
 
 from core_saga.persistence import AsyncpgStore
 
@@ -64,11 +67,13 @@ STATE_INDEX = ("CREATE INDEX ix_saga_instances_state ON saga_instances "
 
 
 async def run_asyncpg_engine(sagas: int, events: int, concurrency: int,
-                             batched: bool = False, state_index: bool = False) -> float:
+                             batched: bool = False, state_index: bool = False,
+                             warmup: int = 0, timing: Timing | None = None) -> float:
     """The engine's transitions per second on a fresh AsyncpgStore with `concurrency`
     connections and `concurrency` instances (`batched`: groups of ten instances, one
     transaction per group's transition) processed at once; `state_index` adds the
-    index on the instances' state the schema once had."""
+    index on the instances' state the schema once had; `warmup`: transitions each
+    connection makes before the clock starts."""
     store = AsyncpgStore.from_url(PG, schema=f"ceng_{uuid.uuid4().hex[:10]}",
                                   pool_size=concurrency)
     await store.create_schema()
@@ -83,8 +88,10 @@ async def run_asyncpg_engine(sagas: int, events: int, concurrency: int,
 
         await asyncio.gather(*(warm() for _ in range(concurrency)))
         if batched:
-            return await run_engine_batched(store, sagas, events, concurrency)
-        return await run_engine(store, sagas, events, concurrency)
+            return await run_engine_batched(store, sagas, events, concurrency,
+                                            warmup=warmup, timing=timing)
+        return await run_engine(store, sagas, events, concurrency, warmup=warmup,
+                                timing=timing)
     finally:
         await store.drop_schema()
         await store.close()
@@ -173,8 +180,9 @@ class WaitSampler:
 @dataclass
 class Measured:
     """One run: transitions per second, and CPU per transition (µs) of this process
-    and of the PostgreSQL server (None when it cannot be read), set-up included; with
-    `waits`, where the connections were on average (:class:`WaitSampler`)."""
+    and of the PostgreSQL server (None when it cannot be read), over the run's timed
+    part (set-up and warm-up excluded); with `waits`, where the connections were on
+    average then (:class:`WaitSampler`)."""
 
     rate: float
     client_us: float
@@ -182,21 +190,46 @@ class Measured:
     waits: dict[str, float] | None = None
 
 
-def measured(run: Callable[[], Awaitable[float]], transitions: int, waits: bool = False
-             ) -> Callable[[], Awaitable[Measured]]:
-    async def go() -> Measured:
-        sampler = WaitSampler() if waits else None
-        sampling = asyncio.create_task(sampler.run()) if sampler else None
-        server, client = postgres_cpu_seconds(), time.process_time()
-        rate = await run()
-        server_after, client_after = postgres_cpu_seconds(), time.process_time()
-        if sampler is not None and sampling is not None:
-            sampler.stop()
-            await sampling
+class Window(Timing):
+    """What a run's timed part cost: CPU of this process and of the server, read when
+    the clock starts and when it stops, and with `waits` a :class:`WaitSampler` running
+    in between."""
+
+    def __init__(self, waits: bool) -> None:
+        self.sampler = WaitSampler() if waits else None
+        self.sampling: asyncio.Task[None] | None = None
+        self.server: list[float | None] = []
+        self.client: list[float] = []
+
+    def start(self) -> None:
+        if self.sampler is not None:
+            self.sampling = asyncio.create_task(self.sampler.run())
+        self.server.append(postgres_cpu_seconds())
+        self.client.append(time.process_time())
+
+    def stop(self) -> None:
+        self.client.append(time.process_time())
+        self.server.append(postgres_cpu_seconds())
+        if self.sampler is not None:
+            self.sampler.stop()
+
+    async def measured(self, rate: float, transitions: int) -> Measured:
+        if self.sampling is not None:
+            await self.sampling
+        (server, server_after), (client, client_after) = self.server, self.client
         server_us = None if server is None or server_after is None else \
             1e6 * (server_after - server) / transitions
         return Measured(rate, 1e6 * (client_after - client) / transitions, server_us,
-                        sampler.means() if sampler else None)
+                        self.sampler.means() if self.sampler else None)
+
+
+def measured(run: Callable[..., Awaitable[float]], transitions: int, waits: bool = False
+             ) -> Callable[[], Awaitable[Measured]]:
+    """`run` (called with ``timing=``) measured over its timed part."""
+    async def go() -> Measured:
+        window = Window(waits)
+        rate = await run(timing=window)
+        return await window.measured(rate, transitions)
     return go
 
 
@@ -223,6 +256,11 @@ async def main() -> None:
                                       problem="concurrencies must be 1 or more"),
                         help="comma-separated connection counts (default 1,8,32)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=WARMUP,
+                        help=f"transitions each connection makes, on both sides, before "
+                             f"the clock starts (default {WARMUP}: past the five "
+                             f"executions PostgreSQL plans afresh on a new connection; 0: "
+                             f"none)")
     parser.add_argument("--modes", type=_modes, default=list(DEFAULT_MODES),
                         help="engine modes: per-message, batched, state-index (per message "
                              "with the index on the state the schema had before migration "
@@ -251,6 +289,7 @@ async def main() -> None:
     print(describe(("asyncpg", "pydantic", "orjson")))
     print(f"parameters: {args.sagas} instances x {args.events} transitions per run, "
           f"concurrency {','.join(map(str, args.concurrency))}, {args.repeats} repeats, "
+          f"warm-up {args.warmup} transitions a connection, "
           f"engine modes {','.join(modes) or 'none'} (AsyncpgStore; batched: 10 messages "
           f"a transaction); PostgreSQL {PG.rpartition('@')[2]}\n")
 
@@ -258,11 +297,12 @@ async def main() -> None:
     runs: dict[tuple[str, int], Callable[[], Awaitable[Measured]]] = {}
     for level in args.concurrency:
         runs[("ceiling", level)] = measured(functools.partial(
-            run_ceiling, args.sagas, args.events, level), transitions, args.waits)
+            run_ceiling, args.sagas, args.events, level, args.warmup), transitions,
+            args.waits)
         for mode in modes:
             runs[(mode, level)] = measured(functools.partial(
                 run_asyncpg_engine, args.sagas, args.events, level, mode == "batched",
-                mode == "state-index"), transitions, args.waits)
+                mode == "state-index", args.warmup), transitions, args.waits)
     measurements = await interleave(runs, args.repeats)
     results = {key: [m.rate for m in found] for key, found in measurements.items()}
 
@@ -275,7 +315,7 @@ async def main() -> None:
             print(f"  {labels[key]:24s} {level:3d} connections   "
                   f"{summary(results[(key, level)])}")
     if args.cpu:
-        print("\nCPU per transition (µs, median; the run's set-up included): this process "
+        print("\nCPU per transition (µs, median; over the timed part): this process "
               "/ the PostgreSQL server")
         for level in args.concurrency:
             for key in ("ceiling", *modes):
@@ -285,8 +325,8 @@ async def main() -> None:
                 print(f"  {labels[key]:24s} {level:3d} connections   "
                       f"{statistics.median(m.client_us for m in found):7.0f} / {server}")
     if args.waits:
-        print("\nwhere the connections were (mean count over the run's samples, median of "
-              "the repeats; set-up included)")
+        print("\nwhere the connections were (mean count over the samples of the timed "
+              "part, median of the repeats)")
         for level in args.concurrency:
             for key in ("ceiling", *modes):
                 waits = [m.waits or {} for m in measurements[(key, level)]]

@@ -86,14 +86,53 @@ class ToggleSaga(Saga[Toggle]):
                     .send("sink", _notify).transition_to(self.up))
 
 
-async def run_engine(store: SagaStore, sagas: int, events: int, concurrency: int) -> float:
+class Timing:
+    """Hooks a run calls around its timed part (after its set-up and warm-up), so that
+    a caller can measure over the same window (ceiling.py's CPU per transition)."""
+
+    def start(self) -> None:
+        """The clock starts."""
+
+    def stop(self) -> None:
+        """The clock stops."""
+
+
+WARMUP = 8
+"""Transitions each connection makes before the clock starts when a run warms up:
+PostgreSQL plans a prepared statement afresh for each of its first five executions on
+a connection and then settles on a generic plan, and a run's connections are new."""
+
+
+async def _timed(work: Callable[[], Awaitable[Any]], transitions: int,
+                 timing: Timing | None) -> float:
+    """Run `work` on the clock: `transitions` per second."""
+    if timing is not None:
+        timing.start()
+    started = time.perf_counter()
+    await work()
+    elapsed = time.perf_counter() - started
+    if timing is not None:
+        timing.stop()
+    return transitions / elapsed
+
+
+async def run_engine(store: SagaStore, sagas: int, events: int, concurrency: int,
+                     warmup: int = 0, timing: Timing | None = None) -> float:
     """Transitions per second: `sagas` instances, `events` flips each, `concurrency`
-    instances processed at once (each instance's events in order)."""
+    instances processed at once (each instance's events in order). `warmup`: first,
+    `concurrency` instances of their own make that many flips each, all at once, so
+    that every connection of the store's pool has run the statements."""
     endpoint = Endpoint("toggle", [SagaHandler(ToggleSaga())], store=store,
                         clock=SystemClock(), routes=Topology().routes)
     ids = [uuid.uuid4().hex for _ in range(sagas)]
     for cid in ids:
         await endpoint.process(Envelope(Begin(id=cid)))
+    if warmup:
+        warm = [f"warm-{uuid.uuid4().hex}" for _ in range(concurrency)]
+        await asyncio.gather(*(endpoint.process(Envelope(Begin(id=cid))) for cid in warm))
+        for n in range(warmup):
+            await asyncio.gather(*(endpoint.process(Envelope(Flip(id=cid, n=n)))
+                                   for cid in warm))
     queue: asyncio.Queue[str] = asyncio.Queue()
     for cid in ids:
         queue.put_nowait(cid)
@@ -104,23 +143,32 @@ async def run_engine(store: SagaStore, sagas: int, events: int, concurrency: int
             for n in range(events):
                 await endpoint.process(Envelope(Flip(id=cid, n=n)))
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return sagas * events / (time.perf_counter() - started)
+    return await _timed(lambda: asyncio.gather(*(worker() for _ in range(concurrency))),
+                        sagas * events, timing)
 
 
 async def run_engine_batched(store: SagaStore, sagas: int, events: int, concurrency: int,
-                             batch: int = 10) -> float:
+                             batch: int = 10, warmup: int = 0,
+                             timing: Timing | None = None) -> float:
     """Transitions per second with batched commits: the instances in groups of `batch`,
     `concurrency` groups processed at once, each group's n-th flips committed together
     (:meth:`Endpoint.process_batch`, one transaction for the batch, as the worker does
-    with one receive of up to ten messages)."""
+    with one receive of up to ten messages). `warmup` as in :func:`run_engine`, in
+    batches."""
     endpoint = Endpoint("toggle", [SagaHandler(ToggleSaga())], store=store,
                         clock=SystemClock(), routes=Topology().routes)
     ids = [uuid.uuid4().hex for _ in range(sagas)]
     for start in range(0, sagas, batch):
         await endpoint.process_batch([Envelope(Begin(id=cid))
                                       for cid in ids[start:start + batch]])
+    if warmup:
+        warm = [[f"warm-{uuid.uuid4().hex}" for _ in range(batch)]
+                for _ in range(concurrency)]
+        await asyncio.gather(*(endpoint.process_batch([Envelope(Begin(id=cid))
+                                                       for cid in group]) for group in warm))
+        for n in range(warmup):
+            await asyncio.gather(*(endpoint.process_batch(
+                [Envelope(Flip(id=cid, n=n)) for cid in group]) for group in warm))
     groups: asyncio.Queue[list[str]] = asyncio.Queue()
     for start in range(0, sagas, batch):
         groups.put_nowait(ids[start:start + batch])
@@ -131,15 +179,16 @@ async def run_engine_batched(store: SagaStore, sagas: int, events: int, concurre
             for n in range(events):
                 await endpoint.process_batch([Envelope(Flip(id=cid, n=n)) for cid in group])
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return sagas * events / (time.perf_counter() - started)
+    return await _timed(lambda: asyncio.gather(*(worker() for _ in range(concurrency))),
+                        sagas * events, timing)
 
 
-async def run_ceiling(sagas: int, events: int, concurrency: int) -> float:
+async def run_ceiling(sagas: int, events: int, concurrency: int, warmup: int = 0,
+                      timing: Timing | None = None) -> float:
     """Transitions per second of the hand-written loop: `concurrency` connections, each
     taking whole instances off a shared queue and committing `events` transitions on
-    each (UPDATE the state row, INSERT an outbox row, one transaction per transition)."""
+    each (UPDATE the state row, INSERT an outbox row, one transaction per transition).
+    `warmup`: first, each connection makes that many transitions on a row of its own."""
     schema = f"ceil_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(PG)
     try:
@@ -158,26 +207,36 @@ async def run_ceiling(sagas: int, events: int, concurrency: int) -> float:
         for cid in ids:
             queue.put_nowait(cid)
 
+        async def transition(conn: Any, cid: str, n: int) -> None:
+            async with conn.transaction():
+                await conn.execute(
+                    "UPDATE state SET state = $2, version = version + 1, data = $3 "
+                    "WHERE id = $1",
+                    cid, "Down" if n % 2 == 0 else "Up", f'{{"flips": {n + 1}}}')
+                await conn.execute(
+                    "INSERT INTO outbox (message_id, destination, body, created_at) "
+                    "VALUES ($1, 'sink', $2, now())",
+                    uuid.uuid4().hex, f'{{"id": "{cid}", "n": {n}}}')
+
+        async def warm(conn: Any) -> None:
+            cid = f"warm-{uuid.uuid4().hex}"
+            await conn.execute("INSERT INTO state VALUES ($1, 'Up', 1, '{}')", cid)
+            for n in range(warmup):
+                await transition(conn, cid, n)
+
         async def worker(conn: Any) -> None:
             while not queue.empty():
                 cid = queue.get_nowait()
                 for n in range(events):
-                    async with conn.transaction():
-                        await conn.execute(
-                            "UPDATE state SET state = $2, version = version + 1, data = $3 "
-                            "WHERE id = $1",
-                            cid, "Down" if n % 2 == 0 else "Up", f'{{"flips": {n + 1}}}')
-                        await conn.execute(
-                            "INSERT INTO outbox (message_id, destination, body, created_at) "
-                            "VALUES ($1, 'sink', $2, now())",
-                            uuid.uuid4().hex, f'{{"id": "{cid}", "n": {n}}}')
+                    await transition(conn, cid, n)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(c) for c in conns))
-        elapsed = time.perf_counter() - started
+        if warmup:
+            await asyncio.gather(*(warm(c) for c in conns))
+        rate = await _timed(lambda: asyncio.gather(*(worker(c) for c in conns)),
+                            sagas * events, timing)
         for conn in conns:
             await conn.close()
-        return sagas * events / elapsed
+        return rate
     finally:
         await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await admin.close()

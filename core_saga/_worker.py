@@ -119,7 +119,8 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
 
 
 class WorkerConfigurationError(StepsagaError):
-    """The worker's settings and its queues disagree; it refuses to run."""
+    """The worker's settings and its queues or its database disagree; it refuses to
+    run."""
 
 
 class Worker:
@@ -268,6 +269,18 @@ class Worker:
                 else self.settings.concurrency
         return min(limit, self.settings.concurrency)
 
+    async def _check_tables(self) -> None:
+        """Refuse to run on a database that lacks one of the engine's tables (a
+        migration not applied): a message would fail only once it needs the table — a
+        failing message, for one, when its failure is counted."""
+        missing = await self._with_outage_retry(self.store.missing_tables,
+                                                "checking the engine's tables")
+        if missing:
+            raise WorkerConfigurationError(
+                f"the database lacks the engine's table(s) {', '.join(missing)}: apply the "
+                f"packaged migrations (stepsaga migrate --database-url …) or create them "
+                f"(store.create_schema())")
+
     async def _check_redrive(self) -> None:
         """Refuse to run when SQS would dead-letter before the worker does: the worker's
         own path keeps the reason (error store) and needs ``max_deliveries`` receives,
@@ -336,6 +349,7 @@ class Worker:
         deleters = {q: _Deleter(self.transport, q, linger=self.settings.delete_linger_seconds)
                     for q in self._pipelines}
         try:
+            await self._check_tables()
             await self._check_redrive()
             if self._database_clock is not None:
                 await self._with_outage_retry(self._database_clock.sync,

@@ -76,6 +76,7 @@ def worker(
 ) -> None:
     """Run a worker process until SIGTERM/SIGINT (settings from STEPSAGA_* variables)."""
     from ._settings import WorkerSettings
+    from ._worker import WorkerConfigurationError
     from .logs import configure_logging
 
     try:
@@ -99,7 +100,12 @@ def worker(
                 console.print(f"[red]stepsaga worker: {factory} cannot start: {exc}[/red]",
                               highlight=False)
                 raise typer.Exit(2) from None
-            await built.run()
+            try:
+                await built.run()
+            except WorkerConfigurationError as exc:  # its queues or database disagree
+                console.print(f"[red]stepsaga worker: {factory} refuses to run: {exc}[/red]",
+                              highlight=False)
+                raise typer.Exit(2) from None
         finally:
             telemetry.flush()
 

@@ -33,6 +33,7 @@ def test_ceiling_prints_the_ratio_per_concurrency() -> None:
                      "--repeats", "1", "--cpu", "--waits",
                      "--modes", "per-message,batched,state-index")
     assert "engine (state-index) / ceiling at   8 connections = " in out
+    assert ", warm-up 8 transitions a connection, " in out  # both sides, off the clock
     assert "asyncpg loop (ceiling)     8 connections" in out
     for mode in ("per-message", "batched"):
         assert f"engine ({mode}) / ceiling at   1 connections = " in out

@@ -4,16 +4,20 @@ after its receives, which a worker killed while holding it also spends."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from core_saga import ConsumeContext, Consumer, Envelope, Message
 from core_saga._settings import WorkerSettings
-from core_saga._worker import Worker
-from core_saga.persistence import MemoryStore, SagaStore
+from core_saga._worker import Worker, WorkerConfigurationError
+from core_saga.persistence import MemoryStore, SagaStore, store_from_url, upgrade, upgrade_sync
 from core_saga.persistence._memory import MemoryTransaction
 from core_saga.transports import InMemoryTransport, TransportMessage
 
@@ -21,6 +25,7 @@ from .test_batched_commits import running
 from .test_worker import until
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Job(Message):
@@ -197,3 +202,45 @@ async def test_an_outage_while_counting_a_failure_holds_the_message() -> None:
     assert worker.failed == 0
     assert transport.dead_letters("jobs") == []
     assert await store.count_failure("jobs", envelope.message_id, "x", T0) == 1
+
+
+# -- a database without the table ----------------------------------------------------------
+
+async def test_a_worker_refuses_a_database_whose_migrations_are_behind(tmp_path: Path) -> None:
+    """Migrated to 0004 only: the worker names the missing table and the command, before
+    it takes a message; once migrated, it runs."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    await upgrade(url, revision="0004", packages=["core_saga"])
+    store = store_from_url(url, must_exist=True)
+    consumer = FailsFirst(failing=0)
+    worker, transport = job_worker(store, consumer)
+    await send_job(transport, 5)
+    try:
+        with pytest.raises(WorkerConfigurationError,
+                           match=r"lacks the engine's table\(s\) delivery_failures: apply the "
+                                 r"packaged migrations \(stepsaga migrate"):
+            await worker.run(install_signal_handlers=False)
+        assert consumer.calls == 0 and transport.depth("jobs") == 1
+        await upgrade(url, packages=["core_saga"])
+        worker = Worker(settings(), store=store, transport=transport)
+        worker.add_consumer(consumer, queue="jobs")
+        async with running(worker):
+            await until(lambda: asyncio.sleep(0, consumer.done == [5]))
+    finally:
+        await store.close()
+
+
+def test_stepsaga_worker_says_so_and_exits_2(tmp_path: Path) -> None:
+    database = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{database}"
+    upgrade_sync(url, revision="0004", packages=["core_saga"])
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "STEPSAGA_DATABASE_URL": url,
+           "COLUMNS": "300"}
+    refused = subprocess.run(
+        [str(Path(sys.executable).with_name("stepsaga")), "worker",
+         "tests.core_saga.cli_worker_app:worker"], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=120, check=False, stdin=subprocess.DEVNULL)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "refuses to run: the database lacks the engine's table(s) delivery_failures" in \
+        " ".join(refused.stderr.split()), refused.stderr
+    assert "Traceback" not in refused.stderr
