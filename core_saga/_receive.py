@@ -295,7 +295,7 @@ class ReceivePipeline:
         )
         async with self.store.transaction() as tx:
             await tx.add_error(record)
-            if envelope is not None and self.redelivery.max_deliveries > 1:
+            if envelope is not None:
                 await tx.forget_failures(self.endpoint.name, envelope.message_id)
             rows = []
             if envelope is not None and envelope.fault_address:

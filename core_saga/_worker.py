@@ -284,7 +284,8 @@ class Worker:
     async def _check_redrive(self) -> None:
         """Refuse to run when SQS would dead-letter before the worker does: the worker's
         own path keeps the reason (error store) and needs ``max_deliveries`` receives,
-        plus a margin for crashes and lost receipts."""
+        plus a margin for crashes and lost receipts. Tells each queue's pipeline its
+        last receive (:attr:`ReceivePipeline.receive_limit`)."""
         wanted = self.settings.max_deliveries + self.settings.dead_letter_margin
         for pipeline in self._pipelines.values():
             pipeline.receive_limit = wanted  # unless the queue says otherwise, below

@@ -7,8 +7,6 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,11 +15,10 @@ import pytest
 from core_saga import ConsumeContext, Consumer, Envelope, Message
 from core_saga._settings import WorkerSettings
 from core_saga._worker import Worker, WorkerConfigurationError
-from core_saga.persistence import MemoryStore, SagaStore, store_from_url, upgrade, upgrade_sync
-from core_saga.persistence._memory import MemoryTransaction
+from core_saga.persistence import SagaStore, store_from_url, upgrade, upgrade_sync
 from core_saga.transports import InMemoryTransport, TransportMessage
 
-from .test_batched_commits import running
+from .test_batched_commits import _DownStore, running
 from .test_worker import until
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -165,25 +162,10 @@ async def test_a_failure_on_the_last_receive_sqs_allows_is_dead_lettered_with_it
         "RuntimeError: job 3 failed (call 1)"]
 
 
-class _DropsWhileCounting(MemoryStore):
-    """The database goes away just as a failure is to be counted."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.down = False
-
-    @asynccontextmanager
-    async def transaction(self, *, readonly: bool = False
-                          ) -> AsyncIterator[MemoryTransaction]:
-        if self.down:
-            raise ConnectionRefusedError(111, "Connection refused")
-        async with super().transaction(readonly=readonly) as tx:
-            yield tx
-
-
 async def test_an_outage_while_counting_a_failure_holds_the_message() -> None:
     """Not counted, not released: kept until the database is back, then run again."""
-    store = _DropsWhileCounting()
+    store = _DownStore()  # the database goes away just as the failure is to be counted
+    store.down = False
 
     class FailsAsTheDatabaseGoes(FailsFirst):
         async def consume(self, ctx: ConsumeContext[Job]) -> None:
