@@ -423,6 +423,15 @@ class SqlStore(SagaStore):
         return cls(engine, schema=schema)
 
     @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for the store's own reads (gauges, console, checks). On SQLite its
+        transaction is a deferred BEGIN: a read takes no write lock, so it neither waits
+        behind writers nor — cancelled half-way, its connection not yet given back —
+        keeps them waiting."""
+        async with self.engine.connect() as plain:
+            yield await plain.execution_options(**{_READ_ONLY: True})
+
+    @asynccontextmanager
     async def transaction(self, *, readonly: bool = False
                           ) -> AsyncIterator[SqlTransaction]:
         if not readonly and self.dialect == "sqlite":
@@ -461,7 +470,7 @@ class SqlStore(SagaStore):
                outbox.c.deliver_at <= now)
         stmt = select(func.count(), func.min(outbox.c.deliver_at),
                       func.count(outbox.c.schedule_token)).where(*due)
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             count, oldest, timers = (await conn.execute(stmt)).one()
         if isinstance(oldest, str):  # SQLite hands an aggregate back untyped
             oldest = datetime.fromisoformat(oldest)
@@ -473,7 +482,7 @@ class SqlStore(SagaStore):
     async def database_time(self) -> datetime | None:
         if self.dialect != "postgresql":
             return None  # SQLite is a file on this host: the host's clock is the clock
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             value = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
         assert isinstance(value, datetime)
         return value
@@ -528,7 +537,7 @@ class SqlStore(SagaStore):
             )
 
     async def get_instance(self, saga_type: str, correlation_id: str) -> InstanceRecord | None:
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return await SqlTransaction(conn, self.dialect).load(saga_type, correlation_id,
                                                                   lock=False)
 
@@ -542,14 +551,14 @@ class SqlStore(SagaStore):
             stmt = stmt.where(saga_instances.c.updated_at < updated_before)
         stmt = stmt.order_by(saga_instances.c.updated_at.desc(),
                              saga_instances.c.correlation_id).limit(limit).offset(offset)
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return [_row_to_instance(r) for r in await conn.execute(stmt)]
 
     async def count_instances(self, saga_type: str) -> dict[str, int]:
         stmt = (select(saga_instances.c.state, func.count())
                 .where(saga_instances.c.saga_type == saga_type)
                 .group_by(saga_instances.c.state))
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return {r[0]: int(r[1]) for r in await conn.execute(stmt)}
 
     async def history(self, saga_type: str, correlation_id: str) -> list[HistoryRecord]:
@@ -557,7 +566,7 @@ class SqlStore(SagaStore):
             saga_history.c.saga_type == saga_type,
             saga_history.c.correlation_id == correlation_id,
         ).order_by(saga_history.c.id)
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return [
                 HistoryRecord(r.saga_type, r.correlation_id, r.event, r.from_state, r.to_state,
                               r.message_id, r.message_type, r.at,
@@ -568,12 +577,12 @@ class SqlStore(SagaStore):
     async def outbox_for(self, correlation_id: str) -> list[OutboxRow]:
         stmt = select(outbox).where(outbox.c.correlation_id == correlation_id) \
             .order_by(outbox.c.id)
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return [_row_to_outbox(r) for r in await conn.execute(stmt)]
 
     async def pending_outbox(self) -> list[OutboxRow]:
         stmt = select(outbox).where(outbox.c.dispatched_at.is_(None)).order_by(outbox.c.id)
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return [_row_to_outbox(r) for r in await conn.execute(stmt)]
 
     async def list_errors(self, *, endpoint: str | None = None,
@@ -581,7 +590,7 @@ class SqlStore(SagaStore):
         stmt = select(errors).order_by(errors.c.id.desc()).limit(limit)
         if endpoint is not None:
             stmt = stmt.where(errors.c.endpoint == endpoint)
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return [
                 ErrorRecord(r.endpoint, r.error_type, r.reason, r.body, r.at, r.message_id,
                             r.message_type, r.correlation_id,
@@ -607,7 +616,7 @@ class SqlStore(SagaStore):
                           saga_instances.c.correlation_id)
                 .limit(query.limit).offset(query.offset))
         count = select(func.count()).select_from(saga_instances).where(*where)
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             found = [_row_to_instance(r) for r in await conn.execute(page)]
             total = int((await conn.execute(count)).scalar_one())
         return InstancePage(found, total)
@@ -616,7 +625,7 @@ class SqlStore(SagaStore):
         stmt = (select(saga_instances)
                 .where(saga_instances.c.correlation_id == correlation_id)
                 .order_by(saga_instances.c.saga_type))
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return [_row_to_instance(r) for r in await conn.execute(stmt)]
 
     async def history_of(self, correlation_id: str, *, saga_type: str | None = None
@@ -624,20 +633,20 @@ class SqlStore(SagaStore):
         stmt = select(saga_history).where(saga_history.c.correlation_id == correlation_id)
         if saga_type is not None:
             stmt = stmt.where(saga_history.c.saga_type == saga_type)
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return [_row_to_history(r)
                     for r in await conn.execute(stmt.order_by(saga_history.c.id))]
 
     async def errors_for(self, correlation_id: str) -> list[ErrorRecord]:
         stmt = select(errors).where(errors.c.correlation_id == correlation_id) \
             .order_by(errors.c.id)
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return [_row_to_error(r) for r in await conn.execute(stmt)]
 
     async def inbox_for(self, message_ids: Collection[str]) -> list[InboxRecord]:
         ids = sorted(set(message_ids))
         found: list[InboxRecord] = []
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             for start in range(0, len(ids), 500):  # SQLite caps the parameters
                 stmt = select(inbox).where(inbox.c.message_id.in_(ids[start:start + 500]))
                 found += [InboxRecord(r.consumer, r.message_id, r.processed_at)
@@ -651,7 +660,7 @@ class SqlStore(SagaStore):
             .order_by(c.saga_type, c.state)
         if saga_type is not None:
             stmt = stmt.where(c.saga_type == saga_type)
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return [StateCount(r[0], r[1], int(r[2])) for r in await conn.execute(stmt)]
 
     async def missing_tables(self) -> list[str]:
@@ -660,7 +669,7 @@ class SqlStore(SagaStore):
             return [table.name for table in metadata.sorted_tables
                     if not inspector.has_table(table.name, schema=self.schema)]
 
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return await conn.run_sync(missing)
 
 

@@ -4,6 +4,7 @@ order is found however many finished ones there are."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -178,3 +179,32 @@ def test_a_mistyped_sqlite_path_is_not_created(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no SQLite database at"):
         store_from_url(f"sqlite+aiosqlite:///{wrong}", must_exist=True)
     assert not wrong.exists()
+
+
+async def test_sqlite_reads_go_on_while_a_writer_holds_the_lock(tmp_path: Path) -> None:
+    """The gauges, the console and the worker's checks read beside a writer: on SQLite
+    (WAL) a read takes no write lock, so it neither waits for one nor, cancelled half-way,
+    keeps writers waiting."""
+
+
+    path = tmp_path / "busy.db"
+    store = SqlStore.from_url(f"sqlite+aiosqlite:///{path}", lock_timeout=1.0)
+    await store.create_schema()
+    await insert(store, instance(ORDERS, "o-1", "Submitted", 0, 0))
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another process's write transaction
+        writer.execute("UPDATE saga_instances SET state = 'Paid'")
+        assert await store.count_instances(ORDERS) == {"Submitted": 1}
+        assert (await store.outbox_stats(at(0)))["backlog"] == 0
+        assert ids((await store.query_instances(InstanceQuery(saga_type=ORDERS))).instances) \
+            == ["o-1"]
+        assert [c.state for c in await store.state_counts()] == ["Submitted"]
+        assert await store.missing_tables() == []
+        with pytest.raises(Exception, match="database is locked"):  # a write does wait
+            await store.purge(inbox_before=at(0), outbox_before=at(0))
+        writer.execute("COMMIT")
+        assert await store.count_instances(ORDERS) == {"Paid": 1}
+    finally:
+        writer.close()
+        await store.close()
