@@ -118,17 +118,6 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
-async def _finish(tasks: list[asyncio.Task[Any]], grace: float) -> None:
-    """Wait for tasks that end on the stop event; cancel those still running after
-    `grace` seconds."""
-    if not tasks:
-        return
-    _, pending = await asyncio.wait(tasks, timeout=grace)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
 class WorkerConfigurationError(StepsagaError):
     """The worker's settings and its queues or its database disagree; it refuses to
     run."""
@@ -355,10 +344,7 @@ class Worker:
                                        ready=self._ready_checks,
                                        metrics=_metrics.prometheus_text)
             await self.health.start()
-        # Housekeeping (clock, purge, gauges) talks to the database: it ends on the stop
-        # event, never cancelled half-way through a statement (a SQLite connection
-        # cancelled inside its transaction can keep its lock until it is collected).
-        housekeeping: list[asyncio.Task[Any]] = []
+        background: list[asyncio.Task[Any]] = []
         receivers: list[asyncio.Task[Any]] = []
         outbox: asyncio.Task[None] | None = None
         deleters = {q: _Deleter(self.transport, q, linger=self.settings.delete_linger_seconds)
@@ -369,14 +355,13 @@ class Worker:
             if self._database_clock is not None:
                 await self._with_outage_retry(self._database_clock.sync,
                                               "reading the database's clock")
-                housekeeping.append(
-                    asyncio.create_task(self._clock_loop(self._database_clock)))
+                background.append(asyncio.create_task(self._clock_loop(self._database_clock)))
             outbox = asyncio.create_task(self.dispatcher.run(
                 self._stop, poll_interval=self.settings.outbox_poll_seconds))
             receivers = [asyncio.create_task(self._receive_loop(q, p, deleters[q]))
                          for q, p in self._pipelines.items()]
-            housekeeping.append(asyncio.create_task(self._purge_loop()))
-            housekeeping.append(asyncio.create_task(self._gauge_loop()))
+            receivers.append(asyncio.create_task(self._purge_loop()))
+            receivers.append(asyncio.create_task(self._gauge_loop()))
             self._started.set()
             log.info("worker started on %s (event loop %s)", ", ".join(self._pipelines),
                      loop_name(asyncio.get_running_loop()))
@@ -397,7 +382,9 @@ class Worker:
                                 self.settings.shutdown_grace_seconds)
             for deleter in deleters.values():
                 await deleter.drain()
-            await _finish(housekeeping, self.settings.shutdown_grace_seconds)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             if outbox is not None:
                 await asyncio.gather(outbox, return_exceptions=True)
             with contextlib.suppress(Exception):
@@ -445,9 +432,7 @@ class Worker:
 
     async def _clock_loop(self, clock: DatabaseClock) -> None:
         while not self._stop.is_set():
-            await _sleep_unless(self._stop, clock.refresh_seconds)
-            if self._stop.is_set():
-                return
+            await asyncio.sleep(clock.refresh_seconds)
             with contextlib.suppress(Exception):  # keeps the last reading meanwhile
                 await clock.sync()
 

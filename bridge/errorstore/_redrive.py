@@ -169,10 +169,10 @@ class ErrorRedriver:
                                  f"error {error_id} was redriven already: nothing changed",
                                  queue, record.correlation_id)
         except ConcurrencyError:
-            # Another redrive of this error committed its claim first. Where the claim is
-            # checked only at the commit (SQLite takes its write lock as late as it can),
-            # this one had sent a copy already: the message keeps its id, so the inbox
-            # absorbs it, and the other redrive is the one audited.
+            # Another redrive of this error committed its claim first (the claim waits
+            # for a concurrent one, so this is a store that checks it at the commit): a
+            # copy sent meanwhile keeps the message's id, so the inbox absorbs it, and
+            # the other redrive is the one audited.
             log.info("redrive: error %s was redriven at the same time by another redrive",
                      error_id)
             return RedriveResult(error_id, "unchanged", False,

@@ -263,6 +263,13 @@ class SqlTransaction(StoreTransaction):
         result = await self.conn.execute(_INBOX_CLAIM, claim)
         return bool(result.rowcount)
 
+    async def claim_once(self, scope: str, key: str) -> bool:
+        # A claim is for doing something once (a redrive's send, a refund): it must hold
+        # from here, not be checked at the commit. On PostgreSQL a second claim of the key
+        # waits for the first to commit; on SQLite the claim takes the write lock now.
+        await self._write()
+        return await self.inbox_claim(scope, key, datetime.now(UTC))
+
     async def load(self, saga_type: str, correlation_id: str, *, lock: bool
                    ) -> InstanceRecord | None:
         if lock:

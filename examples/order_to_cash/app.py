@@ -62,7 +62,6 @@ from core_saga import (
     Clock,
     Consumer,
     Saga,
-    SystemClock,
     Topology,
     Worker,
     WorkerSettings,
@@ -201,11 +200,13 @@ def build_worker(settings: WorkerSettings, store: SagaStore, transport: Transpor
                  reviews: ReviewStore | None = None) -> Worker:
     """A worker hosting `services` (default: the message services) with the app's full
     topology; nothing else is attached (:func:`build_app` wires the whole app)."""
-    clock = clock or SystemClock()
+    # No clock given: the worker's own (the database's, `database_clock`, on by default),
+    # so that timers and leases agree across hosts whose clocks differ; the services
+    # read the same one.
     built = Worker(settings, store=store, transport=transport, clock=clock,
                    topology=build_topology())
     host_services(built, services=services, saga_settings=saga_settings, gateway=gateway,
-                  carrier=carrier, clock=clock, heartbeats=heartbeats, reviews=reviews)
+                  carrier=carrier, clock=built.clock, heartbeats=heartbeats, reviews=reviews)
     return built
 
 

@@ -238,3 +238,30 @@ async def test_concurrent_messages_each_write_in_their_own_transaction(
 
     await asyncio.gather(*(write(i) for i in range(10)))
     assert len(await _rows(user_store)) == 10
+
+
+async def test_a_claim_holds_from_the_moment_it_is_made(
+        sql_store: SqlStore | AsyncpgStore) -> None:
+    """`claim_once` is for doing something once (a redrive's send, a refund): a second
+    claim of the key waits for the first transaction and then says False — on SQLite too,
+    where a message's own inbox claim is checked only when it first writes."""
+    claimed, release = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with sql_store.transaction() as tx:
+            assert await tx.claim_once("refunds", "order-1")
+            claimed.set()
+            await release.wait()  # an outside call, made once
+
+    async def second() -> bool:
+        async with sql_store.transaction() as tx:
+            return await tx.claim_once("refunds", "order-1")
+
+    holder = asyncio.create_task(first())
+    await asyncio.wait_for(claimed.wait(), 10)
+    other = asyncio.create_task(second())
+    await asyncio.wait({other}, timeout=0.5)
+    assert not other.done()  # waiting for the first claim's transaction
+    release.set()
+    await asyncio.wait_for(holder, 10)
+    assert await asyncio.wait_for(other, 30) is False

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from decimal import Decimal
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 from core_saga import ConsumeContext, Consumer, Envelope, Message, ReceiptExpiredError
 from core_saga._settings import WorkerSettings
 from core_saga._worker import Worker
-from core_saga.persistence import MemoryStore, SagaStore
+from core_saga.persistence import SagaStore
 from core_saga.transports import InMemoryTransport, ReceivedMessage, TransportMessage
 from examples.quickstart.article_saga import (
     ArticleOrderSaga,
@@ -192,45 +191,6 @@ async def test_stop_finishes_in_flight_messages_and_flushes_the_outbox(
     assert transport.depth("slow") == 0  # deleted, not left to reappear
     assert transport.depth("after-slow") == 5  # what they sent went out before exit
     assert await store.pending_outbox() == []
-
-
-class PurgeInHand(MemoryStore):
-    """A store whose retention purge (the worker runs one at start) lasts until the
-    test lets it finish."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.started = asyncio.Event()
-        self.release = asyncio.Event()
-        self.outcome = ""
-
-    async def purge(self, *, inbox_before: datetime, outbox_before: datetime
-                    ) -> tuple[int, int]:
-        self.started.set()
-        try:
-            await self.release.wait()
-        except asyncio.CancelledError:
-            self.outcome = "cancelled"
-            raise
-        self.outcome = "finished"
-        return await super().purge(inbox_before=inbox_before, outbox_before=outbox_before)
-
-
-async def test_stop_lets_a_database_statement_in_hand_finish(
-        transport: InMemoryTransport) -> None:
-    """Housekeeping (purge, gauges, clock) ends on the stop, not cancelled inside a
-    statement: a SQLite connection cancelled in its transaction can keep its lock."""
-    store = PurgeInHand()
-    worker = Worker(settings(), store=store, transport=transport)
-    worker.add_consumer(SlowConsumer(), queue="slow")
-    task = asyncio.create_task(worker.run(install_signal_handlers=False))
-    await asyncio.wait_for(store.started.wait(), 10)
-    worker.request_stop()
-    await asyncio.wait({task}, timeout=0.5)
-    assert store.outcome == "" and not task.done()  # waiting for the purge, not cutting it
-    store.release.set()
-    await asyncio.wait_for(task, 10)
-    assert store.outcome == "finished"
 
 
 async def test_health_and_readiness(store: SagaStore, transport: InMemoryTransport) -> None:

@@ -27,6 +27,7 @@ from examples.order_to_cash.inventory import set_stock_levels
 from examples.order_to_cash.orders import OrderService
 from examples.order_to_cash.payment import FakePaymentGateway
 
+from ..conftest import pg_asyncpg_store, requires_postgres
 from .support import order_request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,3 +187,37 @@ async def test_python_m_runs_the_app_in_one_process(tmp_path: Path) -> None:
     assert view["status"] == "Completed" and str(view["trackingId"]).startswith("FAKEX-")
     assert "demo stock set" in log.read_text()
 
+
+
+@pytest.mark.postgres
+@requires_postgres
+async def test_the_app_worker_keeps_the_databases_time_on_a_host_whose_clock_is_off(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """build_worker (every entry point's worker) leaves the clock to the worker: the
+    database's (`database_clock`, on by default), so a host 15 s ahead neither fires the
+    app's timers early nor stamps its rows late; its services read the same clock."""
+    from datetime import UTC, datetime, timedelta
+
+    from core_saga import _clock
+
+    class Ahead(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> datetime:  # type: ignore[override]
+            return datetime.now(tz) + timedelta(seconds=15)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_clock, "datetime", Ahead)
+    store = pg_asyncpg_store()
+    await create_tables(store)
+    try:
+        worker = build_worker(fast(), store, InMemoryTransport())
+        assert _clock.SystemClock().now() - datetime.now(UTC) > timedelta(seconds=14)
+        async with running(worker):
+            deadline = time.monotonic() + 20
+            while not worker._started.is_set():
+                assert time.monotonic() < deadline, "the worker did not start"
+                await asyncio.sleep(0.02)
+            assert abs(worker.clock.now() - datetime.now(UTC)) < timedelta(seconds=2)
+            assert worker.dispatcher.clock is worker.clock  # timers are due by it
+    finally:
+        await store.drop_schema()
+        await store.close()
