@@ -169,8 +169,8 @@ class ErrorRedriver:
                                  f"error {error_id} was redriven already: nothing changed",
                                  queue, record.correlation_id)
         except ConcurrencyError:
-            # Another redrive of this error committed its claim first (the claim waits
-            # for a concurrent one, so this is a store that checks it at the commit): a
+            # Another redrive of this error committed its claim first, on a store whose
+            # claims are checked only at the commit (the built-in ones wait instead): a
             # copy sent meanwhile keeps the message's id, so the inbox absorbs it, and
             # the other redrive is the one audited.
             log.info("redrive: error %s was redriven at the same time by another redrive",

@@ -268,7 +268,7 @@ class SqlTransaction(StoreTransaction):
         # from here, not be checked at the commit. On PostgreSQL a second claim of the key
         # waits for the first to commit; on SQLite the claim takes the write lock now.
         await self._write()
-        return await self.inbox_claim(scope, key, datetime.now(UTC))
+        return await super().claim_once(scope, key)
 
     async def load(self, saga_type: str, correlation_id: str, *, lock: bool
                    ) -> InstanceRecord | None:

@@ -185,8 +185,6 @@ async def test_sqlite_reads_go_on_while_a_writer_holds_the_lock(tmp_path: Path) 
     """The gauges, the console and the worker's checks read beside a writer: on SQLite
     (WAL) a read takes no write lock, so it neither waits for one nor, cancelled half-way,
     keeps writers waiting."""
-
-
     path = tmp_path / "busy.db"
     store = SqlStore.from_url(f"sqlite+aiosqlite:///{path}", lock_timeout=1.0)
     await store.create_schema()

@@ -12,13 +12,14 @@ import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
 
-from core_saga import Worker, WorkerSettings
+from core_saga import Worker, WorkerSettings, _clock
 from core_saga.persistence import SagaStore
 from core_saga.transports import InMemoryTransport
 from examples.order_to_cash import build_worker, create_tables, order_service
@@ -188,7 +189,6 @@ async def test_python_m_runs_the_app_in_one_process(tmp_path: Path) -> None:
     assert "demo stock set" in log.read_text()
 
 
-
 @pytest.mark.postgres
 @requires_postgres
 async def test_the_app_worker_keeps_the_databases_time_on_a_host_whose_clock_is_off(
@@ -196,10 +196,6 @@ async def test_the_app_worker_keeps_the_databases_time_on_a_host_whose_clock_is_
     """build_worker (every entry point's worker) leaves the clock to the worker: the
     database's (`database_clock`, on by default), so a host 15 s ahead neither fires the
     app's timers early nor stamps its rows late; its services read the same clock."""
-    from datetime import UTC, datetime, timedelta
-
-    from core_saga import _clock
-
     class Ahead(datetime):
         @classmethod
         def now(cls, tz: object = None) -> datetime:  # type: ignore[override]
